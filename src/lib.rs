@@ -1,0 +1,10 @@
+//! grete: a Kafka client core that does no IO.
+//!
+//! This crate holds the wire codec and (in later work) the connection, cluster, producer
+//! and consumer state machines. The transports (`grete-tokio`, `grete-smol`,
+//! `grete-blocking`) move bytes between sockets and this core.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod protocol;
