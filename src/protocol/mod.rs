@@ -2,7 +2,10 @@
 //! compression and error codes. Nothing here does IO.
 
 pub mod error;
+pub mod error_code;
+pub mod frame;
 pub mod primitives;
 
 pub use error::{DecodeError, EncodeError};
+pub use error_code::ErrorCode;
 pub use primitives::{Decode, Encode};
