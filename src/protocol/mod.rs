@@ -1,6 +1,7 @@
 //! The Kafka wire codec: primitives, frames, headers, generated messages, records,
 //! compression and error codes. Nothing here does IO.
 
+pub mod compression;
 pub mod error;
 pub mod error_code;
 pub mod frame;
