@@ -117,6 +117,10 @@ pub enum EncodeError {
     /// A compression codec that is disabled at build time.
     #[error("compression codec {0} is not enabled in this build")]
     CompressionDisabled(&'static str),
+    /// A value the format cannot express as given, such as record offsets that do not
+    /// increase within a batch.
+    #[error("invalid {0}")]
+    Invalid(&'static str),
     /// The compressor failed.
     #[error("{codec} compression failed: {reason}")]
     Compress {

@@ -7,6 +7,7 @@ pub mod error_code;
 pub mod frame;
 pub mod messages;
 pub mod primitives;
+pub mod records;
 
 pub use error::{DecodeError, EncodeError};
 pub use error_code::ErrorCode;

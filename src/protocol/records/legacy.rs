@@ -1,0 +1,381 @@
+//! Legacy message sets: magic 0 (Kafka 0.8 to 0.9) and magic 1 (0.10, adds timestamps).
+//!
+//! ```text
+//! offset int64 | messageSize int32
+//! crc uint32 (CRC-32 of everything after it) | magic int8 | attributes int8
+//! timestamp int64 (magic 1 only) | key bytes | value bytes
+//! ```
+//!
+//! Attributes: bits 0..2 the codec, bit 3 (magic 1) log-append time. A compressed message
+//! is a wrapper whose value is a compressed message set. Inside a magic 1 wrapper offsets
+//! are relative (0..n-1) and the wrapper carries the absolute offset of the last inner
+//! message; inside a magic 0 wrapper they are absolute.
+
+use bytes::Bytes;
+
+use super::read::{slice, Body, Cursor, LOG_OVERHEAD};
+use super::{
+    malformed, Batch, DecodeLimits, Record, TimestampType, COMPRESSION_MASK, TIMESTAMP_TYPE_BIT,
+};
+use crate::protocol::compression::{self, CompressOptions, Compression};
+use crate::protocol::error::{DecodeError, EncodeError};
+
+/// The smallest whole magic 0 message, log overhead included.
+pub(super) const MIN_MESSAGE_V0: usize = LOG_OVERHEAD + 4 + 1 + 1 + 4 + 4;
+/// The smallest whole magic 1 message, log overhead included.
+pub(super) const MIN_MESSAGE_V1: usize = MIN_MESSAGE_V0 + 8;
+/// Where the CRC'd part of a message starts (its magic byte).
+const MAGIC_OFFSET: usize = 16;
+
+/// How to write a message set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageSetOptions {
+    /// The format: 0 or 1.
+    pub magic: i8,
+    /// The codec; with one, all records go into one compressed wrapper message.
+    /// Zstandard needs magic 2.
+    pub compression: Compression,
+    /// Codec options. For magic 0 LZ4 always gets the pre-0.10 header checksum.
+    pub compress_options: CompressOptions,
+    /// What the timestamps mean (magic 1).
+    pub timestamp_type: TimestampType,
+}
+
+impl Default for MessageSetOptions {
+    fn default() -> Self {
+        MessageSetOptions {
+            magic: 1,
+            compression: Compression::None,
+            compress_options: CompressOptions::default(),
+            timestamp_type: TimestampType::CreateTime,
+        }
+    }
+}
+
+/// Appends `records` as a legacy message set to `out`: one message each, or one wrapper
+/// holding them all when compressed. Records keep their offsets (relative to the first
+/// inside a magic 1 wrapper, as the format asks). Returns the bytes written.
+pub fn encode_message_set(
+    out: &mut Vec<u8>,
+    options: &MessageSetOptions,
+    records: &[Record],
+) -> Result<usize, EncodeError> {
+    let magic = options.magic;
+    if !(0..=1).contains(&magic) {
+        return Err(EncodeError::UnsupportedVersion {
+            message: "MessageSet",
+            version: magic as i16,
+        });
+    }
+    if options.compression == Compression::Zstd {
+        return Err(EncodeError::UnsupportedField {
+            message: "MessageSet",
+            field: "compression (zstd)",
+            version: magic as i16,
+        });
+    }
+    if records.iter().any(|r| !r.headers.is_empty()) {
+        return Err(EncodeError::UnsupportedField {
+            message: "Record",
+            field: "headers",
+            version: magic as i16,
+        });
+    }
+    let ts_bit = if magic >= 1 && options.timestamp_type == TimestampType::LogAppendTime {
+        TIMESTAMP_TYPE_BIT
+    } else {
+        0
+    };
+    let start = out.len();
+    let result = if options.compression == Compression::None {
+        records.iter().try_for_each(|r| {
+            put_message(
+                out,
+                magic,
+                r.offset,
+                r.timestamp,
+                ts_bit,
+                r.key.as_deref(),
+                r.value.as_deref(),
+            )
+        })
+    } else {
+        encode_wrapper(out, options, ts_bit, records)
+    };
+    match result {
+        Ok(()) => Ok(out.len() - start),
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
+}
+
+fn encode_wrapper(
+    out: &mut Vec<u8>,
+    options: &MessageSetOptions,
+    ts_bit: u8,
+    records: &[Record],
+) -> Result<(), EncodeError> {
+    let (Some(first), Some(last)) = (records.first(), records.last()) else {
+        return Ok(());
+    };
+    let magic = options.magic;
+    let mut inner = Vec::new();
+    for r in records {
+        let offset = if magic >= 1 {
+            r.offset.wrapping_sub(first.offset)
+        } else {
+            r.offset
+        };
+        put_message(
+            &mut inner,
+            magic,
+            offset,
+            r.timestamp,
+            0,
+            r.key.as_deref(),
+            r.value.as_deref(),
+        )?;
+    }
+    let mut copts = options.compress_options;
+    copts.lz4_legacy_header_checksum = magic == 0;
+    let mut value = Vec::new();
+    compression::compress(options.compression, &inner, &mut value, &copts)?;
+    let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+    let attributes = options.compression.code() | ts_bit;
+    put_message(
+        out,
+        magic,
+        last.offset,
+        max_timestamp,
+        attributes,
+        None,
+        Some(&value),
+    )
+}
+
+fn put_bytes(out: &mut Vec<u8>, v: Option<&[u8]>) -> Result<(), EncodeError> {
+    match v {
+        None => out.extend_from_slice(&(-1i32).to_be_bytes()),
+        Some(b) => {
+            let n = i32::try_from(b.len()).map_err(|_| EncodeError::TooLong("message field"))?;
+            out.extend_from_slice(&n.to_be_bytes());
+            out.extend_from_slice(b);
+        }
+    }
+    Ok(())
+}
+
+/// Appends one message with its offset and size prefix, filling in size and CRC.
+pub(super) fn put_message(
+    out: &mut Vec<u8>,
+    magic: i8,
+    offset: i64,
+    timestamp: i64,
+    attributes: u8,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> Result<(), EncodeError> {
+    let start = out.len();
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.extend_from_slice(&[0; 8]); // size and CRC, filled in below
+    out.push(magic as u8);
+    out.push(attributes);
+    if magic >= 1 {
+        out.extend_from_slice(&timestamp.to_be_bytes());
+    }
+    put_bytes(out, key)?;
+    put_bytes(out, value)?;
+    let size = i32::try_from(out.len() - start - LOG_OVERHEAD)
+        .map_err(|_| EncodeError::TooLong("message"))?;
+    out[start + 8..start + 12].copy_from_slice(&size.to_be_bytes());
+    let crc = crc32fast::hash(&out[start + MAGIC_OFFSET..]);
+    out[start + 12..start + 16].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// One parsed message, its key and value as ranges of the bytes it was parsed from.
+struct Message {
+    offset: i64,
+    magic: i8,
+    attributes: u8,
+    timestamp: i64,
+    key: Option<(usize, usize)>,
+    value: Option<(usize, usize)>,
+    /// Where the next message starts.
+    end: usize,
+}
+
+/// Parses the message at `pos` in `data`, which must hold all of it.
+fn parse_message(data: &[u8], pos: usize, verify_crc: bool) -> Result<Message, DecodeError> {
+    let mut c = Cursor { buf: data, pos };
+    let offset = c.i64()?;
+    let size = c.i32()?;
+    if size < 0 {
+        return Err(DecodeError::InvalidLength(size as i64));
+    }
+    let size = size as usize;
+    if size > c.remaining() {
+        return Err(DecodeError::UnexpectedEof {
+            needed: size - c.remaining(),
+        });
+    }
+    let end = c.pos + size;
+    let mut c = Cursor {
+        buf: &data[..end],
+        pos: c.pos,
+    };
+    let stored = c.u32()?;
+    if verify_crc {
+        let computed = crc32fast::hash(&data[c.pos..end]);
+        if computed != stored {
+            return Err(DecodeError::CrcMismatch { computed, stored });
+        }
+    }
+    let magic = c.i8()?;
+    if !(0..=1).contains(&magic) {
+        return Err(DecodeError::UnknownMagic(magic));
+    }
+    let attributes = c.i8()? as u8;
+    let timestamp = if magic >= 1 { c.i64()? } else { -1 };
+    let key_len = c.i32()?;
+    let key = c.nullable_range(key_len)?;
+    let value_len = c.i32()?;
+    let value = c.nullable_range(value_len)?;
+    if c.pos != end {
+        return Err(malformed("message size does not match its fields"));
+    }
+    Ok(Message {
+        offset,
+        magic,
+        attributes,
+        timestamp,
+        key,
+        value,
+        end,
+    })
+}
+
+fn timestamp_type(magic: i8, attributes: u8) -> TimestampType {
+    if magic == 0 {
+        TimestampType::NoTimestamp
+    } else if attributes & TIMESTAMP_TYPE_BIT != 0 {
+        TimestampType::LogAppendTime
+    } else {
+        TimestampType::CreateTime
+    }
+}
+
+/// Checks and parses one whole framed top-level message; decompresses a wrapper's value.
+pub(super) fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<Batch, DecodeError> {
+    let m = parse_message(&bytes, 0, limits.verify_crc)?;
+    let compression = Compression::from_code(m.attributes & COMPRESSION_MASK)?;
+    let ts_type = timestamp_type(m.magic, m.attributes);
+    let mut batch = Batch {
+        base_offset: m.offset,
+        last_offset: m.offset,
+        partition_leader_epoch: -1,
+        magic: m.magic,
+        compression,
+        timestamp_type: ts_type,
+        transactional: false,
+        control: false,
+        base_timestamp: m.timestamp,
+        max_timestamp: m.timestamp,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        record_count: 1,
+        size_in_bytes: bytes.len(),
+        body: Body::Legacy {
+            data: Bytes::new(),
+            offset_delta: 0,
+            timestamp_override: None,
+            verify_crc: false,
+        },
+    };
+    if compression == Compression::None {
+        batch.body = Body::Legacy {
+            data: bytes,
+            offset_delta: 0,
+            timestamp_override: None,
+            // Already checked above.
+            verify_crc: false,
+        };
+        return Ok(batch);
+    }
+    let Some((a, b)) = m.value else {
+        return Err(DecodeError::UnexpectedNull("compressed wrapper value"));
+    };
+    let inner = compression::decompress(compression, &bytes[a..b], limits.max_decompressed_size)?;
+    let (first, last, count) = scan_inner(&inner)?;
+    let offset_delta = if m.magic >= 1 {
+        m.offset.wrapping_sub(last)
+    } else {
+        0
+    };
+    batch.base_offset = first.wrapping_add(offset_delta);
+    batch.record_count = count;
+    batch.body = Body::Legacy {
+        data: inner,
+        offset_delta,
+        timestamp_override: (ts_type == TimestampType::LogAppendTime).then_some(m.timestamp),
+        verify_crc: limits.verify_crc,
+    };
+    Ok(batch)
+}
+
+/// Frames the inner messages of a decompressed wrapper without decoding them: the first
+/// and last (stored) offsets and the count. Refuses nested compression and partial
+/// messages, which cannot come from a broker cutting a response short.
+fn scan_inner(data: &[u8]) -> Result<(i64, i64, i32), DecodeError> {
+    let mut pos = 0;
+    let mut first = None;
+    let mut last = 0;
+    let mut count = 0i32;
+    while pos < data.len() {
+        let rest = &data[pos..];
+        if rest.len() < MIN_MESSAGE_V0 {
+            return Err(malformed("truncated message in a compressed wrapper"));
+        }
+        let offset = i64::from_be_bytes(rest[..8].try_into().map_err(|_| malformed("offset"))?);
+        let size = i32::from_be_bytes([rest[8], rest[9], rest[10], rest[11]]);
+        if size < 0 || size as usize > rest.len() - LOG_OVERHEAD {
+            return Err(malformed("truncated message in a compressed wrapper"));
+        }
+        if rest[MAGIC_OFFSET + 1] & COMPRESSION_MASK != 0 {
+            return Err(malformed("nested compression"));
+        }
+        first.get_or_insert(offset);
+        last = offset;
+        count = count.checked_add(1).ok_or(malformed("too many messages"))?;
+        pos += LOG_OVERHEAD + size as usize;
+    }
+    let first = first.ok_or(malformed("compressed wrapper with no messages"))?;
+    Ok((first, last, count))
+}
+
+/// Decodes the message at `*pos` of a message set and advances past it.
+pub(super) fn decode_inner(
+    data: &Bytes,
+    pos: &mut usize,
+    offset_delta: i64,
+    timestamp_override: Option<i64>,
+    verify_crc: bool,
+) -> Result<Record, DecodeError> {
+    let m = parse_message(data, *pos, verify_crc)?;
+    *pos = m.end;
+    let (timestamp, timestamp_type) = match timestamp_override {
+        Some(t) => (t, TimestampType::LogAppendTime),
+        None => (m.timestamp, timestamp_type(m.magic, m.attributes)),
+    };
+    Ok(Record {
+        offset: m.offset.wrapping_add(offset_delta),
+        timestamp,
+        timestamp_type,
+        key: slice(data, m.key),
+        value: slice(data, m.value),
+        headers: Vec::new(),
+    })
+}

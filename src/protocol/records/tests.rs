@@ -1,0 +1,810 @@
+use bytes::Bytes;
+use quickcheck::{quickcheck, Arbitrary, Gen};
+
+use super::legacy::{encode_message_set, MessageSetOptions};
+use super::*;
+use crate::protocol::compression::{CompressOptions, SnappyFraming};
+use crate::protocol::error::EncodeError;
+
+/// Every codec configuration: codec and Snappy framing.
+const CODECS: [(Compression, SnappyFraming); 6] = [
+    (Compression::None, SnappyFraming::Xerial),
+    (Compression::Gzip, SnappyFraming::Xerial),
+    (Compression::Snappy, SnappyFraming::Xerial),
+    (Compression::Snappy, SnappyFraming::Raw),
+    (Compression::Lz4, SnappyFraming::Xerial),
+    (Compression::Zstd, SnappyFraming::Xerial),
+];
+
+fn copts(framing: SnappyFraming) -> CompressOptions {
+    CompressOptions {
+        snappy_framing: framing,
+        ..CompressOptions::default()
+    }
+}
+
+/// Records with increasing offsets (gaps allowed), arbitrary keys, values, timestamps and
+/// headers.
+#[derive(Debug, Clone)]
+struct Recs(Vec<Record>);
+
+impl Arbitrary for Recs {
+    fn arbitrary(g: &mut Gen) -> Self {
+        let n = usize::arbitrary(g) % 12;
+        let mut offset = (u32::arbitrary(g) >> 2) as i64;
+        let base_ts = 1_600_000_000_000 + i32::arbitrary(g) as i64;
+        let records = (0..n)
+            .map(|_| {
+                offset += 1 + (u8::arbitrary(g) % 4 == 0) as i64 * (u8::arbitrary(g) as i64);
+                let nh = usize::arbitrary(g) % 3;
+                Record {
+                    offset,
+                    timestamp: if bool::arbitrary(g) {
+                        i64::arbitrary(g)
+                    } else {
+                        base_ts + i16::arbitrary(g) as i64
+                    },
+                    timestamp_type: TimestampType::CreateTime,
+                    key: Option::<Vec<u8>>::arbitrary(g).map(Bytes::from),
+                    value: Option::<Vec<u8>>::arbitrary(g).map(Bytes::from),
+                    headers: (0..nh)
+                        .map(|_| Header {
+                            key: String::arbitrary(g),
+                            value: Option::<Vec<u8>>::arbitrary(g).map(Bytes::from),
+                        })
+                        .collect(),
+                }
+            })
+            .collect();
+        Recs(records)
+    }
+}
+
+fn decode_all(
+    bytes: &[u8],
+    limits: DecodeLimits,
+) -> Result<(Vec<Batch>, Vec<Record>), DecodeError> {
+    let mut batches = Vec::new();
+    let mut records = Vec::new();
+    for b in Batches::new(Bytes::copy_from_slice(bytes), limits) {
+        let b = b?;
+        for r in b.records() {
+            records.push(r?);
+        }
+        batches.push(b);
+    }
+    Ok((batches, records))
+}
+
+fn v2_round_trip(recs: Vec<Record>, header: BatchHeader) -> bool {
+    let mut out = vec![7u8; 3]; // encoding appends to what is there
+    let size = encode_record_batch(&mut out, &header, &recs).unwrap();
+    assert_eq!(out.len(), 3 + size);
+    let bytes = &out[3..];
+    let (batches, decoded) = decode_all(bytes, DecodeLimits::default()).unwrap();
+    assert_eq!(batches.len(), 1);
+    let b = &batches[0];
+    let log_append = header.timestamp_type == TimestampType::LogAppendTime;
+    let max_ts = recs.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+    let expected: Vec<Record> = recs
+        .iter()
+        .map(|r| Record {
+            timestamp: if log_append { max_ts } else { r.timestamp },
+            timestamp_type: header.timestamp_type,
+            ..r.clone()
+        })
+        .collect();
+    assert_eq!(decoded, expected);
+    assert_eq!(b.magic, 2);
+    assert_eq!(b.compression, header.compression);
+    assert_eq!(b.base_offset, header.base_offset);
+    let last = recs.last().map_or(header.base_offset, |r| r.offset);
+    assert_eq!(b.last_offset, last);
+    assert_eq!(next_fetch_offset(bytes), Some(last + 1));
+    assert_eq!(b.record_count as usize, recs.len());
+    assert_eq!(b.size_in_bytes, bytes.len());
+    assert_eq!(
+        (
+            b.producer_id,
+            b.producer_epoch,
+            b.base_sequence,
+            b.partition_leader_epoch
+        ),
+        (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+            header.partition_leader_epoch
+        )
+    );
+    assert_eq!(
+        (b.transactional, b.control, b.timestamp_type),
+        (header.transactional, false, header.timestamp_type)
+    );
+    assert_eq!(b.max_timestamp, max_ts);
+    if !log_append {
+        // Encoding what was decoded gives the same bytes.
+        let mut again = Vec::new();
+        encode_record_batch(&mut again, &header, &decoded).unwrap();
+        assert_eq!(again, bytes);
+    }
+    true
+}
+
+fn legacy_round_trip(
+    recs: Vec<Record>,
+    magic: i8,
+    compression: Compression,
+    framing: SnappyFraming,
+    log_append: bool,
+) -> bool {
+    let recs: Vec<Record> = recs
+        .into_iter()
+        .map(|r| Record {
+            headers: Vec::new(),
+            ..r
+        })
+        .collect();
+    let options = MessageSetOptions {
+        magic,
+        compression,
+        compress_options: copts(framing),
+        timestamp_type: if log_append {
+            TimestampType::LogAppendTime
+        } else {
+            TimestampType::CreateTime
+        },
+    };
+    let mut out = vec![1u8];
+    let size = encode_message_set(&mut out, &options, &recs).unwrap();
+    assert_eq!(out.len(), 1 + size);
+    let bytes = &out[1..];
+    let (batches, decoded) = decode_all(bytes, DecodeLimits::default()).unwrap();
+    let compressed = compression != Compression::None;
+    let max_ts = recs.iter().map(|r| r.timestamp).max().unwrap_or(-1);
+    let expected: Vec<Record> = recs
+        .iter()
+        .map(|r| {
+            let (timestamp, timestamp_type) = match (magic, log_append, compressed) {
+                (0, _, _) => (-1, TimestampType::NoTimestamp),
+                (_, false, _) => (r.timestamp, TimestampType::CreateTime),
+                (_, true, false) => (r.timestamp, TimestampType::LogAppendTime),
+                (_, true, true) => (max_ts, TimestampType::LogAppendTime),
+            };
+            Record {
+                timestamp,
+                timestamp_type,
+                ..r.clone()
+            }
+        })
+        .collect();
+    assert_eq!(decoded, expected);
+    let expected_batches = if compressed {
+        usize::from(!recs.is_empty())
+    } else {
+        recs.len()
+    };
+    assert_eq!(batches.len(), expected_batches);
+    for b in &batches {
+        assert_eq!(
+            (b.magic, b.compression, b.producer_id, b.control),
+            (magic, compression, -1, false)
+        );
+    }
+    if let Some(last) = recs.last() {
+        assert_eq!(batches.last().unwrap().last_offset, last.offset);
+        assert_eq!(batches[0].base_offset, recs[0].offset);
+        assert_eq!(next_fetch_offset(bytes), Some(last.offset + 1));
+    }
+    if magic == 0 || !(log_append && compressed) {
+        let mut again = Vec::new();
+        encode_message_set(&mut again, &options, &decoded).unwrap();
+        assert_eq!(again, bytes);
+    }
+    true
+}
+
+quickcheck! {
+    fn v2_round_trips_with_every_codec(recs: Recs, pid: i64, epoch: i16, seq: i32, leader_epoch: i32, flags: u8) -> bool {
+        CODECS.iter().all(|&(compression, framing)| {
+            let header = BatchHeader {
+                base_offset: recs.0.first().map_or(0, |r| r.offset - (flags % 3) as i64),
+                partition_leader_epoch: leader_epoch,
+                compression,
+                compress_options: copts(framing),
+                timestamp_type: if flags & 8 != 0 { TimestampType::LogAppendTime } else { TimestampType::CreateTime },
+                transactional: flags & 16 != 0,
+                control: false,
+                producer_id: pid,
+                producer_epoch: epoch,
+                base_sequence: seq,
+            };
+            v2_round_trip(recs.0.clone(), header)
+        })
+    }
+
+    fn v0_round_trips_with_every_codec(recs: Recs) -> bool {
+        CODECS.iter().filter(|c| c.0 != Compression::Zstd).all(|&(c, f)| legacy_round_trip(recs.0.clone(), 0, c, f, false))
+    }
+
+    fn v1_round_trips_with_every_codec(recs: Recs, log_append: bool) -> bool {
+        CODECS.iter().filter(|c| c.0 != Compression::Zstd).all(|&(c, f)| legacy_round_trip(recs.0.clone(), 1, c, f, log_append))
+    }
+
+    fn garbage_never_panics(data: Vec<u8>, magic: u8) -> bool {
+        let mut data = data;
+        if data.len() > 16 {
+            data[16] = magic % 3;
+        }
+        let _ = decode_all(&data, DecodeLimits::default());
+        let _ = decode_all(&data, DecodeLimits::default().with_verify_crc(false));
+        let _ = next_fetch_offset(&data);
+        true
+    }
+
+    fn mutated_batches_never_panic(recs: Recs, at: usize, xor: u8, which: u8) -> bool {
+        let recs: Vec<Record> = recs.0.into_iter().map(|r| Record { headers: Vec::new(), ..r }).collect();
+        let mut out = Vec::new();
+        let (c, f) = CODECS[which as usize % CODECS.len()];
+        match which % 3 {
+            0 => { encode_record_batch(&mut out, &BatchHeader { compression: c, compress_options: copts(f), ..BatchHeader::default() }, &recs).unwrap(); }
+            m => {
+                let c = if c == Compression::Zstd { Compression::None } else { c };
+                let o = MessageSetOptions { magic: m as i8 - 1, compression: c, compress_options: copts(f), ..MessageSetOptions::default() };
+                encode_message_set(&mut out, &o, &recs).unwrap();
+            }
+        }
+        if !out.is_empty() {
+            let i = at % out.len();
+            out[i] ^= xor.max(1);
+        }
+        let _ = decode_all(&out, DecodeLimits::default().with_verify_crc(false));
+        true
+    }
+}
+
+fn sample_records(n: usize, first_offset: i64) -> Vec<Record> {
+    (0..n)
+        .map(|i| Record {
+            offset: first_offset + i as i64,
+            timestamp: 1_700_000_000_000 + i as i64,
+            key: (i % 2 == 0).then(|| Bytes::from(format!("key-{i}"))),
+            value: Some(Bytes::from(vec![b'a' + (i % 26) as u8; 40 + i])),
+            ..Record::default()
+        })
+        .collect()
+}
+
+/// Three batches (or messages) of each kind, with their end positions.
+fn three_batches(kind: usize) -> (Vec<u8>, Vec<usize>) {
+    let mut out = Vec::new();
+    let mut ends = Vec::new();
+    for k in 0..3 {
+        let recs = sample_records(3, 10 * k);
+        match kind {
+            0..=5 => {
+                let (c, f) = CODECS[kind];
+                let h = BatchHeader {
+                    base_offset: 10 * k,
+                    compression: c,
+                    compress_options: copts(f),
+                    ..BatchHeader::default()
+                };
+                encode_record_batch(&mut out, &h, &recs).unwrap();
+                ends.push(out.len());
+            }
+            _ => {
+                let (c, f) = CODECS[(kind - 6) % 5];
+                let o = MessageSetOptions {
+                    magic: ((kind - 6) / 5) as i8,
+                    compression: c,
+                    compress_options: copts(f),
+                    ..MessageSetOptions::default()
+                };
+                if c == Compression::None {
+                    for r in &recs {
+                        encode_message_set(&mut out, &o, std::slice::from_ref(r)).unwrap();
+                        ends.push(out.len());
+                    }
+                } else {
+                    encode_message_set(&mut out, &o, &recs).unwrap();
+                    ends.push(out.len());
+                }
+            }
+        }
+    }
+    (out, ends)
+}
+
+#[test]
+fn a_partial_last_batch_ends_the_iteration_cleanly() {
+    for kind in 0..16 {
+        let (out, ends) = three_batches(kind);
+        let (_, all) = decode_all(&out, DecodeLimits::default()).unwrap();
+        assert_eq!(all.len(), 9, "kind {kind}");
+        for cut in 0..=out.len() {
+            let mut batches =
+                Batches::new(Bytes::copy_from_slice(&out[..cut]), DecodeLimits::default());
+            let mut n = 0;
+            for b in batches.by_ref() {
+                b.unwrap();
+                n += 1;
+            }
+            let whole = ends.iter().filter(|&&e| e <= cut).count();
+            assert_eq!(n, whole, "kind {kind} cut {cut}");
+            let at_boundary = cut == 0 || ends.contains(&cut);
+            assert_eq!(
+                batches.truncated().is_some(),
+                !at_boundary,
+                "kind {kind} cut {cut}"
+            );
+            let prev_end = ends.iter().rev().find(|&&e| e <= cut).copied().unwrap_or(0);
+            if cut >= prev_end + 12 && !at_boundary {
+                let next_end = ends.iter().find(|&&e| e > cut).unwrap();
+                assert_eq!(
+                    batches.truncated(),
+                    Some(next_end - prev_end),
+                    "kind {kind} cut {cut}"
+                );
+            }
+            assert_eq!(
+                batches.next_offset(),
+                next_fetch_offset(&out[..cut]),
+                "kind {kind} cut {cut}"
+            );
+        }
+        let mut batches = Batches::new(Bytes::from(out), DecodeLimits::default());
+        batches.by_ref().for_each(|b| drop(b.unwrap()));
+        assert_eq!(batches.next_offset(), Some(23), "kind {kind}");
+    }
+}
+
+#[test]
+fn a_batch_cut_inside_its_declared_length_is_an_error() {
+    for kind in 0..16 {
+        let (out, ends) = three_batches(kind);
+        let first = &out[..ends[0]];
+        for cut in 0..first.len() {
+            let mut b = first[..cut].to_vec();
+            if cut >= 12 {
+                b[8..12].copy_from_slice(&((cut - 12) as i32).to_be_bytes());
+            }
+            let res = decode_all(&b, DecodeLimits::default().with_verify_crc(false));
+            if cut < 17 {
+                // Not even the magic byte: a clean (partial) end, or a size the format rejects.
+                assert!(
+                    res.map_or(true, |(b, _)| b.is_empty()),
+                    "kind {kind} cut {cut}"
+                );
+            } else {
+                assert!(res.is_err(), "kind {kind} cut {cut}");
+            }
+        }
+    }
+}
+
+#[test]
+fn crc_mismatches_are_detected() {
+    for kind in [0, 1, 6, 8, 11, 13] {
+        let (mut out, ends) = three_batches(kind);
+        let i = ends[0] - 3; // inside the first batch's value
+        out[i] ^= 0x01;
+        let err = decode_all(&out, DecodeLimits::default()).unwrap_err();
+        assert!(
+            matches!(err, DecodeError::CrcMismatch { .. }),
+            "kind {kind}: {err:?}"
+        );
+        if kind == 0 || kind == 6 || kind == 11 {
+            // Uncompressed: without verification the altered value comes through.
+            let (_, recs) =
+                decode_all(&out, DecodeLimits::default().with_verify_crc(false)).unwrap();
+            assert_eq!(recs.len(), 9);
+        }
+    }
+}
+
+#[test]
+fn unknown_magic_is_an_error() {
+    let (mut out, _) = three_batches(0);
+    out[16] = 3;
+    assert_eq!(
+        decode_all(&out, DecodeLimits::default()).unwrap_err(),
+        DecodeError::UnknownMagic(3)
+    );
+}
+
+#[test]
+fn v0_message_matches_hand_computed_bytes() {
+    // offset 0, size 17, CRC-32 of magic..end, magic 0, attributes 0, key null, value "abc".
+    let expected = [
+        0, 0, 0, 0, 0, 0, 0, 0, // offset
+        0, 0, 0, 0x11, // size
+        0x43, 0xdc, 0x3f, 0xaf, // crc
+        0, 0, // magic, attributes
+        0xff, 0xff, 0xff, 0xff, // key: null
+        0, 0, 0, 3, b'a', b'b', b'c', // value
+    ];
+    let r = Record {
+        offset: 0,
+        timestamp: -1,
+        timestamp_type: TimestampType::NoTimestamp,
+        value: Some(Bytes::from_static(b"abc")),
+        ..Record::default()
+    };
+    let mut out = Vec::new();
+    let o = MessageSetOptions {
+        magic: 0,
+        ..MessageSetOptions::default()
+    };
+    encode_message_set(&mut out, &o, std::slice::from_ref(&r)).unwrap();
+    assert_eq!(out, expected);
+    let (batches, recs) = decode_all(&expected, DecodeLimits::default()).unwrap();
+    assert_eq!(recs, vec![r]);
+    assert_eq!(
+        (batches[0].magic, batches[0].timestamp_type),
+        (0, TimestampType::NoTimestamp)
+    );
+}
+
+#[test]
+fn v1_message_matches_hand_computed_bytes() {
+    let expected = [
+        0, 0, 0, 0, 0, 0, 0, 5, // offset 5
+        0, 0, 0, 0x18, // size 24
+        0xe4, 0xe3, 0x21, 0xbc, // crc
+        1, 0, // magic 1, attributes: create time
+        0, 0, 0, 0, 0, 0, 0x03, 0xe8, // timestamp 1000
+        0, 0, 0, 1, b'k', // key
+        0, 0, 0, 1, b'v', // value
+    ];
+    let r = Record {
+        offset: 5,
+        timestamp: 1000,
+        key: Some(Bytes::from_static(b"k")),
+        value: Some(Bytes::from_static(b"v")),
+        ..Record::default()
+    };
+    let mut out = Vec::new();
+    encode_message_set(
+        &mut out,
+        &MessageSetOptions::default(),
+        std::slice::from_ref(&r),
+    )
+    .unwrap();
+    assert_eq!(out, expected);
+    assert_eq!(
+        decode_all(&expected, DecodeLimits::default()).unwrap().1,
+        vec![r]
+    );
+}
+
+#[test]
+fn v2_batch_matches_hand_computed_bytes() {
+    let expected: &[u8] = &[
+        0, 0, 0, 0, 0, 0, 0, 0, // base offset
+        0, 0, 0, 0x45, // batch length 69
+        0xff, 0xff, 0xff, 0xff, // partition leader epoch -1
+        2,    // magic
+        0xa9, 0xac, 0x82, 0x2d, // CRC-32C of attributes..end
+        0, 0, // attributes
+        0, 0, 0, 1, // last offset delta
+        0, 0, 0, 0, 0, 0, 0x03, 0xe8, // base timestamp 1000
+        0, 0, 0, 0, 0, 0, 0x03, 0xed, // max timestamp 1005
+        0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, // producer id -1
+        0xff, 0xff, // producer epoch -1
+        0xff, 0xff, 0xff, 0xff, // base sequence -1
+        0, 0, 0, 2, // record count
+        // record 0: length 7, attributes, ts delta 0, offset delta 0, key null, value "a", no headers
+        0x0e, 0, 0, 0, 0x01, 0x02, b'a', 0,
+        // record 1: length 11, ts delta 5, offset delta 1, key "k", value "b", header "h" = null
+        0x16, 0, 0x0a, 0x02, 0x02, b'k', 0x02, b'b', 0x02, 0x02, b'h', 0x01,
+    ];
+    let recs = vec![
+        Record {
+            offset: 0,
+            timestamp: 1000,
+            value: Some(Bytes::from_static(b"a")),
+            ..Record::default()
+        },
+        Record {
+            offset: 1,
+            timestamp: 1005,
+            key: Some(Bytes::from_static(b"k")),
+            value: Some(Bytes::from_static(b"b")),
+            headers: vec![Header {
+                key: "h".into(),
+                value: None,
+            }],
+            ..Record::default()
+        },
+    ];
+    let mut out = Vec::new();
+    encode_record_batch(&mut out, &BatchHeader::default(), &recs).unwrap();
+    assert_eq!(out, expected);
+    let (batches, decoded) = decode_all(expected, DecodeLimits::default()).unwrap();
+    assert_eq!(decoded, recs);
+    assert_eq!(
+        (
+            batches[0].base_timestamp,
+            batches[0].max_timestamp,
+            batches[0].last_offset
+        ),
+        (1000, 1005, 1)
+    );
+}
+
+/// Reads a message at the front of `b`: (offset, attributes, value range).
+fn peek_message(b: &[u8]) -> (i64, u8, std::ops::Range<usize>) {
+    let offset = i64::from_be_bytes(b[..8].try_into().unwrap());
+    let magic = b[16];
+    let attrs = b[17];
+    let mut p = 18 + if magic == 1 { 8 } else { 0 };
+    let klen = i32::from_be_bytes(b[p..p + 4].try_into().unwrap());
+    p += 4 + klen.max(0) as usize;
+    let vlen = i32::from_be_bytes(b[p..p + 4].try_into().unwrap()) as usize;
+    (offset, attrs, p + 4..p + 4 + vlen)
+}
+
+#[test]
+fn compressed_v1_uses_relative_inner_offsets_and_v0_absolute_ones() {
+    let mut recs = sample_records(3, 100);
+    recs[2].offset = 103; // a gap, as after compaction
+    for (magic, inner_expected) in [(1i8, [0i64, 1, 3]), (0, [100, 101, 103])] {
+        let o = MessageSetOptions {
+            magic,
+            compression: Compression::Gzip,
+            ..MessageSetOptions::default()
+        };
+        let mut out = Vec::new();
+        encode_message_set(&mut out, &o, &recs).unwrap();
+        let (wrapper_offset, attrs, value) = peek_message(&out);
+        assert_eq!((wrapper_offset, attrs & 7), (103, 1));
+        let inner =
+            crate::protocol::compression::decompress(Compression::Gzip, &out[value], 1 << 20)
+                .unwrap();
+        let mut offsets = Vec::new();
+        let mut p = 0;
+        while p < inner.len() {
+            offsets.push(peek_message(&inner[p..]).0);
+            p += 12 + i32::from_be_bytes(inner[p + 8..p + 12].try_into().unwrap()) as usize;
+        }
+        assert_eq!(offsets, inner_expected, "magic {magic}");
+        let (batches, decoded) = decode_all(&out, DecodeLimits::default()).unwrap();
+        assert_eq!(
+            decoded.iter().map(|r| r.offset).collect::<Vec<_>>(),
+            [100, 101, 103]
+        );
+        assert_eq!(
+            (
+                batches[0].base_offset,
+                batches[0].last_offset,
+                batches[0].record_count
+            ),
+            (100, 103, 3)
+        );
+    }
+}
+
+#[test]
+fn relative_offsets_follow_the_wrapper_offset() {
+    // A broker assigns the wrapper's offset on append without touching the inner ones:
+    // absolute = wrapper offset - (last relative - relative).
+    let recs = sample_records(4, 0);
+    let o = MessageSetOptions {
+        compression: Compression::Snappy,
+        ..MessageSetOptions::default()
+    };
+    let mut out = Vec::new();
+    encode_message_set(&mut out, &o, &recs).unwrap();
+    out[..8].copy_from_slice(&1003i64.to_be_bytes());
+    let (_, decoded) = decode_all(&out, DecodeLimits::default().with_verify_crc(false)).unwrap();
+    assert_eq!(
+        decoded.iter().map(|r| r.offset).collect::<Vec<_>>(),
+        [1000, 1001, 1002, 1003]
+    );
+}
+
+#[test]
+fn v0_lz4_uses_the_pre_0_10_header_checksum() {
+    use std::io::Read;
+    let recs = sample_records(3, 0);
+    for magic in [0i8, 1] {
+        let o = MessageSetOptions {
+            magic,
+            compression: Compression::Lz4,
+            ..MessageSetOptions::default()
+        };
+        let mut out = Vec::new();
+        encode_message_set(&mut out, &o, &recs).unwrap();
+        let (_, _, value) = peek_message(&out);
+        let standard = lz4_flex::frame::FrameDecoder::new(&out[value]).read_to_end(&mut Vec::new());
+        // A standard LZ4 frame reader rejects the v0 frame's header checksum.
+        assert_eq!(standard.is_ok(), magic == 1, "magic {magic}");
+        assert_eq!(
+            decode_all(&out, DecodeLimits::default()).unwrap().1.len(),
+            3
+        );
+    }
+}
+
+#[test]
+fn nested_compression_is_refused() {
+    let recs = sample_records(2, 0);
+    let o = MessageSetOptions {
+        compression: Compression::Gzip,
+        ..MessageSetOptions::default()
+    };
+    let mut inner_set = Vec::new();
+    encode_message_set(&mut inner_set, &o, &recs).unwrap();
+    let mut value = Vec::new();
+    crate::protocol::compression::compress(
+        Compression::Gzip,
+        &inner_set,
+        &mut value,
+        &CompressOptions::default(),
+    )
+    .unwrap();
+    let mut out = Vec::new();
+    legacy::put_message(&mut out, 1, 1, 0, 1, None, Some(&value)).unwrap();
+    assert_eq!(
+        decode_all(&out, DecodeLimits::default()).unwrap_err(),
+        DecodeError::Malformed("nested compression")
+    );
+}
+
+#[test]
+fn decompression_bombs_are_refused() {
+    let big = Record {
+        value: Some(Bytes::from(vec![0u8; 8 << 20])),
+        ..Record::default()
+    };
+    let limits = DecodeLimits::default().with_max_decompressed_size(1 << 20);
+    for c in [
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ] {
+        let mut out = Vec::new();
+        let h = BatchHeader {
+            compression: c,
+            ..BatchHeader::default()
+        };
+        encode_record_batch(&mut out, &h, std::slice::from_ref(&big)).unwrap();
+        assert!(out.len() < 1 << 20, "{c:?} should compress zeros well");
+        assert_eq!(
+            decode_all(&out, limits).unwrap_err(),
+            DecodeError::DecompressedTooLarge { max: 1 << 20 },
+            "{c:?}"
+        );
+        if c != Compression::Zstd {
+            let mut out = Vec::new();
+            let o = MessageSetOptions {
+                compression: c,
+                ..MessageSetOptions::default()
+            };
+            encode_message_set(&mut out, &o, std::slice::from_ref(&big)).unwrap();
+            assert_eq!(
+                decode_all(&out, limits).unwrap_err(),
+                DecodeError::DecompressedTooLarge { max: 1 << 20 },
+                "{c:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn control_batches_carry_transaction_markers() {
+    let header = BatchHeader {
+        base_offset: 42,
+        producer_id: 7000,
+        producer_epoch: 3,
+        transactional: true,
+        ..BatchHeader::default()
+    };
+    for kind in [ControlRecordType::Commit, ControlRecordType::Abort] {
+        let marker = ControlRecord {
+            version: 0,
+            kind,
+            coordinator_epoch: Some(17),
+        };
+        let mut out = Vec::new();
+        marker.encode_marker_batch(&mut out, &header, 1234).unwrap();
+        let (batches, recs) = decode_all(&out, DecodeLimits::default()).unwrap();
+        let b = &batches[0];
+        assert!(b.control && b.transactional);
+        assert_eq!(
+            (b.producer_id, b.producer_epoch, b.base_offset),
+            (7000, 3, 42)
+        );
+        // The key is version 0, type 1 (commit) or 0 (abort), as Kafka writes it.
+        assert_eq!(
+            recs[0].key.as_deref(),
+            Some(&[0, 0, 0, kind.code() as u8][..])
+        );
+        assert_eq!(ControlRecord::from_record(&recs[0]).unwrap(), marker);
+    }
+    let r = Record {
+        key: Some(Bytes::from_static(&[0, 0])),
+        ..Record::default()
+    };
+    assert!(ControlRecord::from_record(&r).is_err());
+}
+
+#[test]
+fn offsets_must_increase_within_a_batch() {
+    let mut out = Vec::new();
+    let mut enc = RecordBatchEncoder::new(&mut out, &BatchHeader::default());
+    enc.append_at(5, 0, None, None, &[]).unwrap();
+    assert!(matches!(
+        enc.append_at(5, 0, None, None, &[]),
+        Err(EncodeError::Invalid(_))
+    ));
+    enc.append(0, None, None, &[]).unwrap();
+    assert_eq!(enc.record_count(), 2);
+    enc.finish().unwrap();
+    let (b, r) = decode_all(&out, DecodeLimits::default()).unwrap();
+    assert_eq!((b[0].last_offset, r[1].offset), (6, 6));
+}
+
+#[test]
+fn legacy_rejects_what_it_cannot_carry() {
+    let r = Record {
+        headers: vec![Header::default()],
+        ..Record::default()
+    };
+    let mut out = vec![9];
+    let err = encode_message_set(&mut out, &MessageSetOptions::default(), &[r]).unwrap_err();
+    assert!(matches!(
+        err,
+        EncodeError::UnsupportedField {
+            field: "headers",
+            ..
+        }
+    ));
+    let o = MessageSetOptions {
+        compression: Compression::Zstd,
+        ..MessageSetOptions::default()
+    };
+    assert!(encode_message_set(&mut out, &o, &sample_records(1, 0)).is_err());
+    assert_eq!(out, [9]);
+}
+
+/// A rough timing for the record hot paths; run with
+/// `cargo test --release --lib records::tests::timing -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn timing() {
+    let value = vec![b'x'; 100];
+    let n = 1_000_000;
+    let per_batch = 1000;
+    let t = std::time::Instant::now();
+    let mut out = Vec::with_capacity(n * 120);
+    for b in 0..n / per_batch {
+        let h = BatchHeader {
+            base_offset: (b * per_batch) as i64,
+            ..BatchHeader::default()
+        };
+        let mut enc = RecordBatchEncoder::new(&mut out, &h);
+        for i in 0..per_batch {
+            enc.append(1_700_000_000_000 + i as i64, None, Some(&value), &[])
+                .unwrap();
+        }
+        enc.finish().unwrap();
+    }
+    let enc_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    let bytes = Bytes::from(out);
+    let t = std::time::Instant::now();
+    let mut count = 0usize;
+    let mut sum = 0usize;
+    for batch in Batches::new(bytes, DecodeLimits::default()) {
+        for r in batch.unwrap().records() {
+            let r = r.unwrap();
+            sum += r.value.map_or(0, |v| v.len());
+            count += 1;
+        }
+    }
+    let dec_ns = t.elapsed().as_nanos() as f64 / n as f64;
+    assert_eq!((count, sum), (n, n * 100));
+    println!("encode {enc_ns:.1} ns/record, decode {dec_ns:.1} ns/record");
+}
