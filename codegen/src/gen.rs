@@ -650,7 +650,7 @@ pub fn message_file(m: &Message) -> String {
 const UTIL: &str = include_str!("util.rs.txt");
 
 /// The `mod.rs`: modules, re-exports, `ApiKey`, `Request`, dispatch enums, helpers, tests.
-pub fn mod_file(msgs: &[Message]) -> String {
+pub fn mod_file(msgs: &[Message], test_msg: &Message) -> String {
     let mut out = String::from(HEADER);
     out.push_str(
         "//! Kafka's protocol messages, generated from the JSON definitions. One module per\n\
@@ -663,6 +663,11 @@ pub fn mod_file(msgs: &[Message]) -> String {
     for m in msgs {
         let _ = writeln!(out, "pub mod {};", snake(&m.name));
     }
+    let _ = writeln!(
+        out,
+        "/// grete's own test definition (codegen/fixtures), covering what the APIs do not.\n#[cfg(test)]\nmod {};",
+        snake(&test_msg.name)
+    );
     out.push('\n');
     for m in msgs {
         let _ = writeln!(out, "pub use {}::{};", snake(&m.name), m.name);
@@ -799,13 +804,12 @@ pub fn mod_file(msgs: &[Message]) -> String {
     out.push_str("}\n\n#[cfg(test)]\nmod tests;\n\n");
     // Round trips for every message in every version.
     out.push_str("#[cfg(test)]\nmod round_trips {\nuse super::*;\n\n");
-    for m in msgs {
+    for m in msgs.iter().chain([test_msg]) {
         let _ = writeln!(
             out,
-            "#[test]\nfn {}() {{ super::util::check_round_trips({}::VALID_VERSIONS, {}::arb) }}",
-            snake(&m.name),
-            m.name,
-            m.name
+            "#[test]\nfn {m}() {{ super::util::check_round_trips({m}::{n}::VALID_VERSIONS, {m}::{n}::arb) }}",
+            m = snake(&m.name),
+            n = m.name
         );
     }
     out.push_str("}\n");

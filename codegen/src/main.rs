@@ -131,14 +131,24 @@ fn generate(input: &Path, root: &Path) -> Result<BTreeMap<String, String>, Strin
         let m = model::parse_message(&text).map_err(|e| format!("{}: {e}", path.display()))?;
         msgs.push(m);
     }
+    // grete's own test definition, generated into a `#[cfg(test)]` module.
+    let fixture = root.join("codegen/fixtures/GreteTestMessage.json");
+    let text =
+        std::fs::read_to_string(&fixture).map_err(|e| format!("{}: {e}", fixture.display()))?;
+    let test_msg =
+        model::parse_message(&text).map_err(|e| format!("{}: {e}", fixture.display()))?;
     let mut out = BTreeMap::new();
+    out.insert(
+        format!("{}.rs", model::snake(&test_msg.name)),
+        gen::message_file(&test_msg),
+    );
     for m in &msgs {
         out.insert(
             format!("{}.rs", model::snake(&m.name)),
             gen::message_file(m),
         );
     }
-    out.insert("mod.rs".to_string(), gen::mod_file(&msgs));
+    out.insert("mod.rs".to_string(), gen::mod_file(&msgs, &test_msg));
     for text in out.values_mut() {
         *text = rustfmt(text, root)?;
     }

@@ -45,6 +45,9 @@ pub mod fetch_request;
 pub mod fetch_response;
 pub mod find_coordinator_request;
 pub mod find_coordinator_response;
+/// grete's own test definition (codegen/fixtures), covering what the APIs do not.
+#[cfg(test)]
+mod grete_test_message;
 pub mod heartbeat_request;
 pub mod heartbeat_response;
 pub mod init_producer_id_request;
@@ -1261,353 +1264,429 @@ mod round_trips {
 
     #[test]
     fn produce_request() {
-        super::util::check_round_trips(ProduceRequest::VALID_VERSIONS, ProduceRequest::arb)
+        super::util::check_round_trips(
+            produce_request::ProduceRequest::VALID_VERSIONS,
+            produce_request::ProduceRequest::arb,
+        )
     }
     #[test]
     fn produce_response() {
-        super::util::check_round_trips(ProduceResponse::VALID_VERSIONS, ProduceResponse::arb)
+        super::util::check_round_trips(
+            produce_response::ProduceResponse::VALID_VERSIONS,
+            produce_response::ProduceResponse::arb,
+        )
     }
     #[test]
     fn fetch_request() {
-        super::util::check_round_trips(FetchRequest::VALID_VERSIONS, FetchRequest::arb)
+        super::util::check_round_trips(
+            fetch_request::FetchRequest::VALID_VERSIONS,
+            fetch_request::FetchRequest::arb,
+        )
     }
     #[test]
     fn fetch_response() {
-        super::util::check_round_trips(FetchResponse::VALID_VERSIONS, FetchResponse::arb)
+        super::util::check_round_trips(
+            fetch_response::FetchResponse::VALID_VERSIONS,
+            fetch_response::FetchResponse::arb,
+        )
     }
     #[test]
     fn list_offsets_request() {
-        super::util::check_round_trips(ListOffsetsRequest::VALID_VERSIONS, ListOffsetsRequest::arb)
+        super::util::check_round_trips(
+            list_offsets_request::ListOffsetsRequest::VALID_VERSIONS,
+            list_offsets_request::ListOffsetsRequest::arb,
+        )
     }
     #[test]
     fn list_offsets_response() {
         super::util::check_round_trips(
-            ListOffsetsResponse::VALID_VERSIONS,
-            ListOffsetsResponse::arb,
+            list_offsets_response::ListOffsetsResponse::VALID_VERSIONS,
+            list_offsets_response::ListOffsetsResponse::arb,
         )
     }
     #[test]
     fn metadata_request() {
-        super::util::check_round_trips(MetadataRequest::VALID_VERSIONS, MetadataRequest::arb)
+        super::util::check_round_trips(
+            metadata_request::MetadataRequest::VALID_VERSIONS,
+            metadata_request::MetadataRequest::arb,
+        )
     }
     #[test]
     fn metadata_response() {
-        super::util::check_round_trips(MetadataResponse::VALID_VERSIONS, MetadataResponse::arb)
+        super::util::check_round_trips(
+            metadata_response::MetadataResponse::VALID_VERSIONS,
+            metadata_response::MetadataResponse::arb,
+        )
     }
     #[test]
     fn offset_commit_request() {
         super::util::check_round_trips(
-            OffsetCommitRequest::VALID_VERSIONS,
-            OffsetCommitRequest::arb,
+            offset_commit_request::OffsetCommitRequest::VALID_VERSIONS,
+            offset_commit_request::OffsetCommitRequest::arb,
         )
     }
     #[test]
     fn offset_commit_response() {
         super::util::check_round_trips(
-            OffsetCommitResponse::VALID_VERSIONS,
-            OffsetCommitResponse::arb,
+            offset_commit_response::OffsetCommitResponse::VALID_VERSIONS,
+            offset_commit_response::OffsetCommitResponse::arb,
         )
     }
     #[test]
     fn offset_fetch_request() {
-        super::util::check_round_trips(OffsetFetchRequest::VALID_VERSIONS, OffsetFetchRequest::arb)
+        super::util::check_round_trips(
+            offset_fetch_request::OffsetFetchRequest::VALID_VERSIONS,
+            offset_fetch_request::OffsetFetchRequest::arb,
+        )
     }
     #[test]
     fn offset_fetch_response() {
         super::util::check_round_trips(
-            OffsetFetchResponse::VALID_VERSIONS,
-            OffsetFetchResponse::arb,
+            offset_fetch_response::OffsetFetchResponse::VALID_VERSIONS,
+            offset_fetch_response::OffsetFetchResponse::arb,
         )
     }
     #[test]
     fn find_coordinator_request() {
         super::util::check_round_trips(
-            FindCoordinatorRequest::VALID_VERSIONS,
-            FindCoordinatorRequest::arb,
+            find_coordinator_request::FindCoordinatorRequest::VALID_VERSIONS,
+            find_coordinator_request::FindCoordinatorRequest::arb,
         )
     }
     #[test]
     fn find_coordinator_response() {
         super::util::check_round_trips(
-            FindCoordinatorResponse::VALID_VERSIONS,
-            FindCoordinatorResponse::arb,
+            find_coordinator_response::FindCoordinatorResponse::VALID_VERSIONS,
+            find_coordinator_response::FindCoordinatorResponse::arb,
         )
     }
     #[test]
     fn join_group_request() {
-        super::util::check_round_trips(JoinGroupRequest::VALID_VERSIONS, JoinGroupRequest::arb)
+        super::util::check_round_trips(
+            join_group_request::JoinGroupRequest::VALID_VERSIONS,
+            join_group_request::JoinGroupRequest::arb,
+        )
     }
     #[test]
     fn join_group_response() {
-        super::util::check_round_trips(JoinGroupResponse::VALID_VERSIONS, JoinGroupResponse::arb)
+        super::util::check_round_trips(
+            join_group_response::JoinGroupResponse::VALID_VERSIONS,
+            join_group_response::JoinGroupResponse::arb,
+        )
     }
     #[test]
     fn heartbeat_request() {
-        super::util::check_round_trips(HeartbeatRequest::VALID_VERSIONS, HeartbeatRequest::arb)
+        super::util::check_round_trips(
+            heartbeat_request::HeartbeatRequest::VALID_VERSIONS,
+            heartbeat_request::HeartbeatRequest::arb,
+        )
     }
     #[test]
     fn heartbeat_response() {
-        super::util::check_round_trips(HeartbeatResponse::VALID_VERSIONS, HeartbeatResponse::arb)
+        super::util::check_round_trips(
+            heartbeat_response::HeartbeatResponse::VALID_VERSIONS,
+            heartbeat_response::HeartbeatResponse::arb,
+        )
     }
     #[test]
     fn leave_group_request() {
-        super::util::check_round_trips(LeaveGroupRequest::VALID_VERSIONS, LeaveGroupRequest::arb)
+        super::util::check_round_trips(
+            leave_group_request::LeaveGroupRequest::VALID_VERSIONS,
+            leave_group_request::LeaveGroupRequest::arb,
+        )
     }
     #[test]
     fn leave_group_response() {
-        super::util::check_round_trips(LeaveGroupResponse::VALID_VERSIONS, LeaveGroupResponse::arb)
+        super::util::check_round_trips(
+            leave_group_response::LeaveGroupResponse::VALID_VERSIONS,
+            leave_group_response::LeaveGroupResponse::arb,
+        )
     }
     #[test]
     fn sync_group_request() {
-        super::util::check_round_trips(SyncGroupRequest::VALID_VERSIONS, SyncGroupRequest::arb)
+        super::util::check_round_trips(
+            sync_group_request::SyncGroupRequest::VALID_VERSIONS,
+            sync_group_request::SyncGroupRequest::arb,
+        )
     }
     #[test]
     fn sync_group_response() {
-        super::util::check_round_trips(SyncGroupResponse::VALID_VERSIONS, SyncGroupResponse::arb)
+        super::util::check_round_trips(
+            sync_group_response::SyncGroupResponse::VALID_VERSIONS,
+            sync_group_response::SyncGroupResponse::arb,
+        )
     }
     #[test]
     fn describe_groups_request() {
         super::util::check_round_trips(
-            DescribeGroupsRequest::VALID_VERSIONS,
-            DescribeGroupsRequest::arb,
+            describe_groups_request::DescribeGroupsRequest::VALID_VERSIONS,
+            describe_groups_request::DescribeGroupsRequest::arb,
         )
     }
     #[test]
     fn describe_groups_response() {
         super::util::check_round_trips(
-            DescribeGroupsResponse::VALID_VERSIONS,
-            DescribeGroupsResponse::arb,
+            describe_groups_response::DescribeGroupsResponse::VALID_VERSIONS,
+            describe_groups_response::DescribeGroupsResponse::arb,
         )
     }
     #[test]
     fn list_groups_request() {
-        super::util::check_round_trips(ListGroupsRequest::VALID_VERSIONS, ListGroupsRequest::arb)
+        super::util::check_round_trips(
+            list_groups_request::ListGroupsRequest::VALID_VERSIONS,
+            list_groups_request::ListGroupsRequest::arb,
+        )
     }
     #[test]
     fn list_groups_response() {
-        super::util::check_round_trips(ListGroupsResponse::VALID_VERSIONS, ListGroupsResponse::arb)
+        super::util::check_round_trips(
+            list_groups_response::ListGroupsResponse::VALID_VERSIONS,
+            list_groups_response::ListGroupsResponse::arb,
+        )
     }
     #[test]
     fn sasl_handshake_request() {
         super::util::check_round_trips(
-            SaslHandshakeRequest::VALID_VERSIONS,
-            SaslHandshakeRequest::arb,
+            sasl_handshake_request::SaslHandshakeRequest::VALID_VERSIONS,
+            sasl_handshake_request::SaslHandshakeRequest::arb,
         )
     }
     #[test]
     fn sasl_handshake_response() {
         super::util::check_round_trips(
-            SaslHandshakeResponse::VALID_VERSIONS,
-            SaslHandshakeResponse::arb,
+            sasl_handshake_response::SaslHandshakeResponse::VALID_VERSIONS,
+            sasl_handshake_response::SaslHandshakeResponse::arb,
         )
     }
     #[test]
     fn api_versions_request() {
-        super::util::check_round_trips(ApiVersionsRequest::VALID_VERSIONS, ApiVersionsRequest::arb)
+        super::util::check_round_trips(
+            api_versions_request::ApiVersionsRequest::VALID_VERSIONS,
+            api_versions_request::ApiVersionsRequest::arb,
+        )
     }
     #[test]
     fn api_versions_response() {
         super::util::check_round_trips(
-            ApiVersionsResponse::VALID_VERSIONS,
-            ApiVersionsResponse::arb,
+            api_versions_response::ApiVersionsResponse::VALID_VERSIONS,
+            api_versions_response::ApiVersionsResponse::arb,
         )
     }
     #[test]
     fn create_topics_request() {
         super::util::check_round_trips(
-            CreateTopicsRequest::VALID_VERSIONS,
-            CreateTopicsRequest::arb,
+            create_topics_request::CreateTopicsRequest::VALID_VERSIONS,
+            create_topics_request::CreateTopicsRequest::arb,
         )
     }
     #[test]
     fn create_topics_response() {
         super::util::check_round_trips(
-            CreateTopicsResponse::VALID_VERSIONS,
-            CreateTopicsResponse::arb,
+            create_topics_response::CreateTopicsResponse::VALID_VERSIONS,
+            create_topics_response::CreateTopicsResponse::arb,
         )
     }
     #[test]
     fn delete_topics_request() {
         super::util::check_round_trips(
-            DeleteTopicsRequest::VALID_VERSIONS,
-            DeleteTopicsRequest::arb,
+            delete_topics_request::DeleteTopicsRequest::VALID_VERSIONS,
+            delete_topics_request::DeleteTopicsRequest::arb,
         )
     }
     #[test]
     fn delete_topics_response() {
         super::util::check_round_trips(
-            DeleteTopicsResponse::VALID_VERSIONS,
-            DeleteTopicsResponse::arb,
+            delete_topics_response::DeleteTopicsResponse::VALID_VERSIONS,
+            delete_topics_response::DeleteTopicsResponse::arb,
         )
     }
     #[test]
     fn delete_records_request() {
         super::util::check_round_trips(
-            DeleteRecordsRequest::VALID_VERSIONS,
-            DeleteRecordsRequest::arb,
+            delete_records_request::DeleteRecordsRequest::VALID_VERSIONS,
+            delete_records_request::DeleteRecordsRequest::arb,
         )
     }
     #[test]
     fn delete_records_response() {
         super::util::check_round_trips(
-            DeleteRecordsResponse::VALID_VERSIONS,
-            DeleteRecordsResponse::arb,
+            delete_records_response::DeleteRecordsResponse::VALID_VERSIONS,
+            delete_records_response::DeleteRecordsResponse::arb,
         )
     }
     #[test]
     fn init_producer_id_request() {
         super::util::check_round_trips(
-            InitProducerIdRequest::VALID_VERSIONS,
-            InitProducerIdRequest::arb,
+            init_producer_id_request::InitProducerIdRequest::VALID_VERSIONS,
+            init_producer_id_request::InitProducerIdRequest::arb,
         )
     }
     #[test]
     fn init_producer_id_response() {
         super::util::check_round_trips(
-            InitProducerIdResponse::VALID_VERSIONS,
-            InitProducerIdResponse::arb,
+            init_producer_id_response::InitProducerIdResponse::VALID_VERSIONS,
+            init_producer_id_response::InitProducerIdResponse::arb,
         )
     }
     #[test]
     fn offset_for_leader_epoch_request() {
         super::util::check_round_trips(
-            OffsetForLeaderEpochRequest::VALID_VERSIONS,
-            OffsetForLeaderEpochRequest::arb,
+            offset_for_leader_epoch_request::OffsetForLeaderEpochRequest::VALID_VERSIONS,
+            offset_for_leader_epoch_request::OffsetForLeaderEpochRequest::arb,
         )
     }
     #[test]
     fn offset_for_leader_epoch_response() {
         super::util::check_round_trips(
-            OffsetForLeaderEpochResponse::VALID_VERSIONS,
-            OffsetForLeaderEpochResponse::arb,
+            offset_for_leader_epoch_response::OffsetForLeaderEpochResponse::VALID_VERSIONS,
+            offset_for_leader_epoch_response::OffsetForLeaderEpochResponse::arb,
         )
     }
     #[test]
     fn add_partitions_to_txn_request() {
         super::util::check_round_trips(
-            AddPartitionsToTxnRequest::VALID_VERSIONS,
-            AddPartitionsToTxnRequest::arb,
+            add_partitions_to_txn_request::AddPartitionsToTxnRequest::VALID_VERSIONS,
+            add_partitions_to_txn_request::AddPartitionsToTxnRequest::arb,
         )
     }
     #[test]
     fn add_partitions_to_txn_response() {
         super::util::check_round_trips(
-            AddPartitionsToTxnResponse::VALID_VERSIONS,
-            AddPartitionsToTxnResponse::arb,
+            add_partitions_to_txn_response::AddPartitionsToTxnResponse::VALID_VERSIONS,
+            add_partitions_to_txn_response::AddPartitionsToTxnResponse::arb,
         )
     }
     #[test]
     fn add_offsets_to_txn_request() {
         super::util::check_round_trips(
-            AddOffsetsToTxnRequest::VALID_VERSIONS,
-            AddOffsetsToTxnRequest::arb,
+            add_offsets_to_txn_request::AddOffsetsToTxnRequest::VALID_VERSIONS,
+            add_offsets_to_txn_request::AddOffsetsToTxnRequest::arb,
         )
     }
     #[test]
     fn add_offsets_to_txn_response() {
         super::util::check_round_trips(
-            AddOffsetsToTxnResponse::VALID_VERSIONS,
-            AddOffsetsToTxnResponse::arb,
+            add_offsets_to_txn_response::AddOffsetsToTxnResponse::VALID_VERSIONS,
+            add_offsets_to_txn_response::AddOffsetsToTxnResponse::arb,
         )
     }
     #[test]
     fn end_txn_request() {
-        super::util::check_round_trips(EndTxnRequest::VALID_VERSIONS, EndTxnRequest::arb)
+        super::util::check_round_trips(
+            end_txn_request::EndTxnRequest::VALID_VERSIONS,
+            end_txn_request::EndTxnRequest::arb,
+        )
     }
     #[test]
     fn end_txn_response() {
-        super::util::check_round_trips(EndTxnResponse::VALID_VERSIONS, EndTxnResponse::arb)
+        super::util::check_round_trips(
+            end_txn_response::EndTxnResponse::VALID_VERSIONS,
+            end_txn_response::EndTxnResponse::arb,
+        )
     }
     #[test]
     fn txn_offset_commit_request() {
         super::util::check_round_trips(
-            TxnOffsetCommitRequest::VALID_VERSIONS,
-            TxnOffsetCommitRequest::arb,
+            txn_offset_commit_request::TxnOffsetCommitRequest::VALID_VERSIONS,
+            txn_offset_commit_request::TxnOffsetCommitRequest::arb,
         )
     }
     #[test]
     fn txn_offset_commit_response() {
         super::util::check_round_trips(
-            TxnOffsetCommitResponse::VALID_VERSIONS,
-            TxnOffsetCommitResponse::arb,
+            txn_offset_commit_response::TxnOffsetCommitResponse::VALID_VERSIONS,
+            txn_offset_commit_response::TxnOffsetCommitResponse::arb,
         )
     }
     #[test]
     fn describe_configs_request() {
         super::util::check_round_trips(
-            DescribeConfigsRequest::VALID_VERSIONS,
-            DescribeConfigsRequest::arb,
+            describe_configs_request::DescribeConfigsRequest::VALID_VERSIONS,
+            describe_configs_request::DescribeConfigsRequest::arb,
         )
     }
     #[test]
     fn describe_configs_response() {
         super::util::check_round_trips(
-            DescribeConfigsResponse::VALID_VERSIONS,
-            DescribeConfigsResponse::arb,
+            describe_configs_response::DescribeConfigsResponse::VALID_VERSIONS,
+            describe_configs_response::DescribeConfigsResponse::arb,
         )
     }
     #[test]
     fn sasl_authenticate_request() {
         super::util::check_round_trips(
-            SaslAuthenticateRequest::VALID_VERSIONS,
-            SaslAuthenticateRequest::arb,
+            sasl_authenticate_request::SaslAuthenticateRequest::VALID_VERSIONS,
+            sasl_authenticate_request::SaslAuthenticateRequest::arb,
         )
     }
     #[test]
     fn sasl_authenticate_response() {
         super::util::check_round_trips(
-            SaslAuthenticateResponse::VALID_VERSIONS,
-            SaslAuthenticateResponse::arb,
+            sasl_authenticate_response::SaslAuthenticateResponse::VALID_VERSIONS,
+            sasl_authenticate_response::SaslAuthenticateResponse::arb,
         )
     }
     #[test]
     fn create_partitions_request() {
         super::util::check_round_trips(
-            CreatePartitionsRequest::VALID_VERSIONS,
-            CreatePartitionsRequest::arb,
+            create_partitions_request::CreatePartitionsRequest::VALID_VERSIONS,
+            create_partitions_request::CreatePartitionsRequest::arb,
         )
     }
     #[test]
     fn create_partitions_response() {
         super::util::check_round_trips(
-            CreatePartitionsResponse::VALID_VERSIONS,
-            CreatePartitionsResponse::arb,
+            create_partitions_response::CreatePartitionsResponse::VALID_VERSIONS,
+            create_partitions_response::CreatePartitionsResponse::arb,
         )
     }
     #[test]
     fn consumer_group_heartbeat_request() {
         super::util::check_round_trips(
-            ConsumerGroupHeartbeatRequest::VALID_VERSIONS,
-            ConsumerGroupHeartbeatRequest::arb,
+            consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest::VALID_VERSIONS,
+            consumer_group_heartbeat_request::ConsumerGroupHeartbeatRequest::arb,
         )
     }
     #[test]
     fn consumer_group_heartbeat_response() {
         super::util::check_round_trips(
-            ConsumerGroupHeartbeatResponse::VALID_VERSIONS,
-            ConsumerGroupHeartbeatResponse::arb,
+            consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse::VALID_VERSIONS,
+            consumer_group_heartbeat_response::ConsumerGroupHeartbeatResponse::arb,
         )
     }
     #[test]
     fn request_header() {
-        super::util::check_round_trips(RequestHeader::VALID_VERSIONS, RequestHeader::arb)
+        super::util::check_round_trips(
+            request_header::RequestHeader::VALID_VERSIONS,
+            request_header::RequestHeader::arb,
+        )
     }
     #[test]
     fn response_header() {
-        super::util::check_round_trips(ResponseHeader::VALID_VERSIONS, ResponseHeader::arb)
+        super::util::check_round_trips(
+            response_header::ResponseHeader::VALID_VERSIONS,
+            response_header::ResponseHeader::arb,
+        )
     }
     #[test]
     fn consumer_protocol_subscription() {
         super::util::check_round_trips(
-            ConsumerProtocolSubscription::VALID_VERSIONS,
-            ConsumerProtocolSubscription::arb,
+            consumer_protocol_subscription::ConsumerProtocolSubscription::VALID_VERSIONS,
+            consumer_protocol_subscription::ConsumerProtocolSubscription::arb,
         )
     }
     #[test]
     fn consumer_protocol_assignment() {
         super::util::check_round_trips(
-            ConsumerProtocolAssignment::VALID_VERSIONS,
-            ConsumerProtocolAssignment::arb,
+            consumer_protocol_assignment::ConsumerProtocolAssignment::VALID_VERSIONS,
+            consumer_protocol_assignment::ConsumerProtocolAssignment::arb,
+        )
+    }
+    #[test]
+    fn grete_test_message() {
+        super::util::check_round_trips(
+            grete_test_message::GreteTestMessage::VALID_VERSIONS,
+            grete_test_message::GreteTestMessage::arb,
         )
     }
 }

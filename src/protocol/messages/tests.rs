@@ -316,3 +316,33 @@ quickcheck! {
         true
     }
 }
+
+#[test]
+fn fixture_string_tag_and_per_field_flexible_override() {
+    use super::grete_test_message::GreteTestMessage;
+    // The fixture declares Extra with the string tag "5" and Legacy as never compact.
+    let m = GreteTestMessage {
+        legacy: Some("x".into()),
+        extra: 9,
+        payload: None,
+        ..Default::default()
+    };
+    let bytes = enc(&m, 2);
+    #[rustfmt::skip]
+    let tail = [
+        0, 1, b'x', // legacy: int16 length even in a flexible version
+        6, b'g', b'r', b'e', b't', b'e', // label: compact string
+        0, // payload: compact null
+        1, // ids: empty compact array
+        0xff, // inner: null struct
+        1, 5, 8, 0, 0, 0, 0, 0, 0, 0, 9, // one tagged field, tag 5, 8 bytes
+    ];
+    // uint16 + float64 + int8 come first: 2 + 8 + 1, then uint32 (v1+): 4.
+    assert_eq!(bytes[..2], [0xff, 0xff]);
+    assert_eq!(bytes[15..], tail);
+    assert_eq!(dec::<GreteTestMessage>(&bytes, 2), m);
+    assert!(matches!(
+        m.encode(&mut Vec::new(), 1),
+        Err(EncodeError::UnsupportedField { field: "extra", .. })
+    ));
+}
