@@ -327,6 +327,7 @@ fn fixture_string_tag_and_per_field_flexible_override() {
         payload: None,
         ..Default::default()
     };
+    const { assert!(!GreteTestMessage::LATEST_VERSION_UNSTABLE) };
     let bytes = enc(&m, 2);
     #[rustfmt::skip]
     let tail = [
