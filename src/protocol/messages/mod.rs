@@ -1106,6 +1106,12 @@ mod util {
         let mut all: Vec<(u32, &[u8])> = known.iter().map(|(t, d)| (*t, &d[..])).collect();
         all.extend(unknown.iter().map(|f| (f.tag, &f.data[..])));
         all.sort_by_key(|f| f.0);
+        if all.windows(2).any(|w| w[0].0 == w[1].0) {
+            // An unknown field that reuses a tag: the peer would read the tag twice.
+            return Err(EncodeError::Invalid(
+                "duplicate tag in a tagged-field section",
+            ));
+        }
         put_unsigned_varint(buf, all.len() as u32);
         for (tag, data) in all {
             put_tagged_field(buf, tag, |b| {

@@ -235,6 +235,20 @@ fn tagged_fields_are_written_in_tag_order_and_unknown_ones_kept() {
         [0, 0, 1, 0, 0, 0, 0, 0]
     );
 
+    // An unknown field may not reuse a tag that is sent.
+    let dup = ApiVersionsResponse {
+        zk_migration_ready: true,
+        unknown_tagged_fields: vec![RawTaggedField {
+            tag: 3,
+            data: Bytes::new(),
+        }],
+        ..Default::default()
+    };
+    assert!(matches!(
+        dup.encode(&mut Vec::new(), 3),
+        Err(EncodeError::Invalid(_))
+    ));
+
     // A known tagged field whose body has bytes left over is malformed.
     let long = [0, 0, 1, 0, 0, 0, 0, 1, 3, 2, 1, 1];
     assert!(ApiVersionsResponse::decode(&mut Bytes::copy_from_slice(&long), 3).is_err());
