@@ -90,6 +90,7 @@ fn main() -> ExitCode {
                 bad.push(name.clone());
             }
         }
+        bad.extend(stale_files(&output, &files));
         if bad.is_empty() {
             println!("{} generated files are up to date", files.len());
             ExitCode::SUCCESS
@@ -110,6 +111,9 @@ fn main() -> ExitCode {
                 eprintln!("error: {name}: {e}");
                 return ExitCode::FAILURE;
             }
+        }
+        for stale in stale_files(&output, &files) {
+            eprintln!("warning: {stale} is no longer generated; delete it");
         }
         println!("wrote {} files to {}", files.len(), output.display());
         ExitCode::SUCCESS
@@ -181,4 +185,22 @@ fn rustfmt(text: &str, root: &Path) -> Result<String, String> {
         ));
     }
     String::from_utf8(out.stdout).map_err(|e| e.to_string())
+}
+
+/// Hand-written files that live beside the generated ones.
+const HAND_WRITTEN: &[&str] = &["tests.rs"];
+
+/// `.rs` files in the output directory that the generator no longer produces.
+fn stale_files(output: &Path, files: &BTreeMap<String, String>) -> Vec<String> {
+    let mut stale: Vec<String> = std::fs::read_dir(output)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| {
+            n.ends_with(".rs") && !files.contains_key(n) && !HAND_WRITTEN.contains(&n.as_str())
+        })
+        .collect();
+    stale.sort();
+    stale
 }
