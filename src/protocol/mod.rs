@@ -5,6 +5,7 @@ pub mod compression;
 pub mod error;
 pub mod error_code;
 pub mod frame;
+pub mod header;
 pub mod messages;
 pub mod primitives;
 pub mod records;
