@@ -639,7 +639,7 @@ pub fn message_file(m: &Message) -> String {
     for (i, s) in m.structs.iter().enumerate() {
         Ctx { m, s, top: i == 0 }.gen(&mut out);
     }
-    out.push_str("#[cfg(test)]\nmod arb {\nuse super::*;\nuse crate::protocol::messages::util::*;\nuse quickcheck::{Arbitrary, Gen};\n\n");
+    out.push_str("#[cfg(test)]\nmod arb {\n#[allow(unused_imports)]\nuse quickcheck::Arbitrary;\nuse quickcheck::Gen;\n\nuse super::*;\n\n");
     for (i, s) in m.structs.iter().enumerate() {
         Ctx { m, s, top: i == 0 }.gen_arb(&mut out);
     }
@@ -655,8 +655,8 @@ pub fn mod_file(msgs: &[Message], test_msg: &Message) -> String {
     out.push_str(
         "//! Kafka's protocol messages, generated from the JSON definitions. One module per\n\
          //! definition file; the top-level types are re-exported here.\n\n\
-         #![allow(missing_docs, unused_variables, unused_imports)]\n\
-         #![allow(clippy::field_reassign_with_default, clippy::large_enum_variant, clippy::needless_borrow)]\n\n\
+         #![allow(missing_docs, unused_variables)]\n\
+         #![allow(clippy::field_reassign_with_default, clippy::large_enum_variant)]\n\n\
          use bytes::Bytes;\n\n\
          use crate::protocol::primitives::{Decode, DecodeResult, Encode, EncodeResult};\nuse crate::protocol::DecodeError;\n\n",
     );

@@ -262,9 +262,11 @@ impl Decode for AddPartitionsToTxnTopic {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl AddPartitionsToTxnRequest {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

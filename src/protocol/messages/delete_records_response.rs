@@ -142,9 +142,11 @@ impl Decode for DeleteRecordsPartitionResult {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl DeleteRecordsResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

@@ -135,9 +135,11 @@ impl Decode for DescribeConfigsResource {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl DescribeConfigsRequest {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

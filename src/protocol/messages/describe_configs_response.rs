@@ -322,9 +322,11 @@ impl Decode for DescribeConfigsSynonym {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl DescribeConfigsResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

@@ -199,9 +199,11 @@ impl Decode for DescribedGroupMember {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl DescribeGroupsResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

@@ -62,9 +62,11 @@ impl Decode for HeartbeatResponse {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl HeartbeatResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

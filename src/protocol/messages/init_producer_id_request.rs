@@ -88,9 +88,11 @@ impl Decode for InitProducerIdRequest {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl InitProducerIdRequest {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

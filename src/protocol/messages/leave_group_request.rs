@@ -131,9 +131,11 @@ impl Decode for MemberIdentity {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl LeaveGroupRequest {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

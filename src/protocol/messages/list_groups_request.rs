@@ -72,9 +72,11 @@ impl Decode for ListGroupsRequest {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl ListGroupsRequest {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

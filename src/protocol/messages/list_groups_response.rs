@@ -123,9 +123,11 @@ impl Decode for ListedGroup {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl ListGroupsResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

@@ -208,9 +208,11 @@ impl Decode for ListOffsetsPartitionResponse {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl ListOffsetsResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

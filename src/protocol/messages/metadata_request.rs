@@ -184,9 +184,11 @@ impl Decode for MetadataRequestTopic {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl MetadataRequest {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

@@ -5,12 +5,8 @@
 //! Kafka's protocol messages, generated from the JSON definitions. One module per
 //! definition file; the top-level types are re-exported here.
 
-#![allow(missing_docs, unused_variables, unused_imports)]
-#![allow(
-    clippy::field_reassign_with_default,
-    clippy::large_enum_variant,
-    clippy::needless_borrow
-)]
+#![allow(missing_docs, unused_variables)]
+#![allow(clippy::field_reassign_with_default, clippy::large_enum_variant)]
 
 use bytes::Bytes;
 

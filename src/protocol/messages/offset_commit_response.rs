@@ -144,9 +144,11 @@ impl Decode for OffsetCommitResponsePartition {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl OffsetCommitResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

@@ -86,9 +86,11 @@ impl Decode for SaslAuthenticateResponse {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl SaslAuthenticateResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

@@ -58,9 +58,11 @@ impl Decode for SaslHandshakeResponse {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl SaslHandshakeResponse {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {

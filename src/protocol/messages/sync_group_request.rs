@@ -133,9 +133,11 @@ impl Decode for SyncGroupRequestAssignment {
 
 #[cfg(test)]
 mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
     use super::*;
-    use crate::protocol::messages::util::*;
-    use quickcheck::{Arbitrary, Gen};
 
     impl SyncGroupRequest {
         pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
