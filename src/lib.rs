@@ -7,4 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod config;
+pub mod error;
 pub mod protocol;
+pub mod rng;
+pub mod sasl;
