@@ -28,6 +28,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
 
@@ -290,6 +291,118 @@ class Conn:
         self.sock.close()
 
 
+class Proxy:
+    """A recording TCP proxy in front of one broker.
+
+    Clients bootstrap through it; Metadata v0 responses are rewritten (same
+    length: only the port changes) so clients keep talking through the proxy.
+    Every (request, response) frame pair is appended to self.pairs as
+    (api_key, api_version, request_frame, response_frame)."""
+
+    def __init__(self, upstream):
+        self.upstream = hostport(upstream)
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.port = self.lsock.getsockname()[1]
+        self.addr = "127.0.0.1:%d" % self.port
+        self.pairs = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.lsock.accept()
+            except OSError:
+                return
+            u = socket.create_connection(self.upstream)
+            pending = []
+            cv = threading.Condition()
+            threading.Thread(target=self._c2u, args=(c, u, pending, cv), daemon=True).start()
+            threading.Thread(target=self._u2c, args=(c, u, pending, cv), daemon=True).start()
+
+    @staticmethod
+    def _frame(sock):
+        try:
+            return Proxy._frame_inner(sock)
+        except OSError:
+            return None
+
+    @staticmethod
+    def _frame_inner(sock):
+        hdr = b""
+        while len(hdr) < 4:
+            x = sock.recv(4 - len(hdr))
+            if not x:
+                return None
+            hdr += x
+        n = struct.unpack(">i", hdr)[0]
+        buf = bytearray()
+        while len(buf) < n:
+            x = sock.recv(n - len(buf))
+            if not x:
+                return None
+            buf += x
+        return bytes(buf)
+
+    def _c2u(self, c, u, pending, cv):
+        while True:
+            f = self._frame(c)
+            if f is None:
+                try:
+                    u.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+                return
+            api, ver = struct.unpack(">hh", f[:4])
+            acks = None
+            if api == 0 and ver <= 2:
+                acks = struct.unpack(">h", f[10 + struct.unpack(">h", f[8:10])[0]:][:2])[0]
+            with cv:
+                if acks != 0:
+                    pending.append((api, ver, f))
+                else:
+                    with self.lock:
+                        self.pairs.append((api, ver, f, None))
+            u.sendall(i32(len(f)) + f)
+
+    def _u2c(self, c, u, pending, cv):
+        while True:
+            f = self._frame(u)
+            if f is None:
+                c.close()
+                u.close()
+                return
+            with cv:
+                api, ver, req = pending.pop(0)
+            if api == 3 and ver == 0:
+                f = self._rewrite_metadata_v0(f)
+            with self.lock:
+                self.pairs.append((api, ver, req, f))
+            c.sendall(i32(len(f)) + f)
+
+    def _rewrite_metadata_v0(self, f):
+        b = bytearray(f)
+        r = Reader(f)
+        r.i32()
+        for _ in range(r.i32()):
+            r.i32()
+            r.string()
+            if r.i32() == self.upstream[1]:
+                b[r.p - 4:r.p] = i32(self.port)
+        return bytes(b)
+
+    def take(self, api):
+        with self.lock:
+            out = [p for p in self.pairs if p[0] == api]
+            self.pairs = []
+        return out
+
+    def close(self):
+        self.lsock.close()
+
+
 MANIFEST = {"format": "frames without the 4-byte size prefix", "captures": []}
 
 
@@ -394,6 +507,13 @@ def produce_pykafka(brokers, topic, codec_name, values_keys):
                 p.produce(v, partition_key=k)
 
 
+def kcat_version(kcat):
+    import re
+    out = sh(kcat, "-V", check=False).stdout.decode()
+    m = re.search(r"Version (\S+) .*librdkafka (\S+)", out)
+    return "kcat %s (librdkafka %s)" % (m.group(1), m.group(2)) if m else "kcat"
+
+
 def capture_kafka09():
     brokers = ENV["GRETE_KAFKA09_BROKERS"]
     kcat = ENV["GRETE_KCAT"]
@@ -431,24 +551,59 @@ def capture_kafka09():
          topic="golden-raw", expect={"partition": 0, "error_code": 0, "base_offset": 0},
          records=recs_json([(i, k, v) for i, (k, v) in enumerate(raw)]))
 
-    # Data written by kcat (librdkafka, 0.9 fallback => magic 0 messages) and PyKafka.
+    # Data written by kcat (librdkafka, 0.9 fallback => magic 0 messages) and PyKafka,
+    # through a recording proxy so the clients' own Produce requests are kept too
+    # (the 0.9 broker re-compresses wrapper messages, so Fetch shows the broker's
+    # encoding, the Produce request the client's).
+    proxy = Proxy(brokers)
     written = {}
+
+    def save_client_produce(topic, writer, codec, kv):
+        found = None
+        for _, ver, req, resp in proxy.take(0):
+            r = Reader(req)
+            r.take(8)
+            r.string()
+            r.i16(); r.i32(); r.i32()
+            if r.string() != topic or resp is None:
+                continue
+            r.i32(); r.i32()
+            recs, wrappers = [], []
+            assert decode_message_set(r.kbytes(), recs, wrappers) == 0
+            if recs and recs[0][1:] == kv[0]:
+                found = (ver, req, resp, recs)
+                break
+        assert found, topic
+        ver, req, resp, recs = found
+        # Producers number inner offsets 0..n-1 (or leave them 0); compare key/value only.
+        assert [(k, v) for _, k, v in recs] == kv[:5], (topic, recs)
+        save("kafka09-produce-v%d-%s" % (ver, topic[len("golden-"):]), req, resp,
+             broker="kafka-0.9.0.1", api="Produce", version=ver, topic=topic, partition=0,
+             writer=writer, codec=codec, inner_offsets=[o for o, _, _ in recs],
+             records=recs_json([(i, k, v) for i, (k, v) in enumerate(kv[:5])]),
+             expect={"error_code": 0, "base_offset": 0},
+             note="the client's own request (captured by a proxy); the first of the two "
+                  "requests that wrote the topic")
+
     for codec in CODECS:
         topic = "golden-kcat-" + codec
         kv = [(("k%d" % i).encode(), ("kcat-%s-%d" % (codec, i)).encode()) for i in range(10)]
         for chunk in (kv[:5], kv[5:]):
             lines = b"".join(k + b":" + v + b"\n" for k, v in chunk)
-            sh(kcat, *KCAT09, "-P", "-b", brokers, "-t", topic, "-p", "0", "-K", ":",
+            sh(kcat, *KCAT09, "-P", "-b", proxy.addr, "-t", topic, "-p", "0", "-K", ":",
                "-z", codec, "-X", "linger.ms=200", stdin=lines)
-        written[topic] = ("kcat " + codec, codec, kv)
+        written[topic] = (kcat_version(kcat) + " -z " + codec, codec, kv)
+        save_client_produce(topic, *written[topic])
         log("  wrote %s" % topic)
     for codec in CODECS:
         topic = "golden-pykafka-" + codec
         kv = [(("k%d" % i).encode(), ("pykafka-%s-%d" % (codec, i)).encode()) for i in range(10)]
-        produce_pykafka(brokers, topic, codec, kv)
+        produce_pykafka(proxy.addr, topic, codec, kv)
         written[topic] = ("pykafka 2.8.0 " + codec, codec, kv)
+        save_client_produce(topic, *written[topic])
         log("  wrote %s" % topic)
 
+    proxy.close()
     for topic in ["golden-raw"] + sorted(written):
         wait_topic_v0(conn, topic)
         corr += 1
@@ -608,7 +763,7 @@ def capture_tansu():
        "-H", "h1=v1", "-H", "h2=", "-X", "linger.ms=200",
        stdin=b"".join(k + b":" + v + b"\n" for k, v in kv))
     written["golden-kcat-headers"] = (
-        "kcat (librdkafka %s)" % confluent_kafka.libversion()[0], "none",
+        kcat_version(kcat) + " -H h1=v1 -H h2=", "none",
         [(i, k, v, [("h1", b"v1"), ("h2", b"")]) for i, (k, v) in enumerate(kv)])
     for codec in ("none", "gzip", "snappy", "lz4", "zstd"):
         topic = "golden-ck-" + codec
