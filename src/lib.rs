@@ -12,3 +12,6 @@ pub mod error;
 pub mod protocol;
 pub mod rng;
 pub mod sasl;
+pub mod connection;
+#[cfg(feature = "mock")]
+pub mod mock;
