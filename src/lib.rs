@@ -7,6 +7,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod cluster;
 pub mod config;
 pub mod error;
 pub mod protocol;
@@ -15,3 +17,4 @@ pub mod sasl;
 pub mod connection;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod zk;

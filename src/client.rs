@@ -1,0 +1,1181 @@
+//! The top-level client state machine: it owns the broker connections, bootstraps from a
+//! broker list or ZooKeeper, keeps the metadata cache, routes requests to leaders and the
+//! controller, reconnects with backoff, retries what can be retried, and runs the
+//! operations (`update_cluster`, `topic_metadata`, `list_offsets`, `create_topics`,
+//! `delete_topics`, and `send` as an escape hatch).
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use crate::cluster::Cluster;
+use crate::config::{Bootstrap, BrokerAddress, ClientConfig};
+use crate::connection::{
+    Connection, ConnectionConfig, ConnectionEvent, ConnectionState, RequestId, VersionChoice,
+};
+use crate::error::{Error, TransportError};
+use crate::protocol::messages::{RequestBody, ResponseBody};
+use crate::protocol::ErrorCode;
+use crate::rng::Rng;
+pub use crate::zk::{ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse};
+
+mod backoff;
+mod ops;
+
+use backoff::Backoff;
+use ops::{OpKind, Spec};
+
+/// Identifies a connection between the core and a transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionHandle(pub u64);
+
+/// Identifies an operation; its result comes back as [`Event::Done`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub u64);
+
+/// Something the transport must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+#[non_exhaustive]
+pub enum Io {
+    /// Open a connection (TCP, then TLS if configured) and report with
+    /// [`Client::handle_connected`] or [`Client::handle_connect_failed`].
+    Connect {
+        /// The handle to report with.
+        conn: ConnectionHandle,
+        /// Host to connect to.
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// Close a connection; nothing more is reported for it.
+    Close {
+        /// The connection.
+        conn: ConnectionHandle,
+    },
+    /// Run a ZooKeeper read and report with [`Client::handle_zk_result`].
+    ZooKeeper {
+        /// The operation id to report with.
+        op: ZkOpId,
+        /// What to read (paths include the chroot).
+        request: ZkRequest,
+    },
+}
+
+/// Where a request goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Target {
+    /// Any broker (a connected one if there is one).
+    AnyBroker,
+    /// A broker by id.
+    Broker(i32),
+    /// The leader of a partition.
+    Leader {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+    },
+    /// The controller (any broker when the cluster does not say).
+    Controller,
+}
+
+/// A topic to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTopic {
+    /// Name.
+    pub name: String,
+    /// Number of partitions (-1: the broker's default, CreateTopics v4+).
+    pub num_partitions: i32,
+    /// Replication factor (-1: the broker's default, CreateTopics v4+).
+    pub replication_factor: i16,
+    /// Topic configs, such as `("cleanup.policy", "compact")`.
+    pub configs: Vec<(String, String)>,
+}
+
+/// The outcome of an operation for one topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicResult {
+    /// The topic.
+    pub name: String,
+    /// `None` when it succeeded.
+    pub error: Option<Error>,
+}
+
+/// The outcome of an offset query for one partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionOffset {
+    /// The partition.
+    pub partition: i32,
+    /// The offset, or why there is none.
+    pub result: Result<i64, Error>,
+}
+
+/// What a finished operation produced.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Output {
+    /// The metadata cache was updated: read [`Client::cluster`].
+    Cluster,
+    /// Per-topic outcomes (`topic_metadata`, `create_topics`, `delete_topics`); the
+    /// metadata of the topics that exist is in [`Client::cluster`].
+    Topics(Vec<TopicResult>),
+    /// Per-partition offsets, by partition (`list_offsets`).
+    Offsets(Vec<PartitionOffset>),
+    /// The broker's response (`send`).
+    Response(ResponseBody),
+}
+
+/// Something the application should know.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum Event {
+    /// An operation finished.
+    Done {
+        /// Which.
+        op: OpId,
+        /// Its output or error.
+        result: Result<Output, Error>,
+    },
+    /// A connection to a broker failed or was lost; the client will reconnect when needed.
+    BrokerDown {
+        /// The broker id, if the address belongs to a known broker.
+        broker: Option<i32>,
+        /// Host.
+        host: String,
+        /// Port.
+        port: u16,
+        /// Why.
+        error: Error,
+    },
+}
+
+struct Conn {
+    conn: Connection,
+    addr: BrokerAddress,
+    /// The transport reported the closure (no `Io::Close` needed).
+    transport_closed: bool,
+    /// Reached `Ready` once.
+    was_ready: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct ReqKey(u64);
+
+#[derive(Debug)]
+enum ReqState {
+    Parked,
+    Sent,
+}
+
+#[derive(Debug)]
+struct Req {
+    /// `None`: the client's own metadata refresh.
+    op: Option<OpId>,
+    spec: Spec,
+    route: Target,
+    deadline: Instant,
+    created: Instant,
+    not_before: Option<Instant>,
+    state: ReqState,
+}
+
+#[derive(Debug)]
+struct Op {
+    kind: OpKind,
+    deadline: Instant,
+    /// The last retriable error seen, for the timeout message.
+    last_error: Option<Error>,
+}
+
+#[derive(Debug, Default)]
+enum ZkState {
+    #[default]
+    Idle,
+    Listing(ZkOpId),
+    Reading {
+        pending: BTreeSet<ZkOpId>,
+        found: Vec<BrokerAddress>,
+        errors: Vec<String>,
+    },
+}
+
+/// The sans-IO Kafka client.
+///
+/// # Driving it
+///
+/// The client never does IO and never reads a clock: a transport (or your own loop, see
+/// `examples/custom_event_loop.rs`) feeds it and drains it. **After any `handle_*` call or
+/// operation call, drain in this order:**
+///
+/// 1. [`poll_io`](Self::poll_io) until `None` — open / close connections, run ZooKeeper reads;
+/// 2. [`poll_transmit`](Self::poll_transmit) until `None` — write the bytes to that connection;
+/// 3. [`poll_event`](Self::poll_event) until `None` — operation results for the application;
+/// 4. then ask [`poll_timeout`](Self::poll_timeout) and call
+///    [`handle_timeout`](Self::handle_timeout) when that instant comes (or earlier when
+///    something else happens).
+///
+/// Every `now` passed in must not go backwards. The same inputs give the same outputs:
+/// randomness (reconnect jitter, SCRAM nonces) comes from `ClientConfig::rng_seed`.
+///
+/// Every operation has a deadline of `request_timeout` from when it was started; it
+/// finishes with [`Event::Done`] exactly once, at the latest then.
+pub struct Client {
+    config: ClientConfig,
+    rng: Rng,
+    now: Option<Instant>,
+    cluster: Cluster,
+    conns: BTreeMap<ConnectionHandle, Conn>,
+    by_addr: BTreeMap<BrokerAddress, ConnectionHandle>,
+    backoff: BTreeMap<BrokerAddress, Backoff>,
+    /// Brokers that did not answer ApiVersions: connect without asking.
+    no_probe: BTreeSet<BrokerAddress>,
+    bootstrap: Vec<BrokerAddress>,
+    any_cursor: usize,
+    next_conn: u64,
+    next_op: u64,
+    next_req: u64,
+    next_zk: u64,
+    ops: BTreeMap<OpId, Op>,
+    reqs: BTreeMap<ReqKey, Req>,
+    sent: BTreeMap<(ConnectionHandle, RequestId), ReqKey>,
+    refresh: Option<ReqKey>,
+    refresh_not_before: Option<Instant>,
+    refresh_wanted: bool,
+    zk: ZkState,
+    zk_not_before: Option<Instant>,
+    last_zk_error: Option<String>,
+    io: VecDeque<Io>,
+    events: VecDeque<Event>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("connections", &self.conns.len())
+            .field("operations", &self.ops.len())
+            .field("requests", &self.reqs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// A client; nothing happens until an operation is started.
+    pub fn new(config: ClientConfig) -> Result<Client, Error> {
+        config.validate()?;
+        let bootstrap = match &config.bootstrap {
+            Bootstrap::Brokers(b) => b.clone(),
+            Bootstrap::ZooKeeper { .. } => Vec::new(),
+        };
+        Ok(Client {
+            rng: Rng::new(config.rng_seed),
+            cluster: Cluster::new(config.metadata_max_age, config.exclude_internal_topics),
+            config,
+            now: None,
+            conns: BTreeMap::new(),
+            by_addr: BTreeMap::new(),
+            backoff: BTreeMap::new(),
+            no_probe: BTreeSet::new(),
+            bootstrap,
+            any_cursor: 0,
+            next_conn: 0,
+            next_op: 0,
+            next_req: 0,
+            next_zk: 0,
+            ops: BTreeMap::new(),
+            reqs: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            refresh: None,
+            refresh_not_before: None,
+            refresh_wanted: false,
+            zk: ZkState::Idle,
+            zk_not_before: None,
+            last_zk_error: None,
+            io: VecDeque::new(),
+            events: VecDeque::new(),
+        })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// The metadata cache.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The state of a connection, if it exists.
+    pub fn connection_state(&self, conn: ConnectionHandle) -> Option<ConnectionState> {
+        self.conns.get(&conn).map(|c| c.conn.state())
+    }
+
+    // ---- transport-facing ------------------------------------------------------------
+
+    /// The transport connected `conn`.
+    pub fn handle_connected(&mut self, now: Instant, conn: ConnectionHandle) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.conn.handle_connected(now);
+        }
+        self.drive(now);
+    }
+
+    /// Connecting `conn` failed.
+    pub fn handle_connect_failed(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        error: TransportError,
+    ) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.transport_closed = true;
+            c.conn.handle_closed(now, Some(error));
+        }
+        self.drive(now);
+    }
+
+    /// Bytes arrived on `conn`.
+    pub fn handle_data(&mut self, now: Instant, conn: ConnectionHandle, data: &[u8]) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.conn.handle_data(now, data);
+        }
+        self.drive(now);
+    }
+
+    /// `conn` closed (with the reason, if it failed).
+    pub fn handle_closed(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        error: Option<TransportError>,
+    ) {
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.transport_closed = true;
+            c.conn.handle_closed(now, error);
+        }
+        self.drive(now);
+    }
+
+    /// A ZooKeeper read finished.
+    pub fn handle_zk_result(
+        &mut self,
+        now: Instant,
+        op: ZkOpId,
+        result: Result<ZkResponse, ZkError>,
+    ) {
+        self.on_zk_result(now, op, result);
+        self.drive(now);
+    }
+
+    /// Time passed (call at or after [`poll_timeout`](Self::poll_timeout)).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.drive(now);
+    }
+
+    /// The next thing the transport must do.
+    pub fn poll_io(&mut self) -> Option<Io> {
+        self.io.pop_front()
+    }
+
+    /// Appends bytes to write to one connection to `buf` and says which; `None` when no
+    /// connection has anything to write.
+    pub fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<ConnectionHandle> {
+        for (h, c) in self.conns.iter_mut() {
+            if c.conn.poll_transmit(buf) {
+                return Some(*h);
+            }
+        }
+        None
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// When [`handle_timeout`](Self::handle_timeout) is next needed.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let conns = self.conns.values().filter_map(|c| c.conn.poll_timeout());
+        let ops = self.ops.values().map(|o| o.deadline);
+        let reqs = self.reqs.values().filter_map(|r| match r.state {
+            ReqState::Parked => Some(r.not_before.unwrap_or(r.deadline)),
+            ReqState::Sent => None,
+        });
+        let waiting = !self.reqs.is_empty();
+        let backoff = self
+            .backoff
+            .values()
+            .filter_map(|b| b.until)
+            .filter(|_| waiting);
+        let refresh = if self.cluster.is_known() {
+            self.cluster.next_refresh()
+        } else {
+            None
+        };
+        let refresh_retry = self.refresh_not_before.filter(|_| self.refresh_wanted);
+        let zk = self.zk_not_before.filter(|_| waiting);
+        conns
+            .chain(ops)
+            .chain(reqs)
+            .chain(backoff)
+            .chain(refresh)
+            .chain(refresh_retry)
+            .chain(zk)
+            .min()
+    }
+
+    // ---- operations --------------------------------------------------------------------
+
+    /// Fetches metadata for all topics; finishes with [`Output::Cluster`].
+    pub fn update_cluster(&mut self, now: Instant) -> OpId {
+        self.start_op(
+            now,
+            OpKind::UpdateCluster,
+            vec![(
+                Spec::Metadata {
+                    topics: None,
+                    auto_create: false,
+                },
+                Target::AnyBroker,
+            )],
+        )
+    }
+
+    /// Fetches metadata for `topics`; with `auto_create`, a missing topic is created by
+    /// the broker (if `auto.create.topics.enable` allows it) and the operation waits until
+    /// it has leaders. Finishes with [`Output::Topics`]. (Brokers before Metadata v4 create
+    /// topics they are asked about whatever `auto_create` says.)
+    pub fn topic_metadata(&mut self, now: Instant, topics: Vec<String>, auto_create: bool) -> OpId {
+        let spec = Spec::Metadata {
+            topics: Some(topics.clone()),
+            auto_create,
+        };
+        self.start_op(
+            now,
+            OpKind::TopicMetadata {
+                topics,
+                auto_create,
+            },
+            vec![(spec, Target::AnyBroker)],
+        )
+    }
+
+    /// Offsets of `topic`'s partitions at `(partition, timestamp)`: `-1` latest, `-2`
+    /// earliest, otherwise the offset of the first message at or after the timestamp
+    /// (ListOffsets v1+) or the offsets before it (v0, 0.9). Each partition goes to its
+    /// leader; leader errors refresh the metadata and retry. Finishes with
+    /// [`Output::Offsets`].
+    pub fn list_offsets(&mut self, now: Instant, topic: &str, partitions: Vec<(i32, i64)>) -> OpId {
+        let reqs = partitions
+            .iter()
+            .map(|&(partition, timestamp)| {
+                (
+                    Spec::ListOffsets {
+                        topic: topic.to_owned(),
+                        partition,
+                        timestamp,
+                    },
+                    Target::Leader {
+                        topic: topic.to_owned(),
+                        partition,
+                    },
+                )
+            })
+            .collect();
+        let kind = OpKind::ListOffsets {
+            results: BTreeMap::new(),
+            expected: partitions.len(),
+        };
+        self.start_op(now, kind, reqs)
+    }
+
+    /// Creates topics (CreateTopics, Kafka 0.10.1+; [`Error::Unsupported`] before).
+    /// `timeout` is the broker-side wait. Finishes with [`Output::Topics`].
+    pub fn create_topics(
+        &mut self,
+        now: Instant,
+        topics: Vec<NewTopic>,
+        timeout: Duration,
+    ) -> OpId {
+        let spec = Spec::CreateTopics {
+            topics,
+            timeout_ms: duration_ms(timeout),
+        };
+        self.start_op(now, OpKind::Topics, vec![(spec, Target::Controller)])
+    }
+
+    /// Deletes topics (DeleteTopics, Kafka 0.10.1+; [`Error::Unsupported`] before).
+    /// Finishes with [`Output::Topics`].
+    pub fn delete_topics(&mut self, now: Instant, topics: Vec<String>, timeout: Duration) -> OpId {
+        let spec = Spec::DeleteTopics {
+            topics,
+            timeout_ms: duration_ms(timeout),
+        };
+        self.start_op(now, OpKind::Topics, vec![(spec, Target::Controller)])
+    }
+
+    /// Sends any request, in the highest version both sides support, to `target`;
+    /// finishes with [`Output::Response`]. Transport failures are retried until the
+    /// deadline; error codes inside the response are the caller's to read.
+    pub fn send(&mut self, now: Instant, target: Target, body: RequestBody) -> OpId {
+        self.send_version(now, target, body, VersionChoice::Highest)
+    }
+
+    /// [`send`](Self::send) with a version choice.
+    pub fn send_version(
+        &mut self,
+        now: Instant,
+        target: Target,
+        body: RequestBody,
+        version: VersionChoice,
+    ) -> OpId {
+        self.start_op(
+            now,
+            OpKind::Send,
+            vec![(Spec::Raw { body, version }, target)],
+        )
+    }
+
+    // ---- internals -------------------------------------------------------------------------
+
+    fn start_op(&mut self, now: Instant, kind: OpKind, reqs: Vec<(Spec, Target)>) -> OpId {
+        let op = OpId(self.next_op);
+        self.next_op += 1;
+        let deadline = now + self.config.request_timeout;
+        let empty = reqs.is_empty();
+        self.ops.insert(
+            op,
+            Op {
+                kind,
+                deadline,
+                last_error: None,
+            },
+        );
+        for (spec, route) in reqs {
+            self.add_req(now, Some(op), spec, route, deadline);
+        }
+        if empty {
+            self.finish_empty(op);
+        }
+        self.drive(now);
+        op
+    }
+
+    fn add_req(
+        &mut self,
+        now: Instant,
+        op: Option<OpId>,
+        spec: Spec,
+        route: Target,
+        deadline: Instant,
+    ) -> ReqKey {
+        let key = ReqKey(self.next_req);
+        self.next_req += 1;
+        self.reqs.insert(
+            key,
+            Req {
+                op,
+                spec,
+                route,
+                deadline,
+                created: now,
+                not_before: None,
+                state: ReqState::Parked,
+            },
+        );
+        key
+    }
+
+    fn finish(&mut self, op: OpId, result: Result<Output, Error>) {
+        if self.ops.remove(&op).is_none() {
+            return;
+        }
+        self.reqs
+            .retain(|_, r| r.op != Some(op) || matches!(r.state, ReqState::Sent));
+        for r in self.reqs.values_mut() {
+            if r.op == Some(op) {
+                // Still on the wire: its answer is dropped when it comes.
+                r.op = None;
+                r.spec = Spec::Orphan;
+            }
+        }
+        self.events.push_back(Event::Done { op, result });
+    }
+
+    /// Everything the client does after an input: bounded passes until nothing changes.
+    fn drive(&mut self, now: Instant) {
+        self.now = Some(now);
+        for _ in 0..32 {
+            let mut progress = false;
+            let due: Vec<ConnectionHandle> = self
+                .conns
+                .iter()
+                .filter(|(_, c)| c.conn.poll_timeout().is_some_and(|t| t <= now))
+                .map(|(h, _)| *h)
+                .collect();
+            for h in due {
+                if let Some(c) = self.conns.get_mut(&h) {
+                    c.conn.handle_timeout(now);
+                }
+            }
+            progress |= self.drain_connections(now);
+            self.expire_timers(now);
+            if (self.cluster.is_known() && self.cluster.needs_refresh(now)) || self.refresh_wanted {
+                self.request_refresh(now);
+            }
+            progress |= self.dispatch(now);
+            progress |= self.expire_ops(now);
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn expire_timers(&mut self, now: Instant) {
+        for b in self.backoff.values_mut() {
+            if b.until.is_some_and(|t| t <= now) {
+                b.until = None;
+            }
+        }
+        for r in self.reqs.values_mut() {
+            if r.not_before.is_some_and(|t| t <= now) {
+                r.not_before = None;
+            }
+        }
+        if self.zk_not_before.is_some_and(|t| t <= now) {
+            self.zk_not_before = None;
+        }
+    }
+
+    fn expire_ops(&mut self, now: Instant) -> bool {
+        let expired: Vec<OpId> = self
+            .ops
+            .iter()
+            .filter(|(_, o)| o.deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for op in &expired {
+            let last = self.ops.get(op).and_then(|o| o.last_error.clone());
+            let what = match (&last, &self.last_zk_error) {
+                (Some(e), _) => format!("operation (last error: {e})"),
+                (None, Some(z)) => format!("operation (ZooKeeper: {z})"),
+                (None, None) => "operation".to_owned(),
+            };
+            let result = self.timeout_result(*op, what);
+            self.finish(*op, result);
+        }
+        // Orphaned internal requests past their deadline.
+        let dead: Vec<ReqKey> = self
+            .reqs
+            .iter()
+            .filter(|(_, r)| r.deadline <= now && matches!(r.state, ReqState::Parked))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &dead {
+            self.reqs.remove(k);
+            if self.refresh == Some(*k) {
+                self.refresh = None;
+            }
+        }
+        !expired.is_empty() || !dead.is_empty()
+    }
+
+    /// Handles every pending connection event; removes closed connections.
+    fn drain_connections(&mut self, now: Instant) -> bool {
+        let mut progress = false;
+        let handles: Vec<ConnectionHandle> = self.conns.keys().copied().collect();
+        for h in handles {
+            while let Some(ev) = self.conns.get_mut(&h).and_then(|c| c.conn.poll_event()) {
+                progress = true;
+                self.on_connection_event(now, h, ev);
+            }
+            if self
+                .conns
+                .get(&h)
+                .is_some_and(|c| c.conn.state() == ConnectionState::Closed)
+            {
+                if let Some(c) = self.conns.remove(&h) {
+                    if self.by_addr.get(&c.addr) == Some(&h) {
+                        self.by_addr.remove(&c.addr);
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    fn on_connection_event(&mut self, now: Instant, h: ConnectionHandle, ev: ConnectionEvent) {
+        match ev {
+            ConnectionEvent::Ready => {
+                if let Some(c) = self.conns.get_mut(&h) {
+                    c.was_ready = true;
+                    let addr = c.addr.clone();
+                    self.backoff.entry(addr).or_default().reset();
+                }
+            }
+            ConnectionEvent::Response { id, result, .. } => {
+                if let Some(key) = self.sent.remove(&(h, id)) {
+                    self.on_req_done(now, key, result);
+                }
+            }
+            ConnectionEvent::Closed {
+                error,
+                api_versions_unanswered,
+            } => {
+                let Some(c) = self.conns.get(&h) else { return };
+                let addr = c.addr.clone();
+                if !c.transport_closed {
+                    self.io.push_back(Io::Close { conn: h });
+                }
+                if api_versions_unanswered {
+                    // 0.9 and older: reconnect at once, without asking.
+                    self.no_probe.insert(addr);
+                    return;
+                }
+                if let Some(error) = error {
+                    let base = self.config.reconnect_backoff;
+                    let max = self.config.reconnect_backoff_max;
+                    self.backoff.entry(addr.clone()).or_default().fail(
+                        now,
+                        base,
+                        max,
+                        &mut self.rng,
+                    );
+                    let broker = self
+                        .cluster
+                        .brokers()
+                        .find(|b| b.host == addr.host && b.port == addr.port)
+                        .map(|b| b.id);
+                    if broker.is_some() {
+                        self.cluster
+                            .invalidate(format!("connection to broker {addr} lost"));
+                    }
+                    self.events.push_back(Event::BrokerDown {
+                        broker,
+                        host: addr.host,
+                        port: addr.port,
+                        error,
+                    });
+                }
+            }
+        }
+    }
+
+    fn request_refresh(&mut self, now: Instant) {
+        if self.refresh.is_some() {
+            self.refresh_wanted = false;
+            return;
+        }
+        if self.refresh_not_before.is_some_and(|t| t > now) {
+            self.refresh_wanted = true;
+            return;
+        }
+        self.refresh_wanted = false;
+        self.refresh_not_before = Some(now + self.config.reconnect_backoff);
+        let deadline = now + self.config.request_timeout;
+        let key = self.add_req(
+            now,
+            None,
+            Spec::Metadata {
+                topics: None,
+                auto_create: false,
+            },
+            Target::AnyBroker,
+            deadline,
+        );
+        self.refresh = Some(key);
+    }
+
+    fn dispatch(&mut self, now: Instant) -> bool {
+        let mut progress = false;
+        let keys: Vec<ReqKey> = self
+            .reqs
+            .iter()
+            .filter(|(_, r)| matches!(r.state, ReqState::Parked) && r.not_before.is_none())
+            .map(|(k, _)| *k)
+            .collect();
+        for key in keys {
+            let Some(req) = self.reqs.get(&key) else {
+                continue;
+            };
+            let route = req.route.clone();
+            let created = req.created;
+            match self.route(now, &route, created) {
+                Ok(None) => {}
+                Err(e) => {
+                    progress = true;
+                    self.req_failed(key, e);
+                }
+                Ok(Some(h)) => {
+                    progress = true;
+                    let Some(req) = self.reqs.get_mut(&key) else {
+                        continue;
+                    };
+                    let Some(c) = self.conns.get_mut(&h) else {
+                        continue;
+                    };
+                    let built = match c.conn.api_versions() {
+                        Some(v) => req.spec.build(v),
+                        None => Err(Error::Misuse("connection without API versions".into())),
+                    };
+                    match built {
+                        Ok((body, version)) => {
+                            let id = c.conn.send_with_deadline(
+                                now,
+                                body,
+                                VersionChoice::Exact(version),
+                                req.deadline,
+                            );
+                            req.state = ReqState::Sent;
+                            self.sent.insert((h, id), key);
+                        }
+                        Err(e) => self.req_failed(key, e),
+                    }
+                }
+            }
+        }
+        progress
+    }
+
+    /// A ready connection for `route`: `Ok(None)` to wait (a connection is being opened,
+    /// metadata fetched, or a backoff runs).
+    fn route(
+        &mut self,
+        now: Instant,
+        route: &Target,
+        created: Instant,
+    ) -> Result<Option<ConnectionHandle>, Error> {
+        match route {
+            Target::AnyBroker => Ok(self.any_connection(now)),
+            Target::Broker(id) => self.broker_connection(now, *id, created),
+            Target::Controller => match self.cluster.controller() {
+                Some(id) if !self.cluster_stale() => self.broker_connection(now, id, created),
+                _ if !self.cluster.is_known() || self.cluster_stale() => {
+                    self.request_refresh(now);
+                    Ok(None)
+                }
+                _ => Ok(self.any_connection(now)),
+            },
+            Target::Leader { topic, partition } => {
+                if !self.cluster.is_known() || self.cluster_stale() {
+                    self.request_refresh(now);
+                    return Ok(None);
+                }
+                let fresh = self.cluster.updated_at().is_some_and(|t| t >= created);
+                let Some(t) = self.cluster.topic(topic) else {
+                    if fresh {
+                        return Err(Error::broker(
+                            ErrorCode::UnknownTopicOrPartition,
+                            format!("topic {topic}"),
+                        ));
+                    }
+                    self.cluster
+                        .invalidate(format!("topic {topic} not in metadata"));
+                    self.request_refresh(now);
+                    return Ok(None);
+                };
+                match t.partitions.get(partition).map(|p| p.leader) {
+                    Some(Some(leader)) => self.broker_connection(now, leader, created),
+                    None if fresh => Err(Error::broker(
+                        ErrorCode::UnknownTopicOrPartition,
+                        format!("topic {topic} partition {partition}"),
+                    )),
+                    _ => {
+                        // No leader yet (election, creation): ask again after a backoff.
+                        self.cluster
+                            .invalidate(format!("no leader for {topic}-{partition}"));
+                        self.request_refresh(now);
+                        Ok(None)
+                    }
+                }
+            }
+        }
+    }
+
+    fn cluster_stale(&self) -> bool {
+        self.cluster.stale_reason().is_some()
+    }
+
+    fn broker_connection(
+        &mut self,
+        now: Instant,
+        id: i32,
+        created: Instant,
+    ) -> Result<Option<ConnectionHandle>, Error> {
+        let Some(b) = self.cluster.broker(id) else {
+            if self.cluster.updated_at().is_some_and(|t| t >= created) && !self.cluster_stale() {
+                return Err(Error::Misuse(format!(
+                    "no broker with id {id} in the cluster"
+                )));
+            }
+            self.request_refresh(now);
+            return Ok(None);
+        };
+        let addr = BrokerAddress::new(b.host.clone(), b.port);
+        Ok(self.connection_to(now, &addr))
+    }
+
+    /// The ready connection to `addr`, or `None` after starting one if allowed.
+    fn connection_to(&mut self, now: Instant, addr: &BrokerAddress) -> Option<ConnectionHandle> {
+        if let Some(&h) = self.by_addr.get(addr) {
+            let ready = self
+                .conns
+                .get(&h)
+                .is_some_and(|c| c.conn.state() == ConnectionState::Ready);
+            return ready.then_some(h);
+        }
+        if self.backoff.get(addr).is_some_and(|b| b.until.is_some()) {
+            return None;
+        }
+        self.open(now, addr.clone());
+        None
+    }
+
+    fn any_connection(&mut self, now: Instant) -> Option<ConnectionHandle> {
+        if let Some((h, _)) = self
+            .conns
+            .iter()
+            .find(|(_, c)| c.conn.state() == ConnectionState::Ready)
+        {
+            return Some(*h);
+        }
+        if self
+            .conns
+            .values()
+            .any(|c| c.conn.state() != ConnectionState::Closed)
+        {
+            return None;
+        }
+        let mut candidates: Vec<BrokerAddress> = self
+            .cluster
+            .brokers()
+            .map(|b| BrokerAddress::new(b.host.clone(), b.port))
+            .collect();
+        if candidates.is_empty() {
+            candidates = self.bootstrap.clone();
+        }
+        if candidates.is_empty() {
+            self.start_zookeeper(now);
+            return None;
+        }
+        let n = candidates.len();
+        for i in 0..n {
+            let addr = &candidates[(self.any_cursor + i) % n];
+            if self.backoff.get(addr).is_some_and(|b| b.until.is_some()) {
+                continue;
+            }
+            self.any_cursor = (self.any_cursor + i + 1) % n;
+            let addr = addr.clone();
+            self.open(now, addr);
+            return None;
+        }
+        None
+    }
+
+    fn open(&mut self, _now: Instant, addr: BrokerAddress) -> ConnectionHandle {
+        let h = ConnectionHandle(self.next_conn);
+        self.next_conn += 1;
+        let mut config = ConnectionConfig::from_client(&self.config);
+        if self.no_probe.contains(&addr) {
+            config.probe_api_versions = false;
+        }
+        let conn = Connection::new(config, &mut self.rng);
+        self.io.push_back(Io::Connect {
+            conn: h,
+            host: addr.host.clone(),
+            port: addr.port,
+        });
+        self.by_addr.insert(addr.clone(), h);
+        self.conns.insert(
+            h,
+            Conn {
+                conn,
+                addr,
+                transport_closed: false,
+                was_ready: false,
+            },
+        );
+        h
+    }
+
+    fn start_zookeeper(&mut self, now: Instant) {
+        if !matches!(self.zk, ZkState::Idle) || self.zk_not_before.is_some() {
+            return;
+        }
+        let Some(chroot) = self.config.bootstrap.zookeeper_chroot() else {
+            return;
+        };
+        let path = format!("{chroot}/brokers/ids");
+        let op = self.next_zk_op();
+        self.zk = ZkState::Listing(op);
+        self.zk_not_before = Some(now + self.config.reconnect_backoff);
+        self.io.push_back(Io::ZooKeeper {
+            op,
+            request: ZkRequest::GetChildren { path },
+        });
+    }
+
+    fn next_zk_op(&mut self) -> ZkOpId {
+        let op = ZkOpId(self.next_zk);
+        self.next_zk += 1;
+        op
+    }
+
+    fn on_zk_result(&mut self, now: Instant, op: ZkOpId, result: Result<ZkResponse, ZkError>) {
+        let chroot = self
+            .config
+            .bootstrap
+            .zookeeper_chroot()
+            .unwrap_or("")
+            .to_owned();
+        match std::mem::take(&mut self.zk) {
+            ZkState::Listing(expected) if expected == op => match result {
+                Ok(ZkResponse::Children(ids)) => {
+                    let mut ids: Vec<i64> = ids.iter().filter_map(|s| s.parse().ok()).collect();
+                    ids.sort_unstable();
+                    ids.truncate(MAX_ZK_BROKERS);
+                    if ids.is_empty() {
+                        self.zk_failed(now, "no brokers registered under /brokers/ids".into());
+                        return;
+                    }
+                    let mut pending = BTreeSet::new();
+                    for id in ids {
+                        let op = self.next_zk_op();
+                        pending.insert(op);
+                        self.io.push_back(Io::ZooKeeper {
+                            op,
+                            request: ZkRequest::GetData {
+                                path: format!("{chroot}/brokers/ids/{id}"),
+                            },
+                        });
+                    }
+                    self.zk = ZkState::Reading {
+                        pending,
+                        found: Vec::new(),
+                        errors: Vec::new(),
+                    };
+                }
+                Ok(other) => self.zk_failed(now, format!("unexpected answer {other:?}")),
+                Err(e) => self.zk_failed(now, e.to_string()),
+            },
+            ZkState::Reading {
+                mut pending,
+                mut found,
+                mut errors,
+            } if pending.contains(&op) => {
+                pending.remove(&op);
+                let protocol = match (self.config.tls.is_some(), self.config.sasl.is_some()) {
+                    (false, false) => "PLAINTEXT",
+                    (true, false) => "SSL",
+                    (false, true) => "SASL_PLAINTEXT",
+                    (true, true) => "SASL_SSL",
+                };
+                match result {
+                    Ok(ZkResponse::Data(data)) => {
+                        match crate::zk::parse_broker_registration(&data, protocol) {
+                            Ok(a) => found.push(a),
+                            Err(e) => errors.push(e),
+                        }
+                    }
+                    Ok(other) => errors.push(format!("unexpected answer {other:?}")),
+                    Err(e) if e.kind == ZkErrorKind::NoNode => {}
+                    Err(e) => errors.push(e.to_string()),
+                }
+                if !pending.is_empty() {
+                    self.zk = ZkState::Reading {
+                        pending,
+                        found,
+                        errors,
+                    };
+                } else if found.is_empty() {
+                    let why = errors
+                        .first()
+                        .cloned()
+                        .unwrap_or_else(|| "no broker registrations".into());
+                    self.zk_failed(now, why);
+                } else {
+                    self.last_zk_error = None;
+                    self.bootstrap = found;
+                }
+            }
+            other => self.zk = other,
+        }
+    }
+
+    fn zk_failed(&mut self, now: Instant, why: String) {
+        self.zk = ZkState::Idle;
+        self.last_zk_error = Some(why);
+        self.zk_not_before = Some(now + self.config.reconnect_backoff);
+    }
+
+    /// A request failed for good before it was sent (no route, unsupported API).
+    fn req_failed(&mut self, key: ReqKey, error: Error) {
+        let Some(req) = self.reqs.remove(&key) else {
+            return;
+        };
+        if self.refresh == Some(key) {
+            self.refresh = None;
+        }
+        if let Some(op) = req.op {
+            if let Some(result) = self.fail_result(op, &req, error) {
+                self.finish(op, result);
+            }
+        }
+    }
+
+    fn on_req_done(&mut self, now: Instant, key: ReqKey, result: Result<ResponseBody, Error>) {
+        let Some(req) = self.reqs.remove(&key) else {
+            return;
+        };
+        if self.refresh == Some(key) {
+            self.refresh = None;
+        }
+        let Some(op) = req.op else {
+            // The client's own metadata refresh.
+            if let Ok(ResponseBody::Metadata(r)) = &result {
+                self.cluster.apply(r, true, now);
+            }
+            return;
+        };
+        let outcome = self.op_response(now, op, &req, result);
+        match outcome {
+            ops::Outcome::Wait => {}
+            ops::Outcome::Done(result) => self.finish(op, result),
+            ops::Outcome::Retry {
+                error,
+                refresh,
+                delay,
+            } => {
+                let deadline = req.deadline;
+                if now >= deadline || !error.is_retriable() {
+                    let r = self.fail_result(op, &req, error);
+                    if let Some(r) = r {
+                        self.finish(op, r);
+                    }
+                    return;
+                }
+                if let Some(o) = self.ops.get_mut(&op) {
+                    o.last_error = Some(error);
+                }
+                if refresh {
+                    self.cluster.invalidate("leader or topic error");
+                }
+                let mut req = req;
+                req.state = ReqState::Parked;
+                req.not_before = delay.then(|| now + self.config.reconnect_backoff);
+                self.reqs.insert(key, req);
+            }
+        }
+    }
+}
+
+/// At most this many broker registrations are read from ZooKeeper.
+const MAX_ZK_BROKERS: usize = 1000;
+
+fn duration_ms(d: Duration) -> i32 {
+    i32::try_from(d.as_millis()).unwrap_or(i32::MAX)
+}
+
+#[cfg(test)]
+mod tests;
