@@ -41,6 +41,7 @@ struct Options {
     filter: Option<String>,
     only: Option<String>,
     wall: bool,
+    skip_checks: bool,
 }
 
 impl Options {
@@ -56,6 +57,7 @@ impl Options {
             filter: None,
             only: None,
             wall: false,
+            skip_checks: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -85,6 +87,7 @@ impl Options {
                     o.only = Some(args.next().unwrap_or_else(|| usage("--only needs a value")))
                 }
                 "--wall" => o.wall = true,
+                "--skip-checks" => o.skip_checks = true,
                 "--bench" => {} // passed by `cargo bench`
                 "-h" | "--help" => usage(""),
                 other => usage(&format!("unknown argument {other}")),
@@ -115,7 +118,8 @@ fn usage(err: &str) -> ! {
          \x20      [--iters N timed iterations per case (7)] [--filter SUBSTRING of a case name]\n\
          \x20      [--only SUBSTRING of a library name, e.g. grete (for profiling)]\n\
          \x20      [--wall: time with the wall clock rather than the thread's on-CPU time]\n\
-         cases: encode/{{none,lz4,zstd}}, fetch/{{none,lz4,zstd}}"
+         \x20      [--skip-checks: no interop or checksum checks before timing (for profiling)]\n\
+         cases: encode/C, encode-reuse/C, fetch/C, floor/none for C in none, lz4, zstd"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 })
 }
@@ -321,9 +325,15 @@ impl Codec {
 // that both libraries reuse their output buffer's capacity alike.
 
 /// grete, streaming: `RecordBatchEncoder::append` from borrowed keys and values.
-fn encode_grete_append(d: &Data, o: &Options, codec: Codec, out: &mut Vec<u8>) {
+///
+/// With `reuse`, each batch overwrites the previous one (a producer that ships each batch
+/// before building the next); otherwise all batches accumulate in `out`.
+fn encode_grete_append(d: &Data, o: &Options, codec: Codec, reuse: bool, out: &mut Vec<u8>) {
     out.clear();
     for start in (0..d.values.len()).step_by(o.batch) {
+        if reuse {
+            out.clear();
+        }
         let end = (start + o.batch).min(d.values.len());
         let header = BatchHeader {
             base_offset: start as i64,
@@ -340,9 +350,12 @@ fn encode_grete_append(d: &Data, o: &Options, codec: Codec, out: &mut Vec<u8>) {
 }
 
 /// grete, from prepared `Record`s: `encode_record_batch`.
-fn encode_grete_records(d: &Data, o: &Options, codec: Codec, out: &mut Vec<u8>) {
+fn encode_grete_records(d: &Data, o: &Options, codec: Codec, reuse: bool, out: &mut Vec<u8>) {
     out.clear();
     for (n, chunk) in d.grete.chunks(o.batch).enumerate() {
+        if reuse {
+            out.clear();
+        }
         let header = BatchHeader {
             base_offset: (n * o.batch) as i64,
             compression: codec.grete(),
@@ -353,13 +366,16 @@ fn encode_grete_records(d: &Data, o: &Options, codec: Codec, out: &mut Vec<u8>) 
 }
 
 /// kafka-protocol, from prepared `Record`s: `RecordBatchEncoder::encode`, one call per batch.
-fn encode_kafka(d: &Data, o: &Options, codec: Codec, out: &mut Vec<u8>) {
+fn encode_kafka(d: &Data, o: &Options, codec: Codec, reuse: bool, out: &mut Vec<u8>) {
     out.clear();
     let options = RecordEncodeOptions {
         version: 2,
         compression: codec.kafka(),
     };
     for chunk in d.kafka.chunks(o.batch) {
+        if reuse {
+            out.clear();
+        }
         KEnc::encode(out, chunk, &options).expect("kafka-protocol encode");
     }
 }
@@ -412,6 +428,18 @@ fn fetch_response(batches: &[u8], partitions: usize, version: i16) -> Bytes {
     resp.encode(&mut buf, version)
         .expect("encode FetchResponse");
     Bytes::from(buf)
+}
+
+/// The records section (after the 61-byte header) of each uncompressed v2 batch.
+fn record_sections(batches: &[u8]) -> Vec<&[u8]> {
+    let mut v = Vec::new();
+    let mut rest = batches;
+    while !rest.is_empty() {
+        let n = i32::from_be_bytes(rest[8..12].try_into().unwrap()) as usize + 12;
+        v.push(&rest[61..n]);
+        rest = &rest[n..];
+    }
+    v
 }
 
 /// What a decode saw: records, the Σ of [`touch`], and optionally the full hash.
@@ -568,6 +596,18 @@ fn race(
     contenders: &mut [(&'static str, &mut dyn FnMut())],
     rows: &mut Vec<Row>,
 ) {
+    race_with(o, op, codec, bytes, true, contenders, rows)
+}
+
+fn race_with(
+    o: &Options,
+    op: &str,
+    codec: Codec,
+    bytes: usize,
+    last_is_baseline: bool,
+    contenders: &mut [(&'static str, &mut dyn FnMut())],
+    rows: &mut Vec<Row>,
+) {
     let run: Vec<bool> = contenders
         .iter()
         .map(|(name, _)| o.only.as_deref().is_none_or(|x| name.contains(x)))
@@ -587,10 +627,7 @@ fn race(
             }
         }
     }
-    let baseline = run
-        .last()
-        .copied()
-        .unwrap_or(false)
+    let baseline = (last_is_baseline && run.last().copied().unwrap_or(false))
         .then(|| stats(times.last().unwrap().clone()).best);
     let n = contenders.len();
     for (i, ((name, _), t)) in contenders.iter().zip(times).enumerate() {
@@ -601,7 +638,11 @@ fn race(
                 lib: name,
                 stats: stats(t),
                 bytes,
-                baseline: if i + 1 < n { baseline } else { None },
+                baseline: if i + 1 < n || !last_is_baseline {
+                    baseline
+                } else {
+                    None
+                },
             });
         }
     }
@@ -709,12 +750,13 @@ fn main() {
     let mut sizes = Vec::new();
     let uncompressed_size = {
         let mut out = Vec::new();
-        encode_grete_append(&d, &o, Codec::None, &mut out);
+        encode_grete_append(&d, &o, Codec::None, false, &mut out);
         out.len()
     };
     for codec in Codec::ALL {
-        if !o.wants(&format!("encode/{}", codec.name()))
-            && !o.wants(&format!("fetch/{}", codec.name()))
+        if !["encode", "encode-reuse", "fetch"]
+            .iter()
+            .any(|case| o.wants(&format!("{case}/{}", codec.name())))
         {
             continue;
         }
@@ -722,9 +764,9 @@ fn main() {
         let mut g_out = Vec::new();
         let mut g2_out = Vec::new();
         let mut k_out = Vec::new();
-        encode_grete_append(&d, &o, codec, &mut g_out);
-        encode_grete_records(&d, &o, codec, &mut g2_out);
-        encode_kafka(&d, &o, codec, &mut k_out);
+        encode_grete_append(&d, &o, codec, false, &mut g_out);
+        encode_grete_records(&d, &o, codec, false, &mut g2_out);
+        encode_kafka(&d, &o, codec, false, &mut k_out);
         assert_eq!(
             g_out,
             g2_out,
@@ -737,7 +779,12 @@ fn main() {
             hash: d.full_hash,
         };
         // Interop: each library reads the other's batches (and its own) to the same records.
-        for (who, bytes) in [("grete", &g_out), ("kafka-protocol", &k_out)] {
+        let checked: &[(&str, &Vec<u8>)] = if o.skip_checks {
+            &[]
+        } else {
+            &[("grete", &g_out), ("kafka-protocol", &k_out)]
+        };
+        for &(who, bytes) in checked {
             let by_grete = batches_grete(bytes);
             let by_kafka = batches_kafka(bytes);
             assert_eq!(
@@ -759,29 +806,36 @@ fn main() {
             "different bytes"
         };
         eprintln!(
-            "{}: grete {} bytes, kafka-protocol {} bytes ({identical}); each reads the other's: ok",
+            "{}: grete {} bytes, kafka-protocol {} bytes ({identical}); each reads the other's: {}",
             codec.name(),
             g_out.len(),
-            k_out.len()
+            k_out.len(),
+            if o.skip_checks { "not checked" } else { "ok" },
         );
         sizes.push((codec.name(), g_out.len(), k_out.len()));
 
-        if o.wants(&format!("encode/{}", codec.name())) {
+        for (case, op, reuse) in [
+            ("encode", "encode (all batches in one buffer)", false),
+            ("encode-reuse", "encode (one batch buffer, reused)", true),
+        ] {
+            if !o.wants(&format!("{case}/{}", codec.name())) {
+                continue;
+            }
             let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
             race(
                 &o,
-                "encode",
+                op,
                 codec,
                 uncompressed_size,
                 &mut [
                     ("grete (append)", &mut || {
-                        encode_grete_append(black_box(&d), &o, codec, &mut a)
+                        encode_grete_append(black_box(&d), &o, codec, reuse, &mut a)
                     }),
                     ("grete (encode_record_batch)", &mut || {
-                        encode_grete_records(black_box(&d), &o, codec, &mut b)
+                        encode_grete_records(black_box(&d), &o, codec, reuse, &mut b)
                     }),
                     ("kafka-protocol", &mut || {
-                        encode_kafka(black_box(&d), &o, codec, &mut c)
+                        encode_kafka(black_box(&d), &o, codec, reuse, &mut c)
                     }),
                 ],
                 &mut rows,
@@ -791,8 +845,11 @@ fn main() {
         if o.wants(&format!("fetch/{}", codec.name())) {
             let resp = fetch_response(&g_out, o.partitions, o.fetch_version);
             let v = o.fetch_version;
-            let g = fetch_grete(&resp, v, true);
-            let k = fetch_kafka(&resp, v, true);
+            let (g, k) = if o.skip_checks {
+                (expect, expect)
+            } else {
+                (fetch_grete(&resp, v, true), fetch_kafka(&resp, v, true))
+            };
             assert_eq!(
                 g,
                 expect,
@@ -823,6 +880,131 @@ fn main() {
                 &mut rows,
             );
         }
+    }
+    if o.wants("floor/none") {
+        // What any encoder or decoder of these batches must at least do: copy the keys and
+        // values once, and checksum the batches once (CRC-32C, with the crc32c crate that
+        // both libraries use).
+        let mut batches = Vec::new();
+        encode_grete_append(&d, &o, Codec::None, false, &mut batches);
+        let mut out = Vec::new();
+        let shared = Bytes::from(batches.clone());
+        let _ = shared.clone(); // made shared, as a decoded response's bytes are
+        race_with(
+            &o,
+            "floor",
+            Codec::None,
+            uncompressed_size,
+            false,
+            &mut [
+                ("memcpy keys+values to one buffer", &mut || {
+                    out.clear();
+                    for (k, v) in d.keys.iter().zip(&d.values) {
+                        if let Some(k) = k {
+                            out.extend_from_slice(k);
+                        }
+                        out.extend_from_slice(v);
+                    }
+                    black_box(&out);
+                }),
+                ("2 Bytes::slice + drop per record", &mut || {
+                    // What a decoder handing out `Bytes` keys and values pays in
+                    // reference counting alone (4 atomic operations per record).
+                    let mut n = 0usize;
+                    let stride = (shared.len() - 108) / d.values.len();
+                    for i in 0..d.values.len() {
+                        let k = shared.slice(i * stride..i * stride + 8);
+                        let v = shared.slice(i * stride + 8..i * stride + 108);
+                        n = n.wrapping_add(black_box(&k).len() + black_box(&v).len());
+                    }
+                    black_box(n);
+                }),
+                ("crc32c of all batches", &mut || {
+                    black_box(crc32c::crc32c(black_box(&batches)));
+                }),
+            ],
+            &mut rows,
+        );
+    }
+    for codec in [Codec::Lz4, Codec::Zstd] {
+        if !o.wants(&format!("floor/{}", codec.name())) {
+            continue;
+        }
+        // The codec alone, on the records section of each uncompressed batch: block LZ4
+        // (lz4_flex, 64 KiB blocks, as grete writes) and zstd level 3 with one reused
+        // context (the zstd crate's bulk API).
+        let mut batches = Vec::new();
+        encode_grete_append(&d, &o, Codec::None, false, &mut batches);
+        let sections = record_sections(&batches);
+        // Each section as compressed blocks: 64 KiB LZ4 blocks, or one zstd frame.
+        let mut zc = zstd::bulk::Compressor::new(3).expect("zstd context");
+        let mut zd = zstd::bulk::Decompressor::new().expect("zstd context");
+        let chunk = if codec == Codec::Lz4 {
+            64 << 10
+        } else {
+            usize::MAX
+        };
+        let packed: Vec<Vec<(usize, Vec<u8>)>> = sections
+            .iter()
+            .map(|sec| {
+                sec.chunks(chunk)
+                    .map(|block| {
+                        let c = match codec {
+                            Codec::Lz4 => lz4_flex::block::compress(block),
+                            _ => zc.compress(block).expect("zstd"),
+                        };
+                        (block.len(), c)
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut back = vec![0u8; sections.iter().map(|s| s.len()).max().unwrap_or(0)];
+        race_with(
+            &o,
+            "floor",
+            codec,
+            uncompressed_size,
+            false,
+            &mut [
+                ("codec only: compress each batch", &mut || {
+                    for sec in &sections {
+                        out.clear();
+                        for block in sec.chunks(chunk) {
+                            let at = out.len();
+                            if codec == Codec::Lz4 {
+                                let max = lz4_flex::block::get_maximum_output_size(block.len());
+                                out.resize(at + max, 0);
+                                let n = lz4_flex::block::compress_into(block, &mut out[at..])
+                                    .expect("lz4");
+                                out.truncate(at + n);
+                            } else {
+                                out.reserve(zstd::zstd_safe::compress_bound(block.len()));
+                                zc.compress_to_buffer(block, &mut out).expect("zstd");
+                            }
+                        }
+                        black_box(&out);
+                    }
+                }),
+                ("codec only: decompress each batch", &mut || {
+                    for blocks in &packed {
+                        let mut at = 0;
+                        for (len, c) in blocks {
+                            let dst = &mut back[at..at + len];
+                            let n = if codec == Codec::Lz4 {
+                                lz4_flex::block::decompress_into(c, dst).expect("lz4")
+                            } else {
+                                zd.decompress_to_buffer(c, dst).expect("zstd")
+                            };
+                            assert_eq!(n, *len);
+                            at += n;
+                        }
+                        black_box(&back);
+                    }
+                }),
+            ],
+            &mut rows,
+        );
     }
     println!();
     print_table(&rows, o.records);
