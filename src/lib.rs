@@ -18,3 +18,5 @@ pub mod connection;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod zk;
+#[cfg(feature = "mock")]
+pub mod mock;
