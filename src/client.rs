@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
-use crate::config::{Bootstrap, BrokerAddress, ClientConfig};
+use crate::config::{Bootstrap, BrokerAddress, BrokerVersion, ClientConfig};
 use crate::connection::{
     Connection, ConnectionConfig, ConnectionEvent, ConnectionState, RequestId, VersionChoice,
 };
@@ -978,7 +978,10 @@ impl Client {
         self.next_conn += 1;
         let mut config = ConnectionConfig::from_client(&self.config);
         if self.no_probe.contains(&addr) {
+            // It did not answer ApiVersions, so it predates 0.10 whatever the
+            // configuration says: use at most 0.9.0's table.
             config.probe_api_versions = false;
+            config.broker_version = config.broker_version.min(BrokerVersion::new(0, 9, 0));
         }
         let conn = Connection::new(config, &mut self.rng);
         self.io.push_back(Io::Connect {

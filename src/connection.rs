@@ -520,13 +520,18 @@ impl Connection {
     }
 
     fn send_api_versions(&mut self, now: Instant) {
-        let body = RequestBody::ApiVersions(ApiVersionsRequest {
-            client_software_name: "grete".into(),
-            client_software_version: env!("CARGO_PKG_VERSION").into(),
-            ..Default::default()
+        let v = self.api_versions_version;
+        // The software name and version exist from v3 on.
+        let body = RequestBody::ApiVersions(if v >= 3 {
+            ApiVersionsRequest {
+                client_software_name: "grete".into(),
+                client_software_version: env!("CARGO_PKG_VERSION").into(),
+                ..Default::default()
+            }
+        } else {
+            ApiVersionsRequest::default()
         });
         let deadline = now + self.config.api_version_request_timeout;
-        let v = self.api_versions_version;
         if let Err(e) = self.write_request(&body, v, Purpose::ApiVersions, deadline) {
             self.close_with(Some(e), false);
         }
@@ -761,4 +766,4 @@ fn decode_response(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
