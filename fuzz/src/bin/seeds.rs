@@ -13,8 +13,8 @@ use grete::protocol::compression::{self, CompressOptions, Compression, SnappyFra
 use grete::protocol::frame::write_frame;
 use grete::protocol::records::legacy::{encode_message_set, MessageSetOptions};
 use grete::protocol::records::{
-    encode_record_batch, BatchHeader, ControlRecord, ControlRecordType, Header, Record,
-    TimestampType,
+    encode_record_batch, BatchHeader, Batches, ControlRecord, ControlRecordType, DecodeLimits,
+    Header, Record, TimestampType,
 };
 
 struct Corpus {
@@ -55,6 +55,20 @@ fn records(n: usize, base_offset: i64, with_headers: bool) -> Vec<Record> {
             },
         })
         .collect()
+}
+
+/// Checks that a records seed decodes whole, with CRCs checked, to `expected` records.
+fn assert_records_decode(buf: &[u8], expected: usize) {
+    let mut batches = Batches::new(Bytes::copy_from_slice(buf), DecodeLimits::default());
+    let mut n = 0;
+    for batch in &mut batches {
+        let batch = batch.expect("seed batch decodes");
+        for r in batch.records() {
+            r.expect("seed record decodes");
+            n += 1;
+        }
+    }
+    assert_eq!(n, expected, "seed record count");
 }
 
 const CODECS: [Compression; 5] = [
@@ -121,6 +135,8 @@ fn compressed(c: &mut Corpus) {
             for (vname, options, flags) in variants {
                 let mut packed = Vec::new();
                 compression::compress(codec, input, &mut packed, options).expect("compress");
+                let back = compression::decompress(codec, &packed, input.len()).expect("seed");
+                assert_eq!(&back[..], input, "seed decompresses");
                 // Limit: the exact size, or 1 MiB.
                 for (lname, max) in [("exact", input.len()), ("mib", 1 << 20)] {
                     let mut seed = (max as u32).to_le_bytes()[..3].to_vec();
@@ -155,6 +171,7 @@ fn v2_batches(c: &mut Corpus) {
             };
             let mut buf = Vec::new();
             encode_record_batch(&mut buf, &header, &records(n, 100, headers)).expect("batch");
+            assert_records_decode(&buf, n);
             for verify in [0u8, 1] {
                 let mut seed = vec![verify];
                 seed.extend_from_slice(&buf);
@@ -190,6 +207,7 @@ fn v2_batches(c: &mut Corpus) {
         ..BatchHeader::default()
     };
     encode_record_batch(&mut buf, &h3, &records(4, 3, true)).expect("b");
+    assert_records_decode(&buf, 7);
     let mut seed = vec![1];
     seed.extend_from_slice(&buf);
     c.put("record_batch", "three", &seed);
@@ -215,6 +233,7 @@ fn legacy_sets(c: &mut Corpus) {
                 };
                 let mut buf = Vec::new();
                 encode_message_set(&mut buf, &options, &records(4, 50, false)).expect("set");
+                assert_records_decode(&buf, 4);
                 // Flags: bit 0 verify CRCs, bit 1 magic 1.
                 for verify in [0u8, 1] {
                     let mut seed = vec![verify | (magic as u8) << 1];

@@ -1,0 +1,3 @@
+//! Every generated request codec, and the request header: decode, re-encode, decode equal.
+#![no_main]
+libfuzzer_sys::fuzz_target!(|data: &[u8]| grete_fuzz::messages::check_requests(data));
