@@ -64,6 +64,7 @@ mod groups;
 mod handlers;
 mod log;
 mod sasl;
+pub mod sim;
 #[cfg(test)]
 mod tests;
 
