@@ -18,14 +18,14 @@
 
 use bytes::Bytes;
 
-use super::read::{slice, Body, Cursor, LOG_OVERHEAD};
+use super::read::{check_data_len, Body, Cursor, RawRecord, Span, LOG_OVERHEAD};
 use super::{
     malformed, Batch, DecodeLimits, Header, Record, TimestampType, COMPRESSION_MASK,
     TIMESTAMP_TYPE_BIT,
 };
 use crate::protocol::compression::{self, CompressOptions, Compression};
 use crate::protocol::error::{DecodeError, EncodeError};
-use crate::protocol::primitives::{prealloc, varint_len, varlong_len, EncodeResult};
+use crate::protocol::primitives::{prealloc, EncodeResult};
 
 /// The size of the batch header, up to and including the record count.
 pub const HEADER_LEN: usize = 61;
@@ -293,46 +293,85 @@ fn len_i32(n: usize, what: &'static str) -> Result<i32, EncodeError> {
     i32::try_from(n).map_err(|_| EncodeError::TooLong(what))
 }
 
+/// The size of `v` as a zig-zag varint (same as `varint_len`/`varlong_len`, branch-free:
+/// 7 bits per byte is about 9/64 bytes per bit).
+#[inline(always)]
+pub(super) fn zigzag_size(v: i64) -> usize {
+    let u = ((v << 1) ^ (v >> 63)) as u64;
+    (((63 - (u | 1).leading_zeros()) * 9 + 73) / 64) as usize
+}
+
 /// The size of a nullable byte field: its varint length, then the bytes.
 #[inline]
 fn nullable_size(v: Option<&[u8]>) -> Result<usize, EncodeError> {
     Ok(match v {
         None => 1,
-        Some(b) => varint_len(len_i32(b.len(), "record field")?) + b.len(),
+        Some(b) => zigzag_size(len_i32(b.len(), "record field")? as i64) + b.len(),
     })
 }
 
-/// Writes a zig-zag varint (`u` already zig-zagged) through a stack buffer.
-#[inline]
-fn put_zigzag(out: &mut Vec<u8>, mut u: u64) {
-    let mut tmp = [0u8; 10];
-    let mut i = 0;
-    while u >= 0x80 {
-        tmp[i] = (u as u8) | 0x80;
-        u >>= 7;
-        i += 1;
+/// A writer over a slice sized exactly for one record. The record's size is computed
+/// first, so the output grows once and every field is a plain store.
+struct Slot<'a> {
+    buf: &'a mut [u8],
+    pos: usize,
+}
+
+impl Slot<'_> {
+    #[inline(always)]
+    fn byte(&mut self, b: u8) {
+        self.buf[self.pos] = b;
+        self.pos += 1;
     }
-    tmp[i] = u as u8;
-    out.extend_from_slice(&tmp[..=i]);
-}
 
-#[inline]
-fn put_varint(out: &mut Vec<u8>, v: i32) {
-    put_zigzag(out, ((v << 1) ^ (v >> 31)) as u32 as u64);
-}
+    /// Writes an unsigned LEB128 value (already zig-zagged).
+    #[inline(always)]
+    fn uvarint(&mut self, mut u: u64) {
+        // Most record fields take one or two bytes.
+        if u < 0x80 {
+            self.byte(u as u8);
+            return;
+        }
+        if u < 0x4000 {
+            if let Some(two) = self.buf.get_mut(self.pos..self.pos + 2) {
+                two[0] = (u as u8) | 0x80;
+                two[1] = (u >> 7) as u8;
+                self.pos += 2;
+                return;
+            }
+        }
+        while u >= 0x80 {
+            self.byte((u as u8) | 0x80);
+            u >>= 7;
+        }
+        self.byte(u as u8);
+    }
 
-#[inline]
-fn put_varlong(out: &mut Vec<u8>, v: i64) {
-    put_zigzag(out, ((v << 1) ^ (v >> 63)) as u64);
-}
+    #[inline(always)]
+    fn varint(&mut self, v: i32) {
+        self.uvarint(((v << 1) ^ (v >> 31)) as u32 as u64);
+    }
 
-#[inline]
-fn put_nullable(out: &mut Vec<u8>, v: Option<&[u8]>) {
-    match v {
-        None => out.push(1), // zig-zag -1
-        Some(b) => {
-            put_varint(out, b.len() as i32);
-            out.extend_from_slice(b);
+    #[inline(always)]
+    fn varlong(&mut self, v: i64) {
+        self.uvarint(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    #[inline(always)]
+    fn slice(&mut self, b: &[u8]) {
+        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+
+    #[inline(always)]
+    fn nullable(&mut self, v: Option<&[u8]>) {
+        match v {
+            None => self.byte(1), // zig-zag -1
+            Some(b) => {
+                // Lengths were checked to fit an i32 when the size was computed.
+                self.varint(b.len() as i32);
+                self.slice(b);
+            }
         }
     }
 }
@@ -347,26 +386,33 @@ fn put_record(
     value: Option<&[u8]>,
     headers: &[Header],
 ) -> EncodeResult {
-    let mut body = 1 + varlong_len(timestamp_delta) + varint_len(offset_delta);
+    let mut body = 1 + zigzag_size(timestamp_delta) + zigzag_size(offset_delta as i64);
     body += nullable_size(key)? + nullable_size(value)?;
-    body += varint_len(len_i32(headers.len(), "record headers")?);
+    body += zigzag_size(len_i32(headers.len(), "record headers")? as i64);
     for h in headers {
-        body += varint_len(len_i32(h.key.len(), "header key")?) + h.key.len();
+        body += zigzag_size(len_i32(h.key.len(), "header key")? as i64) + h.key.len();
         body += nullable_size(h.value.as_deref())?;
     }
     let body_len = len_i32(body, "record")?;
-    out.reserve(varint_len(body_len) + body);
-    put_varint(out, body_len);
-    out.push(0); // attributes: unused
-    put_varlong(out, timestamp_delta);
-    put_varint(out, offset_delta);
-    put_nullable(out, key);
-    put_nullable(out, value);
-    put_varint(out, headers.len() as i32);
+    let total = zigzag_size(body_len as i64) + body;
+    let at = out.len();
+    out.resize(at + total, 0);
+    let mut w = Slot {
+        buf: &mut out[at..],
+        pos: 0,
+    };
+    w.varint(body_len);
+    w.byte(0); // attributes: unused
+    w.varlong(timestamp_delta);
+    w.varint(offset_delta);
+    w.nullable(key);
+    w.nullable(value);
+    w.varint(headers.len() as i32);
     for h in headers {
-        put_nullable(out, Some(h.key.as_bytes()));
-        put_nullable(out, h.value.as_deref());
+        w.nullable(Some(h.key.as_bytes()));
+        w.nullable(h.value.as_deref());
     }
+    debug_assert_eq!(w.pos, total);
     Ok(())
 }
 
@@ -418,6 +464,7 @@ pub(super) fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<Batch,
             compression::decompress(codec, &bytes[HEADER_LEN..], limits.max_decompressed_size)?
         }
     };
+    check_data_len(&data)?;
     // Every record takes at least 7 bytes: refuse absurd counts before iterating.
     if count as usize > data.len() {
         return Err(malformed("record count larger than the batch"));
@@ -449,15 +496,16 @@ pub(super) fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<Batch,
     })
 }
 
-/// Decodes the record at `*pos` in a batch's records section and advances past it.
+/// Parses the record at `*pos` in a batch's records section and advances past it. Headers
+/// are checked (structure and UTF-8 keys) but not collected.
 #[inline]
-pub(super) fn decode_record(
-    data: &Bytes,
+pub(super) fn parse_record(
+    data: &[u8],
     pos: &mut usize,
     base_offset: i64,
     base_timestamp: i64,
     log_append_time: Option<i64>,
-) -> Result<Record, DecodeError> {
+) -> Result<RawRecord, DecodeError> {
     let mut c = Cursor {
         buf: data,
         pos: *pos,
@@ -489,11 +537,10 @@ pub(super) fn decode_record(
     if header_count < 0 {
         return Err(DecodeError::InvalidLength(header_count as i64));
     }
-    let headers = if header_count == 0 {
-        Vec::new()
-    } else {
-        decode_headers(data, &mut c, header_count as usize)?
-    };
+    let headers_start = c.pos;
+    if header_count > 0 {
+        check_headers(&mut c, header_count as u32)?;
+    }
     if c.pos != end {
         return Err(malformed("record length does not match its fields"));
     }
@@ -505,37 +552,59 @@ pub(super) fn decode_record(
             TimestampType::CreateTime,
         ),
     };
-    Ok(Record {
+    Ok(RawRecord {
         offset: base_offset.wrapping_add(offset_delta as i64),
         timestamp,
         timestamp_type,
-        key: slice(data, key),
-        value: slice(data, value),
-        headers,
+        key: Span::from_range(key),
+        value: Span::from_range(value),
+        headers: (headers_start as u32, end as u32, header_count as u32),
     })
 }
 
+/// Walks `count` headers, checking their structure and keys.
 #[cold]
-fn decode_headers(
-    data: &Bytes,
-    c: &mut Cursor<'_>,
-    count: usize,
-) -> Result<Vec<Header>, DecodeError> {
-    // Each header takes at least two bytes.
-    let mut headers = Vec::with_capacity(prealloc(count, c.remaining() / 2));
+fn check_headers(c: &mut Cursor<'_>, count: u32) -> Result<(), DecodeError> {
     for _ in 0..count {
         let key_len = c.varint()?;
         let Some((a, b)) = c.nullable_range(key_len)? else {
             return Err(DecodeError::UnexpectedNull("header key"));
         };
-        let key = std::str::from_utf8(&data[a..b])
-            .map_err(|_| DecodeError::InvalidUtf8)?
-            .to_owned();
+        std::str::from_utf8(&c.buf[a..b]).map_err(|_| DecodeError::InvalidUtf8)?;
         let value_len = c.varint()?;
-        let value = slice(data, c.nullable_range(value_len)?);
-        headers.push(Header { key, value });
+        c.nullable_range(value_len)?;
     }
-    Ok(headers)
+    Ok(())
+}
+
+/// Reads the next header of a checked header section (see [`check_headers`]).
+#[inline]
+pub(super) fn next_header<'a>(c: &mut Cursor<'a>) -> Option<(&'a str, Option<&'a [u8]>)> {
+    let key_len = c.varint().ok()?;
+    let (a, b) = c.nullable_range(key_len).ok()??;
+    let key = std::str::from_utf8(&c.buf[a..b]).ok()?;
+    let value_len = c.varint().ok()?;
+    let value = c.nullable_range(value_len).ok()?.map(|(a, b)| &c.buf[a..b]);
+    Some((key, value))
+}
+
+/// Collects a checked header section into owned headers, values sliced from `data`.
+#[cold]
+pub(super) fn owned_headers(data: &Bytes, (start, end, count): (u32, u32, u32)) -> Vec<Header> {
+    let (start, end) = (start as usize, end as usize);
+    let mut c = Cursor {
+        buf: &data[..end],
+        pos: start,
+    };
+    let mut headers = Vec::with_capacity(prealloc(count as usize, end - start));
+    while let Some((key, value)) = next_header(&mut c) {
+        let value = value.map(|v| data.slice_ref(v));
+        headers.push(Header {
+            key: key.to_owned(),
+            value,
+        });
+    }
+    headers
 }
 
 /// The kind of a control record.

@@ -13,7 +13,7 @@
 
 use bytes::Bytes;
 
-use super::read::{slice, Body, Cursor, LOG_OVERHEAD};
+use super::read::{check_data_len, Body, Cursor, RawRecord, Span, LOG_OVERHEAD};
 use super::{
     malformed, Batch, DecodeLimits, Record, TimestampType, COMPRESSION_MASK, TIMESTAMP_TYPE_BIT,
 };
@@ -309,6 +309,7 @@ pub(super) fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<Batch,
         return Err(DecodeError::UnexpectedNull("compressed wrapper value"));
     };
     let inner = compression::decompress(compression, &bytes[a..b], limits.max_decompressed_size)?;
+    check_data_len(&inner)?;
     let (first, last, count) = scan_inner(&inner)?;
     let offset_delta = if m.magic >= 1 {
         m.offset.wrapping_sub(last)
@@ -356,26 +357,26 @@ fn scan_inner(data: &[u8]) -> Result<(i64, i64, i32), DecodeError> {
     Ok((first, last, count))
 }
 
-/// Decodes the message at `*pos` of a message set and advances past it.
-pub(super) fn decode_inner(
-    data: &Bytes,
+/// Parses the message at `*pos` of a message set and advances past it.
+pub(super) fn parse_inner(
+    data: &[u8],
     pos: &mut usize,
     offset_delta: i64,
     timestamp_override: Option<i64>,
     verify_crc: bool,
-) -> Result<Record, DecodeError> {
+) -> Result<RawRecord, DecodeError> {
     let m = parse_message(data, *pos, verify_crc)?;
     *pos = m.end;
     let (timestamp, timestamp_type) = match timestamp_override {
         Some(t) => (t, TimestampType::LogAppendTime),
         None => (m.timestamp, timestamp_type(m.magic, m.attributes)),
     };
-    Ok(Record {
+    Ok(RawRecord {
         offset: m.offset.wrapping_add(offset_delta),
         timestamp,
         timestamp_type,
-        key: slice(data, m.key),
-        value: slice(data, m.value),
-        headers: Vec::new(),
+        key: Span::from_range(m.key),
+        value: Span::from_range(m.value),
+        headers: (0, 0, 0),
     })
 }

@@ -49,7 +49,7 @@ mod read;
 pub use batch::{
     encode_record_batch, BatchHeader, ControlRecord, ControlRecordType, RecordBatchEncoder,
 };
-pub use read::{next_fetch_offset, Records};
+pub use read::{next_fetch_offset, HeaderRefs, RecordRef, RecordRefs, Records};
 
 /// The largest decompressed batch [`DecodeLimits::default`] accepts.
 pub const DEFAULT_MAX_DECOMPRESSED_SIZE: usize = 64 << 20;
@@ -171,9 +171,16 @@ impl Batch {
         self.last_offset.wrapping_add(1)
     }
 
-    /// The batch's records, decoded lazily.
+    /// The batch's records, decoded lazily as owned [`Record`]s whose keys and values
+    /// share the batch's buffer.
     pub fn records(&self) -> Records {
         Records::new(self)
+    }
+
+    /// The batch's records, decoded lazily as [`RecordRef`]s borrowed from the batch: no
+    /// allocation and no reference counting per record.
+    pub fn record_refs(&self) -> RecordRefs<'_> {
+        RecordRefs::new(self)
     }
 }
 

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 
-use super::{batch, legacy, malformed, Batch, DecodeLimits, Record};
+use super::{batch, legacy, malformed, Batch, DecodeLimits, Record, TimestampType};
 use crate::protocol::error::DecodeError;
 
 /// Both layouts: offset (8), size of the rest (4), then 4 bytes (CRC or leader epoch), then
@@ -39,7 +39,7 @@ impl<'a> Cursor<'a> {
         self.buf.len() - self.pos
     }
 
-    #[inline]
+    #[inline(always)]
     pub(super) fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         if self.remaining() < n {
             return Err(DecodeError::UnexpectedEof {
@@ -74,33 +74,52 @@ impl<'a> Cursor<'a> {
     }
 
     /// A zig-zag varint of at most 32 bits.
-    #[inline]
+    #[inline(always)]
     pub(super) fn varint(&mut self) -> Result<i32, DecodeError> {
-        // The common case: one byte.
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
+        // The common cases, one or two bytes, without a loop.
+        let v = match (self.buf.get(self.pos), self.buf.get(self.pos + 1)) {
+            (Some(&b0), _) if b0 < 0x80 => {
                 self.pos += 1;
-                return Ok(((b >> 1) as i32) ^ -((b & 1) as i32));
+                b0 as u32
             }
-        }
+            (Some(&b0), Some(&b1)) if b1 < 0x80 => {
+                self.pos += 2;
+                (b0 & 0x7f) as u32 | (b1 as u32) << 7
+            }
+            _ => self.varint_slow()?,
+        };
+        Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u32, DecodeError> {
         let v = self.unsigned_varlong(5)?;
         if v > u32::MAX as u64 {
             return Err(DecodeError::VarintTooLong(5));
         }
-        let v = v as u32;
-        Ok(((v >> 1) as i32) ^ -((v & 1) as i32))
+        Ok(v as u32)
     }
 
     /// A zig-zag varlong.
-    #[inline]
+    #[inline(always)]
     pub(super) fn varlong(&mut self) -> Result<i64, DecodeError> {
-        let v = self.unsigned_varlong(10)?;
+        let v = match (self.buf.get(self.pos), self.buf.get(self.pos + 1)) {
+            (Some(&b0), _) if b0 < 0x80 => {
+                self.pos += 1;
+                b0 as u64
+            }
+            (Some(&b0), Some(&b1)) if b1 < 0x80 => {
+                self.pos += 2;
+                (b0 & 0x7f) as u64 | (b1 as u64) << 7
+            }
+            _ => self.unsigned_varlong(10)?,
+        };
         Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
 
     /// A length (varint or `int32`), `None` for -1, checked against what is left; returns
     /// the byte range it covers.
-    #[inline]
+    #[inline(always)]
     pub(super) fn nullable_range(
         &mut self,
         len: i32,
@@ -284,32 +303,94 @@ pub fn next_fetch_offset(records: &[u8]) -> Option<i64> {
     next
 }
 
-/// A lazy iterator over one batch's records. Yields `Err` once and then ends on malformed
-/// input.
-#[derive(Debug, Clone)]
-pub struct Records {
-    body: Body,
+/// A record as parsed: fields as ranges of the batch's data, headers checked but not
+/// collected (start, end, count).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RawRecord {
+    pub(super) offset: i64,
+    pub(super) timestamp: i64,
+    pub(super) timestamp_type: TimestampType,
+    pub(super) key: Span,
+    pub(super) value: Span,
+    pub(super) headers: (u32, u32, u32),
+}
+
+/// A nullable range of a batch's data, kept small because it is moved for every record
+/// (batch data never exceeds `u32::MAX` bytes: see [`check_data_len`]).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    const NULL: Span = Span {
+        start: u32::MAX,
+        end: 0,
+    };
+
+    #[inline(always)]
+    pub(super) fn from_range(r: Option<(usize, usize)>) -> Span {
+        match r {
+            Some((a, b)) => Span {
+                start: a as u32,
+                end: b as u32,
+            },
+            None => Span::NULL,
+        }
+    }
+
+    #[inline(always)]
+    fn get(self) -> Option<(usize, usize)> {
+        (self.start != u32::MAX).then_some((self.start as usize, self.end as usize))
+    }
+}
+
+/// Refuses batch data too large for [`Span`]s.
+pub(super) fn check_data_len(data: &[u8]) -> Result<(), DecodeError> {
+    if data.len() >= u32::MAX as usize {
+        return Err(DecodeError::DecompressedTooLarge {
+            max: u32::MAX as usize - 1,
+        });
+    }
+    Ok(())
+}
+
+/// Where an iteration over a batch's records stands.
+#[derive(Debug, Clone, Copy)]
+struct Position {
     pos: usize,
     left: i32,
     failed: bool,
 }
 
-impl Records {
-    pub(super) fn new(batch: &Batch) -> Self {
-        let left = match &batch.body {
-            Body::V2 { count, .. } => *count,
-            Body::Legacy { .. } => batch.record_count,
-        };
-        Records {
-            body: batch.body.clone(),
+impl Position {
+    fn new(batch: &Batch) -> Self {
+        Position {
             pos: 0,
-            left,
+            left: batch.record_count,
             failed: false,
         }
     }
 
-    fn step(&mut self) -> Result<Option<Record>, DecodeError> {
-        match &self.body {
+    /// Parses the next record of `body`; after an error, ends.
+    #[inline(always)]
+    fn next(&mut self, body: &Body) -> Option<Result<RawRecord, DecodeError>> {
+        if self.failed {
+            return None;
+        }
+        match self.step(body) {
+            Ok(r) => r.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn step(&mut self, body: &Body) -> Result<Option<RawRecord>, DecodeError> {
+        match body {
             Body::V2 {
                 data,
                 base_offset,
@@ -323,7 +404,7 @@ impl Records {
                     }
                     return Ok(None);
                 }
-                let r = batch::decode_record(
+                let r = batch::parse_record(
                     data,
                     &mut self.pos,
                     *base_offset,
@@ -342,7 +423,7 @@ impl Records {
                 if self.pos >= data.len() {
                     return Ok(None);
                 }
-                let r = legacy::decode_inner(
+                let r = legacy::parse_inner(
                     data,
                     &mut self.pos,
                     *offset_delta,
@@ -351,24 +432,6 @@ impl Records {
                 )?;
                 self.left -= 1;
                 Ok(Some(r))
-            }
-        }
-    }
-}
-
-impl Iterator for Records {
-    type Item = Result<Record, DecodeError>;
-
-    #[inline]
-    fn next(&mut self) -> Option<Self::Item> {
-        if self.failed {
-            return None;
-        }
-        match self.step() {
-            Ok(r) => r.map(Ok),
-            Err(e) => {
-                self.failed = true;
-                Some(Err(e))
             }
         }
     }
@@ -382,4 +445,188 @@ impl Iterator for Records {
     }
 }
 
+impl Body {
+    fn data(&self) -> &Bytes {
+        match self {
+            Body::V2 { data, .. } | Body::Legacy { data, .. } => data,
+        }
+    }
+}
+
+/// A lazy iterator over one batch's records as owned [`Record`]s, whose keys and values
+/// share the batch's buffer. Yields `Err` once and then ends on malformed input.
+#[derive(Debug, Clone)]
+pub struct Records {
+    body: Body,
+    at: Position,
+}
+
+impl Records {
+    pub(super) fn new(batch: &Batch) -> Self {
+        Records {
+            body: batch.body.clone(),
+            at: Position::new(batch),
+        }
+    }
+}
+
+impl Iterator for Records {
+    type Item = Result<Record, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let raw = match self.at.next(&self.body)? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        let data = self.body.data();
+        Some(Ok(Record {
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            timestamp_type: raw.timestamp_type,
+            key: slice(data, raw.key.get()),
+            value: slice(data, raw.value.get()),
+            headers: if raw.headers.2 == 0 {
+                Vec::new()
+            } else {
+                batch::owned_headers(data, raw.headers)
+            },
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.at.size_hint()
+    }
+}
+
 impl std::iter::FusedIterator for Records {}
+
+/// A record borrowed from its [`Batch`]: no reference counting, no allocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordRef<'a> {
+    /// The record's absolute offset in its partition.
+    pub offset: i64,
+    /// Milliseconds since the epoch, or -1 if the format has none.
+    pub timestamp: i64,
+    /// What the timestamp means.
+    pub timestamp_type: TimestampType,
+    /// The key; `None` is null.
+    pub key: Option<&'a [u8]>,
+    /// The value; `None` is null.
+    pub value: Option<&'a [u8]>,
+    /// The headers, read as they are iterated.
+    pub headers: HeaderRefs<'a>,
+}
+
+impl RecordRef<'_> {
+    /// An owned copy (keys, values and header values are copied).
+    pub fn to_record(&self) -> Record {
+        Record {
+            offset: self.offset,
+            timestamp: self.timestamp,
+            timestamp_type: self.timestamp_type,
+            key: self.key.map(Bytes::copy_from_slice),
+            value: self.value.map(Bytes::copy_from_slice),
+            headers: self
+                .headers
+                .map(|(k, v)| super::Header {
+                    key: k.to_owned(),
+                    value: v.map(Bytes::copy_from_slice),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// The headers of a [`RecordRef`], as `(key, value)` pairs. They were checked when the
+/// record was read, so iterating cannot fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeaderRefs<'a> {
+    cursor_buf: &'a [u8],
+    pos: usize,
+    left: u32,
+}
+
+impl HeaderRefs<'_> {
+    /// How many headers are left.
+    pub fn len(&self) -> usize {
+        self.left as usize
+    }
+
+    /// Whether no header is left.
+    pub fn is_empty(&self) -> bool {
+        self.left == 0
+    }
+}
+
+impl<'a> Iterator for HeaderRefs<'a> {
+    type Item = (&'a str, Option<&'a [u8]>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        let mut c = Cursor {
+            buf: self.cursor_buf,
+            pos: self.pos,
+        };
+        let h = batch::next_header(&mut c);
+        self.pos = c.pos;
+        self.left = if h.is_some() { self.left - 1 } else { 0 };
+        h
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (0, Some(self.left as usize))
+    }
+}
+
+/// A lazy iterator over one batch's records as [`RecordRef`]s borrowed from the batch:
+/// the cheapest way to read. Yields `Err` once and then ends on malformed input.
+#[derive(Debug, Clone)]
+pub struct RecordRefs<'a> {
+    body: &'a Body,
+    at: Position,
+}
+
+impl<'a> RecordRefs<'a> {
+    pub(super) fn new(batch: &'a Batch) -> Self {
+        RecordRefs {
+            body: &batch.body,
+            at: Position::new(batch),
+        }
+    }
+}
+
+impl<'a> Iterator for RecordRefs<'a> {
+    type Item = Result<RecordRef<'a>, DecodeError>;
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        let raw = match self.at.next(self.body)? {
+            Ok(raw) => raw,
+            Err(e) => return Some(Err(e)),
+        };
+        let data: &'a [u8] = self.body.data();
+        let (hs, he, count) = raw.headers;
+        let (hs, he) = (hs as usize, he as usize);
+        Some(Ok(RecordRef {
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            timestamp_type: raw.timestamp_type,
+            key: raw.key.get().map(|(a, b)| &data[a..b]),
+            value: raw.value.get().map(|(a, b)| &data[a..b]),
+            headers: HeaderRefs {
+                cursor_buf: &data[..he],
+                pos: hs,
+                left: count,
+            },
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.at.size_hint()
+    }
+}
+
+impl std::iter::FusedIterator for RecordRefs<'_> {}
