@@ -245,6 +245,8 @@ pub struct Client {
     zk: ZkState,
     zk_not_before: Option<Instant>,
     last_zk_error: Option<String>,
+    /// The last connection failure, for timeout messages.
+    last_connection_error: Option<Error>,
     io: VecDeque<Io>,
     events: VecDeque<Event>,
 }
@@ -291,6 +293,7 @@ impl Client {
             zk: ZkState::Idle,
             zk_not_before: None,
             last_zk_error: None,
+            last_connection_error: None,
             io: VecDeque::new(),
             events: VecDeque::new(),
         })
@@ -624,7 +627,10 @@ impl Client {
             if (self.cluster.is_known() && self.cluster.needs_refresh(now)) || self.refresh_wanted {
                 self.request_refresh(now);
             }
+            let (reqs_before, io_before) = (self.next_req, self.io.len());
             progress |= self.dispatch(now);
+            // A dispatch may have asked for a metadata refresh or a connection.
+            progress |= self.next_req != reqs_before || self.io.len() != io_before;
             progress |= self.expire_ops(now);
             if !progress {
                 break;
@@ -657,6 +663,7 @@ impl Client {
             .collect();
         for op in &expired {
             let last = self.ops.get(op).and_then(|o| o.last_error.clone());
+            let last = last.or_else(|| self.last_connection_error.clone());
             let what = match (&last, &self.last_zk_error) {
                 (Some(e), _) => format!("operation (last error: {e})"),
                 (None, Some(z)) => format!("operation (ZooKeeper: {z})"),
@@ -710,6 +717,7 @@ impl Client {
             ConnectionEvent::Ready => {
                 if let Some(c) = self.conns.get_mut(&h) {
                     c.was_ready = true;
+                    self.last_connection_error = None;
                     let addr = c.addr.clone();
                     self.backoff.entry(addr).or_default().reset();
                 }
@@ -734,6 +742,7 @@ impl Client {
                     return;
                 }
                 if let Some(error) = error {
+                    self.last_connection_error = Some(error.clone());
                     let base = self.config.reconnect_backoff;
                     let max = self.config.reconnect_backoff_max;
                     self.backoff.entry(addr.clone()).or_default().fail(
