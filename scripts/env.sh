@@ -15,7 +15,10 @@
 #   GRETE_KAFKA09_CLUSTER3_ZK        its own ZooKeeper                        (127.0.0.1:21811)
 #   GRETE_TANSU_BROKERS              tansu broker (modern protocol, memory storage) (127.0.0.1:19292)
 #   GRETE_PYTHON                     python of the venv with pykafka 2.8.0, kazoo, kafka-python, confluent-kafka
-#   GRETE_KCAT                       kcat binary (for 0.9 add: -X api.version.request=false -X broker.version.fallback=0.9.0.1)
+#   GRETE_KCAT                       kcat binary (for 0.9 add: -X api.version.request=false -X broker.version.fallback=0.9.0.1;
+#                                    Debian's kcat/librdkafka 2.0.2 cannot talk to tansu 0.6.0, use confluent-kafka there)
+#   GRETE_KAFKA09_HOME               the Kafka 0.9.0.1 distribution (bin/kafka-topics.sh etc.; or use
+#                                    `scripts/kafka09 create-topic NAME PARTITIONS RF [--cluster triple]`)
 #   GRETE_REQUIRE_BROKERS            set to 1 by scripts/test: broker tests must fail instead of skipping
 #
 # Port knobs (override before sourcing): GRETE_ZK_PORT, GRETE_KAFKA09_PORT, GRETE_KAFKA09_SSL_PORT,
