@@ -450,8 +450,10 @@ struct Seen {
     hash: u64,
 }
 
-/// grete: `FetchResponse::decode`, then `Batches` and `Records` over each partition.
-fn fetch_grete(resp: &Bytes, version: i16, hash: bool) -> Seen {
+/// grete: `FetchResponse::decode`, then `Batches` over each partition and, per batch,
+/// `Batch::records` (owned `Record`s sharing the buffer) or, with `refs`,
+/// `Batch::record_refs` (borrowed `RecordRef`s).
+fn fetch_grete(resp: &Bytes, version: i16, hash: bool, refs: bool) -> Seen {
     let mut buf = resp.clone();
     let r = gfr::FetchResponse::decode(&mut buf, version).expect("grete FetchResponse");
     let mut seen = Seen {
@@ -460,23 +462,35 @@ fn fetch_grete(resp: &Bytes, version: i16, hash: bool) -> Seen {
         hash: 0,
     };
     let mut h = Fnv::new();
+    let mut visit = |offset: i64, timestamp: i64, key: Option<&[u8]>, value: Option<&[u8]>| {
+        seen.records += 1;
+        seen.touch_sum = seen
+            .touch_sum
+            .wrapping_add(touch(offset, timestamp, key, value));
+        if hash {
+            h.opt(key);
+            h.opt(value);
+        }
+    };
     for t in &r.responses {
         for p in &t.partitions {
             let Some(records) = &p.records else { continue };
             for batch in Batches::new(records.clone(), DecodeLimits::default()) {
                 let batch = batch.expect("grete batch");
-                for rec in batch.records() {
-                    let rec = rec.expect("grete record");
-                    seen.records += 1;
-                    seen.touch_sum = seen.touch_sum.wrapping_add(touch(
-                        rec.offset,
-                        rec.timestamp,
-                        rec.key.as_deref(),
-                        rec.value.as_deref(),
-                    ));
-                    if hash {
-                        h.opt(rec.key.as_deref());
-                        h.opt(rec.value.as_deref());
+                if refs {
+                    for rec in batch.record_refs() {
+                        let rec = rec.expect("grete record");
+                        visit(rec.offset, rec.timestamp, rec.key, rec.value);
+                    }
+                } else {
+                    for rec in batch.records() {
+                        let rec = rec.expect("grete record");
+                        visit(
+                            rec.offset,
+                            rec.timestamp,
+                            rec.key.as_deref(),
+                            rec.value.as_deref(),
+                        );
                     }
                 }
             }
@@ -524,8 +538,8 @@ fn fetch_kafka(resp: &Bytes, version: i16, hash: bool) -> Seen {
 
 /// Decodes batches with each library (wrapped in a one-partition FetchResponse v12), fully
 /// hashed: the interop check.
-fn batches_grete(batches: &[u8]) -> Seen {
-    fetch_grete(&fetch_response(batches, 1, 12), 12, true)
+fn batches_grete(batches: &[u8], refs: bool) -> Seen {
+    fetch_grete(&fetch_response(batches, 1, 12), 12, true, refs)
 }
 
 fn batches_kafka(batches: &[u8]) -> Seen {
@@ -785,14 +799,15 @@ fn main() {
             &[("grete", &g_out), ("kafka-protocol", &k_out)]
         };
         for &(who, bytes) in checked {
-            let by_grete = batches_grete(bytes);
             let by_kafka = batches_kafka(bytes);
-            assert_eq!(
-                by_grete,
-                expect,
-                "grete reading {who}'s {} batches",
-                codec.name()
-            );
+            for refs in [false, true] {
+                assert_eq!(
+                    batches_grete(bytes, refs),
+                    expect,
+                    "grete reading {who}'s {} batches (refs: {refs})",
+                    codec.name()
+                );
+            }
             assert_eq!(
                 by_kafka,
                 expect,
@@ -845,14 +860,18 @@ fn main() {
         if o.wants(&format!("fetch/{}", codec.name())) {
             let resp = fetch_response(&g_out, o.partitions, o.fetch_version);
             let v = o.fetch_version;
-            let (g, k) = if o.skip_checks {
-                (expect, expect)
+            let (g, gr, k) = if o.skip_checks {
+                (expect, expect, expect)
             } else {
-                (fetch_grete(&resp, v, true), fetch_kafka(&resp, v, true))
+                (
+                    fetch_grete(&resp, v, true, false),
+                    fetch_grete(&resp, v, true, true),
+                    fetch_kafka(&resp, v, true),
+                )
             };
             assert_eq!(
-                g,
-                expect,
+                (g, gr),
+                (expect, expect),
                 "grete decoding the FetchResponse ({})",
                 codec.name()
             );
@@ -868,8 +887,12 @@ fn main() {
                 codec,
                 uncompressed_size,
                 &mut [
-                    ("grete", &mut || {
-                        let s = fetch_grete(black_box(&resp), v, false);
+                    ("grete (records)", &mut || {
+                        let s = fetch_grete(black_box(&resp), v, false, false);
+                        assert_eq!(s.touch_sum, d.touch_sum);
+                    }),
+                    ("grete (record_refs)", &mut || {
+                        let s = fetch_grete(black_box(&resp), v, false, true);
                         assert_eq!(s.touch_sum, d.touch_sum);
                     }),
                     ("kafka-protocol", &mut || {
