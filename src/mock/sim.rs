@@ -128,6 +128,17 @@ pub enum SimError {
         /// Virtual time elapsed.
         elapsed: Duration,
     },
+    /// Virtual time stopped advancing: a thousand steps in a row at one instant. Usually
+    /// a timer that `poll_timeout` reports as due but `handle_timeout` never clears.
+    #[error(
+        "simulation (seed {seed}) is stuck at {elapsed:?}: a timer stays due but nothing changes"
+    )]
+    Livelock {
+        /// The seed, to replay the run.
+        seed: u64,
+        /// Virtual time elapsed.
+        elapsed: Duration,
+    },
     /// Nothing is left to happen (no timer, no bytes in flight) and the goal is not met.
     #[error("simulation (seed {seed}) went idle after {elapsed:?} before its goal")]
     Idle {
@@ -139,6 +150,64 @@ pub enum SimError {
     /// The client's configuration was refused.
     #[error("client configuration: {0}")]
     Config(Error),
+}
+
+/// What the simulated network did, for tests that want to be sure a path was taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SimStats {
+    /// Reads handed to the client.
+    pub reads_to_client: u64,
+    /// Reads handed to the brokers.
+    pub reads_to_server: u64,
+    /// Reads (either way) that ended inside a frame.
+    pub partial_frame_reads: u64,
+    /// Reads (either way) that held the ends of two or more frames.
+    pub multi_frame_reads: u64,
+    /// Connections the brokers closed.
+    pub server_closes: u64,
+    /// Connection attempts refused.
+    pub refused_connects: u64,
+}
+
+/// Follows frame boundaries in one direction of a link (size prefixes only).
+#[derive(Debug, Clone, Copy, Default)]
+struct FrameTracker {
+    /// Bytes of the size prefix seen so far (0-3) and its value so far.
+    header_len: u8,
+    header: u32,
+    /// Body bytes still to come in the current frame.
+    body_left: u64,
+}
+
+impl FrameTracker {
+    /// Feeds one read; returns (frames completed in it, whether it ended mid-frame).
+    fn feed(&mut self, mut data: &[u8]) -> (u32, bool) {
+        let mut done = 0;
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = (self.body_left.min(data.len() as u64)) as usize;
+                self.body_left -= n as u64;
+                data = &data[n..];
+                if self.body_left == 0 {
+                    done += 1;
+                }
+                continue;
+            }
+            self.header = (self.header << 8) | u32::from(data[0]);
+            self.header_len += 1;
+            data = &data[1..];
+            if self.header_len == 4 {
+                self.body_left = u64::from(self.header);
+                self.header_len = 0;
+                self.header = 0;
+                if self.body_left == 0 {
+                    done += 1;
+                }
+            }
+        }
+        (done, self.body_left > 0 || self.header_len > 0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -167,6 +236,8 @@ struct Link {
     /// The last scheduled arrival in each direction: TCP keeps order.
     last_to_server: Instant,
     last_to_client: Instant,
+    frames_to_server: FrameTracker,
+    frames_to_client: FrameTracker,
 }
 
 /// A client and a mock cluster on virtual time. See the [module docs](self).
@@ -181,11 +252,14 @@ pub struct Sim {
     start: Instant,
     now: Instant,
     steps: u64,
+    /// Steps in a row at the same instant.
+    stalled: u32,
     seq: u64,
     links: BTreeMap<ConnectionHandle, Link>,
     net: Vec<NetEvent>,
     events: Vec<Event>,
     buf: Vec<u8>,
+    stats: SimStats,
 }
 
 impl fmt::Debug for Sim {
@@ -240,11 +314,13 @@ impl Sim {
             start,
             now: start,
             steps: 0,
+            stalled: 0,
             seq: 0,
             links: BTreeMap::new(),
             net: Vec::new(),
             events: Vec::new(),
             buf: Vec::new(),
+            stats: SimStats::default(),
         }
     }
 
@@ -256,6 +332,11 @@ impl Sim {
     /// Virtual time since the simulation started.
     pub fn elapsed(&self) -> Duration {
         self.now - self.start
+    }
+
+    /// What the network did so far.
+    pub fn stats(&self) -> SimStats {
+        self.stats
     }
 
     /// Steps taken so far.
@@ -420,6 +501,8 @@ impl Sim {
                         mock: None,
                         last_to_server: self.now,
                         last_to_client: self.now,
+                        frames_to_server: FrameTracker::default(),
+                        frames_to_client: FrameTracker::default(),
                     },
                 );
                 let at = self.now + self.config.connect_latency;
@@ -558,6 +641,17 @@ impl Sim {
                 steps: self.config.max_steps,
             });
         }
+        if next <= self.now {
+            self.stalled += 1;
+            if self.stalled >= 1000 {
+                return Err(SimError::Livelock {
+                    seed: self.config.seed,
+                    elapsed: self.elapsed(),
+                });
+            }
+        } else {
+            self.stalled = 0;
+        }
         self.now = self.now.max(next);
         if self.elapsed() > self.config.max_time {
             return Err(SimError::TimeLimit {
@@ -604,6 +698,7 @@ impl Sim {
                     self.deliver(e.conn, false, &bytes);
                 }
                 NetKind::ServerClosed => {
+                    self.stats.server_closes += 1;
                     if let Some(conn) = e.conn {
                         if self.links.remove(&conn).is_some() {
                             self.client.handle_closed(
@@ -642,6 +737,7 @@ impl Sim {
                 self.client.handle_connected(now, conn);
             }
             Err(e) => {
+                self.stats.refused_connects += 1;
                 self.links.remove(&conn);
                 // A down broker and an address nobody listens on look the same to a
                 // client: the connection is refused.
@@ -674,6 +770,18 @@ impl Sim {
             };
             let (chunk, tail) = rest.split_at(n.min(rest.len()));
             rest = tail;
+            if let Some(link) = self.links.get_mut(&conn) {
+                let tracker = if to_server {
+                    self.stats.reads_to_server += 1;
+                    &mut link.frames_to_server
+                } else {
+                    self.stats.reads_to_client += 1;
+                    &mut link.frames_to_client
+                };
+                let (frames, partial) = tracker.feed(chunk);
+                self.stats.multi_frame_reads += u64::from(frames >= 2);
+                self.stats.partial_frame_reads += u64::from(partial);
+            }
             if let (true, Some(mock)) = (to_server, mock) {
                 self.cluster.handle_data(now, mock, chunk);
             } else {
