@@ -569,6 +569,11 @@ impl MockCluster {
         });
     }
 
+    /// Removes every pending fault rule.
+    pub fn clear_faults(&mut self) {
+        self.state.faults.clear();
+    }
+
     /// Fault rules that have not caught all their requests yet.
     pub fn pending_faults(&self) -> &[Fault] {
         &self.state.faults
