@@ -709,6 +709,12 @@ fn decompression_bombs_are_refused() {
             compression: c,
             ..BatchHeader::default()
         };
+        if !c.is_enabled() {
+            let err = encode_record_batch(&mut out, &h, std::slice::from_ref(&big)).unwrap_err();
+            assert_eq!(err, EncodeError::CompressionDisabled(c.name()));
+            assert!(out.is_empty());
+            continue;
+        }
         encode_record_batch(&mut out, &h, std::slice::from_ref(&big)).unwrap();
         assert!(out.len() < 1 << 20, "{c:?} should compress zeros well");
         assert_eq!(
@@ -865,5 +871,25 @@ fn timing() {
         println!("round {round}: decode borrowed {ref_ns:.1} ns/record");
         println!("round {round}: encode {enc_ns:.1} ns/record, decode {dec_ns:.1} ns/record (crc alone {crc_ns:.1}, {crc})");
         out = Vec::from(bytes);
+    }
+}
+
+#[test]
+fn unknown_or_disabled_codecs_are_typed_errors() {
+    let (out, ends) = three_batches(0);
+    let one = &out[..ends[0]];
+    for code in 1u8..=7 {
+        let mut b = one.to_vec();
+        b[22] = code; // the low byte of the attributes
+        let err = decode_all(&b, DecodeLimits::default().with_verify_crc(false)).unwrap_err();
+        match Compression::from_code(code) {
+            Ok(c) if c.is_enabled() => {
+                assert!(
+                    matches!(err, DecodeError::Decompress { .. }),
+                    "{code}: {err:?}"
+                )
+            }
+            _ => assert_eq!(err, DecodeError::UnsupportedCompression(code)),
+        }
     }
 }
