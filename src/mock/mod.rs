@@ -815,6 +815,10 @@ fn process_frame(state: &mut State, c: &mut Conn, conn: MockConn, now: Instant, 
         .map(|b| b.cfg.mode)
         .unwrap_or_default();
     if api == ApiKey::ApiVersions && mode == config::BrokerMode::Kafka09 {
+        // Recorded (it did arrive), never answered, and the connection is muted.
+        if let Ok((header, _)) = decode_request(frame) {
+            state.log_request(now, c.broker, conn, &header, api, version);
+        }
         c.stuck = true;
         return;
     }
