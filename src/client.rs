@@ -411,10 +411,14 @@ impl Client {
             .values()
             .filter_map(|b| b.until)
             .filter(|_| waiting);
-        let refresh = if self.cluster.is_known() {
-            self.cluster.next_refresh()
-        } else {
-            None
+        // The age timer; once due, a refresh in progress or its rate limit takes over
+        // (so that a failing refresh never makes this instant lie in the past).
+        let refresh = match (self.cluster.is_known(), self.refresh) {
+            (true, None) => self
+                .cluster
+                .next_refresh()
+                .map(|t| self.refresh_not_before.map_or(t, |nb| t.max(nb))),
+            _ => None,
         };
         let refresh_retry = self.refresh_not_before.filter(|_| self.refresh_wanted);
         let zk = self.zk_not_before.filter(|_| waiting);
@@ -1140,12 +1144,14 @@ impl Client {
         let Some(req) = self.reqs.remove(&key) else {
             return;
         };
-        if self.refresh == Some(key) {
+        let is_refresh = self.refresh == Some(key);
+        if is_refresh {
             self.refresh = None;
         }
         let Some(op) = req.op else {
-            // The client's own metadata refresh.
-            if let Ok(ResponseBody::Metadata(r)) = &result {
+            // The client's own metadata refresh (or the answer to a request whose
+            // operation already finished, which is dropped).
+            if let (true, Ok(ResponseBody::Metadata(r))) = (is_refresh, &result) {
                 self.cluster.apply(r, true, now);
             }
             return;

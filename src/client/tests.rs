@@ -345,6 +345,7 @@ fn a_connection_lost_mid_request_is_retried_on_a_new_connection() {
     t.connect(conn(0));
     let w = t.negotiate();
     assert_eq!(key_version(&w), vec![(3, 12)]);
+    let lost_at = t.now;
     t.client.handle_closed(
         t.now,
         conn(0),
@@ -357,7 +358,7 @@ fn a_connection_lost_mid_request_is_retried_on_a_new_connection() {
     );
     assert!(t.ios().is_empty(), "waits for the backoff");
     let t1 = t.advance_to_timeout();
-    let backoff = t1 - w_time(&t, t1);
+    let backoff = t1 - lost_at;
     assert!(
         backoff >= Duration::from_millis(80) && backoff <= Duration::from_millis(120),
         "{backoff:?}"
@@ -381,23 +382,6 @@ fn a_connection_lost_mid_request_is_retried_on_a_new_connection() {
             result: Ok(Output::Cluster)
         }]
     );
-}
-
-/// The start instant of a harness (all these tests start at `Harness::new`'s now).
-fn w_time(t: &Harness, _now: Instant) -> Instant {
-    t.now - (t.now - t.start())
-}
-
-impl Harness {
-    fn start(&self) -> Instant {
-        // Ops start at creation; their deadline is start + request_timeout.
-        self.client
-            .ops
-            .values()
-            .map(|o| o.deadline - self.client.config.request_timeout)
-            .min()
-            .unwrap_or(self.now)
-    }
 }
 
 #[test]
@@ -689,18 +673,13 @@ fn create_topics_on_kafka_09_is_unsupported() {
             })
         }]
     );
-    assert!(evs[0]
-        .clone()
-        .to_string_for_test()
-        .contains("does not support CreateTopics"));
+    assert!(error_text(&evs[0]).contains("does not support CreateTopics"));
 }
 
-impl Event {
-    fn to_string_for_test(self) -> String {
-        match self {
-            Event::Done { result: Err(e), .. } => e.to_string(),
-            other => format!("{other:?}"),
-        }
+fn error_text(e: &Event) -> String {
+    match e {
+        Event::Done { result: Err(e), .. } => e.to_string(),
+        other => format!("{other:?}"),
     }
 }
 
@@ -864,4 +843,154 @@ fn topic_metadata_waits_for_auto_created_topics_to_get_leaders() {
         }]
     );
     assert_eq!(t.client.cluster().leader("new", 0), Some(1));
+}
+
+#[test]
+fn metadata_is_refreshed_on_the_age_timer_and_a_failing_refresh_does_not_spin() {
+    let mut t = Harness::new(ClientConfig {
+        metadata_max_age: Duration::from_secs(60),
+        ..modern()
+    });
+    let t0 = t.now;
+    t.client.update_cluster(t.now);
+    t.ios();
+    t.connect(conn(0));
+    let w = t.negotiate();
+    t.reply(conn(0), &w[0].1, metadata(&[(1, "k1")], &[("t", &[1])]));
+    t.events();
+    assert_eq!(t.advance_to_timeout(), t0 + Duration::from_secs(60));
+    let w = t.written();
+    assert_eq!(
+        key_version(&w),
+        vec![(3, 12)],
+        "the client refreshes by itself"
+    );
+    // The broker goes away: the refresh fails; timers stay in the future.
+    t.client.handle_closed(t.now, conn(0), None);
+    for _ in 0..20 {
+        let before = t.now;
+        for io in t.ios() {
+            if let Io::Connect { conn, .. } = io {
+                let e = TransportError::new(TransportErrorKind::Refused, "refused");
+                t.client.handle_connect_failed(t.now, conn, e);
+            }
+        }
+        let next = t.client.poll_timeout().expect("a timer");
+        assert!(next > before, "poll_timeout must not lie in the past");
+        t.advance_to_timeout();
+    }
+}
+
+#[test]
+fn create_topics_goes_to_the_controller_and_retries_on_not_controller() {
+    use crate::protocol::messages::create_topics_response::CreatableTopicResult;
+    use crate::protocol::messages::CreateTopicsResponse;
+    let mut t = Harness::new(modern());
+    let op = t.client.create_topics(
+        t.now,
+        vec![NewTopic {
+            name: "x".into(),
+            num_partitions: 3,
+            replication_factor: 1,
+            configs: vec![("cleanup.policy".into(), "compact".into())],
+        }],
+        Duration::from_secs(5),
+    );
+    t.ios();
+    t.connect(conn(0));
+    let w = t.negotiate();
+    // Broker 2 (k2) is the controller.
+    let mut md = metadata(&[(2, "k2"), (1, "k1")], &[]);
+    t.reply(conn(0), &w[0].1, md.clone());
+    assert_eq!(
+        t.ios(),
+        vec![Io::Connect {
+            conn: conn(1),
+            host: "k2".into(),
+            port: 9092
+        }]
+    );
+    t.connect(conn(1));
+    let w = t.negotiate();
+    assert_eq!(
+        key_version(&w),
+        vec![(19, ApiKey::CreateTopics.max_version())]
+    );
+    let RequestBody::CreateTopics(r) = &w[0].2 else {
+        panic!()
+    };
+    assert_eq!(r.timeout_ms, 5000);
+    assert_eq!(r.topics[0].configs[0].value.as_deref(), Some("compact"));
+    let answer_with = |code: ErrorCode| {
+        ResponseBody::CreateTopics(CreateTopicsResponse {
+            topics: vec![CreatableTopicResult {
+                name: "x".into(),
+                error_code: code.code(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    };
+    t.reply(conn(1), &w[0].1, answer_with(ErrorCode::NotController));
+    // The controller moved to broker 1: refresh, then ask it.
+    let mut w = t.written();
+    while w.is_empty() {
+        t.advance_to_timeout();
+        w = t.written();
+    }
+    assert_eq!(w[0].1.request_api_key, 3);
+    if let ResponseBody::Metadata(m) = &mut md {
+        m.controller_id = 1;
+    }
+    t.reply(w[0].0, &w[0].1, md);
+    let mut w = t.written();
+    while w.is_empty() {
+        t.advance_to_timeout();
+        w = t.written();
+    }
+    assert_eq!(w[0].0, conn(0), "broker 1 is k1, the bootstrap connection");
+    assert_eq!(w[0].1.request_api_key, 19);
+    let mut ok = answer_with(ErrorCode::NotController);
+    if let ResponseBody::CreateTopics(r) = &mut ok {
+        r.topics[0].error_code = 0;
+    }
+    t.reply(conn(0), &w[0].1, ok);
+    assert_eq!(
+        t.events(),
+        vec![Event::Done {
+            op,
+            result: Ok(Output::Topics(vec![TopicResult {
+                name: "x".into(),
+                error: None
+            }]))
+        }]
+    );
+}
+
+#[test]
+fn delete_topics_uses_names_or_topic_states_by_version() {
+    let versions = crate::connection::ApiVersions::from_response(&match all_api_versions() {
+        ResponseBody::ApiVersions(r) => r,
+        _ => unreachable!(),
+    });
+    let spec = ops::Spec::DeleteTopics {
+        topics: vec!["a".into()],
+        timeout_ms: 1,
+    };
+    let (body, v) = spec.build(&versions).unwrap();
+    let RequestBody::DeleteTopics(r) = body else {
+        panic!()
+    };
+    assert_eq!(v, ApiKey::DeleteTopics.max_version());
+    assert_eq!(r.topics[0].name.as_deref(), Some("a"));
+    assert!(r.topic_names.is_empty());
+    let old = crate::connection::ApiVersions::from_broker_version(BrokerVersion::new(0, 10, 1));
+    let (body, v) = spec.build(&old).unwrap();
+    let RequestBody::DeleteTopics(r) = body else {
+        panic!()
+    };
+    assert_eq!(v, 0);
+    assert_eq!(r.topic_names, vec!["a".to_owned()]);
+    let mut buf = Vec::new();
+    RequestBody::DeleteTopics(r).encode(&mut buf, 0).unwrap();
 }
