@@ -183,6 +183,16 @@ impl MockConfig {
         self
     }
 
+    /// Requires SASL SCRAM (`"SCRAM-SHA-256"` or `"SCRAM-SHA-512"`) with one user on
+    /// every broker; PLAIN is offered too, for the same user.
+    pub fn with_sasl_scram(mut self, mechanism: &str, user: &str, password: &str) -> Self {
+        self.sasl = Some(MockSasl {
+            mechanisms: vec![mechanism.to_owned(), "PLAIN".to_owned()],
+            users: vec![(user.to_owned(), password.to_owned())],
+        });
+        self
+    }
+
     /// Sets every broker's processing latency.
     pub fn with_latency(mut self, latency: Duration) -> Self {
         for b in &mut self.brokers {

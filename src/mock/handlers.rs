@@ -870,11 +870,17 @@ pub(super) fn sasl_handshake_response(error_code: i16, mechanisms: Vec<String>) 
     })
 }
 
-pub(super) fn sasl_authenticate_response(ok: bool, _v: i16) -> ResponseBody {
+pub(super) fn sasl_authenticate_response(outcome: &super::sasl::Outcome, _v: i16) -> ResponseBody {
+    use super::sasl::Outcome;
     let mut out = SaslAuthenticateResponse::default();
-    if !ok {
-        out.error_code = ErrorCode::SaslAuthenticationFailed.code();
-        out.error_message = Some("Authentication failed: invalid credentials".to_owned());
+    match outcome {
+        Outcome::Continue(reply) | Outcome::Done(reply) => {
+            out.auth_bytes = Bytes::copy_from_slice(reply);
+        }
+        Outcome::Failed => {
+            out.error_code = ErrorCode::SaslAuthenticationFailed.code();
+            out.error_message = Some("Authentication failed: invalid credentials".to_owned());
+        }
     }
     ResponseBody::SaslAuthenticate(out)
 }

@@ -211,10 +211,10 @@ enum SaslState {
     Open,
     /// Only ApiVersions and SaslHandshake are allowed.
     NeedHandshake,
-    /// After a SaslHandshake v0: the next frame is a raw token.
-    RawToken(String),
-    /// After a SaslHandshake v1: a SaslAuthenticate is expected.
-    Framed(String),
+    /// After a SaslHandshake v0: the next frames are raw tokens.
+    RawToken(sasl::Exchange),
+    /// After a SaslHandshake v1: SaslAuthenticate requests are expected.
+    Framed(sasl::Exchange),
 }
 
 #[derive(Debug)]
@@ -793,14 +793,19 @@ fn process_frame(state: &mut State, c: &mut Conn, conn: MockConn, now: Instant, 
     let latency = state
         .broker(c.broker)
         .map_or(Duration::ZERO, |b| b.cfg.latency);
-    if let SaslState::RawToken(mechanism) = &c.sasl {
-        // After SaslHandshake v0 the token travels as a bare size-prefixed frame.
-        if sasl::authenticate(&state.cfg, mechanism, &frame) {
+    if let SaslState::RawToken(exchange) = &mut c.sasl {
+        // After SaslHandshake v0 the tokens travel as bare size-prefixed frames.
+        let (reply, done) = match exchange.step(&state.cfg, &mut state.rng, &frame) {
+            sasl::Outcome::Continue(reply) => (reply, false),
+            sasl::Outcome::Done(reply) => (reply, true),
+            sasl::Outcome::Failed => return queue_close(c, now, latency),
+        };
+        if done {
             c.sasl = SaslState::Open;
-            queue_bytes(c, now, latency, vec![0, 0, 0, 0]);
-        } else {
-            queue_close(c, now, latency);
         }
+        let mut buf = (reply.len() as u32).to_be_bytes().to_vec();
+        buf.extend_from_slice(&reply);
+        queue_bytes(c, now, latency, buf);
         return;
     }
     let (api, version) = match &frame[..] {
@@ -870,10 +875,17 @@ fn process_frame(state: &mut State, c: &mut Conn, conn: MockConn, now: Instant, 
     let reply = match &body {
         RequestBody::SaslHandshake(r) => sasl_handshake(state, c, version, r),
         RequestBody::SaslAuthenticate(r) => {
-            let ok = matches!(&c.sasl, SaslState::Framed(m) if sasl::authenticate(&state.cfg, m, &r.auth_bytes));
-            let reply = handlers::sasl_authenticate_response(ok, version);
-            if ok {
+            let outcome = match &mut c.sasl {
+                SaslState::Framed(exchange) => {
+                    exchange.step(&state.cfg, &mut state.rng, &r.auth_bytes)
+                }
+                _ => sasl::Outcome::Failed,
+            };
+            let reply = handlers::sasl_authenticate_response(&outcome, version);
+            if let sasl::Outcome::Done(_) = outcome {
                 c.sasl = SaslState::Open;
+            }
+            if outcome != sasl::Outcome::Failed {
                 Reply::Respond(reply)
             } else {
                 respond(
@@ -970,9 +982,9 @@ fn sasl_handshake(
         ));
     }
     c.sasl = if version == 0 {
-        SaslState::RawToken(r.mechanism.clone())
+        SaslState::RawToken(sasl::Exchange::new(&r.mechanism))
     } else {
-        SaslState::Framed(r.mechanism.clone())
+        SaslState::Framed(sasl::Exchange::new(&r.mechanism))
     };
     Reply::Respond(handlers::sasl_handshake_response(0, cfg.mechanisms.clone()))
 }
