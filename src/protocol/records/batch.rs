@@ -498,7 +498,7 @@ pub(super) fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<Batch,
 
 /// Parses the record at `*pos` in a batch's records section and advances past it. Headers
 /// are checked (structure and UTF-8 keys) but not collected.
-#[inline]
+#[inline(always)]
 pub(super) fn parse_record(
     data: &[u8],
     pos: &mut usize,
