@@ -34,9 +34,13 @@ fn round_trip<T: PartialEq + Debug>(
     encode: impl Fn(&T, &mut Vec<u8>, i16) -> Result<(), EncodeError>,
     decode: impl Fn(&mut Bytes, i16) -> Result<T, DecodeError>,
 ) {
+    let strict = strict_tags();
     let mut bytes = Vec::new();
-    if let Err(e) = encode(first, &mut bytes, version) {
-        panic!("decoded in v{version} but does not re-encode: {e:?}\n{first:?}");
+    match encode(first, &mut bytes, version) {
+        Ok(()) => {}
+        // Known finding: the decoder accepts a repeated unknown tag the encoder refuses.
+        Err(EncodeError::Invalid(m)) if !strict && m.contains("duplicate tag") => return,
+        Err(e) => panic!("decoded in v{version} but does not re-encode: {e:?}\n{first:?}"),
     }
     let mut buf = Bytes::from(bytes.clone());
     let second = match decode(&mut buf, version) {
@@ -44,13 +48,75 @@ fn round_trip<T: PartialEq + Debug>(
         Err(e) => panic!("re-encoded v{version} does not decode: {e:?}\n{first:?}"),
     };
     assert!(buf.is_empty(), "{} re-encoded bytes left unread", buf.len());
-    assert_eq!(
-        *first, second,
-        "round trip changed the message (v{version})"
-    );
+    if *first != second {
+        // Known finding: unknown tagged fields read out of order come back sorted.
+        let (a, b) = (format!("{first:?}"), format!("{second:?}"));
+        assert!(
+            !strict && sort_unknown_tags(&a) == sort_unknown_tags(&b),
+            "round trip changed the message (v{version})\n  first: {a}\n second: {b}"
+        );
+    }
     let mut again = Vec::new();
     encode(&second, &mut again, version).expect("second encode");
     assert_eq!(bytes, again, "encoding is not stable (v{version})");
+}
+
+/// Whether to report the known tag-order finding too (`GRETE_FUZZ_STRICT_TAGS=1`).
+fn strict_tags() -> bool {
+    static STRICT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *STRICT.get_or_init(|| std::env::var_os("GRETE_FUZZ_STRICT_TAGS").is_some_and(|v| v == "1"))
+}
+
+/// A message's `Debug` text with the entries of every `unknown_tagged_fields: [..]` list
+/// sorted, so that two messages differing only in that order compare equal.
+pub fn sort_unknown_tags(debug: &str) -> String {
+    const KEY: &str = "unknown_tagged_fields: [";
+    let mut out = String::with_capacity(debug.len());
+    let mut rest = debug;
+    while let Some(at) = rest.find(KEY) {
+        out.push_str(&rest[..at + KEY.len()]);
+        rest = &rest[at + KEY.len()..];
+        // Split the list at top-level ", ", skipping over quoted byte strings.
+        let (mut depth, mut quoted, mut escaped) = (0i32, false, false);
+        let mut items = Vec::new();
+        let mut start = 0;
+        let mut end = rest.len();
+        for (i, ch) in rest.char_indices() {
+            if quoted {
+                match ch {
+                    _ if escaped => escaped = false,
+                    '\\' => escaped = true,
+                    '"' => quoted = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match ch {
+                '"' => quoted = true,
+                '{' | '[' | '(' => depth += 1,
+                '}' | ')' => depth -= 1,
+                ']' if depth == 0 => {
+                    end = i;
+                    break;
+                }
+                ']' => depth -= 1,
+                ',' if depth == 0 => {
+                    items.push(rest[start..i].trim());
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        let last = rest[start..end].trim();
+        if !last.is_empty() {
+            items.push(last);
+        }
+        items.sort_unstable();
+        out.push_str(&items.join(", "));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn request_body(key: ApiKey, version: i16, buf: &mut Bytes) {
@@ -231,5 +297,23 @@ pub fn seeds(put: &mut dyn FnMut(&str, &str, &[u8])) {
                 put("response_decoders", &format!("{name}-header"), &seed);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sort_unknown_tags;
+
+    #[test]
+    fn tag_lists_are_sorted_and_nothing_else_moves() {
+        let a = r#"M { a: [2, 1], unknown_tagged_fields: [T { tag: 10, data: b"]\"," }, T { tag: 0, data: b"" }] }"#;
+        let b = r#"M { a: [2, 1], unknown_tagged_fields: [T { tag: 0, data: b"" }, T { tag: 10, data: b"]\"," }] }"#;
+        assert_eq!(sort_unknown_tags(a), sort_unknown_tags(b));
+        let c = r#"M { a: [1, 2], unknown_tagged_fields: [T { tag: 0, data: b"" }, T { tag: 10, data: b"]\"," }] }"#;
+        assert_ne!(sort_unknown_tags(a), sort_unknown_tags(c));
+        assert_eq!(
+            sort_unknown_tags("X { unknown_tagged_fields: [] }"),
+            "X { unknown_tagged_fields: [] }"
+        );
     }
 }
