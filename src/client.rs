@@ -8,147 +8,26 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::cluster::Cluster;
-use crate::config::{Bootstrap, BrokerAddress, BrokerVersion, ClientConfig};
-use crate::connection::{
-    Connection, ConnectionConfig, ConnectionEvent, ConnectionState, RequestId, VersionChoice,
-};
+use crate::config::{Bootstrap, BrokerAddress, ClientConfig};
+use crate::connection::{Connection, ConnectionEvent, ConnectionState, RequestId, VersionChoice};
 use crate::error::{Error, TransportError};
 use crate::protocol::messages::{RequestBody, ResponseBody};
-use crate::protocol::ErrorCode;
 use crate::rng::Rng;
 pub use crate::zk::{ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse};
 
 mod backoff;
 mod ops;
+mod route;
+mod types;
+mod zookeeper;
+
+pub use types::{
+    ConnectionHandle, Event, Io, NewTopic, OpId, Output, PartitionOffset, Target, TopicResult,
+};
 
 use backoff::Backoff;
 use ops::{OpKind, Spec};
-
-/// Identifies a connection between the core and a transport.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ConnectionHandle(pub u64);
-
-/// Identifies an operation; its result comes back as [`Event::Done`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct OpId(pub u64);
-
-/// Something the transport must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[must_use]
-#[non_exhaustive]
-pub enum Io {
-    /// Open a connection (TCP, then TLS if configured) and report with
-    /// [`Client::handle_connected`] or [`Client::handle_connect_failed`].
-    Connect {
-        /// The handle to report with.
-        conn: ConnectionHandle,
-        /// Host to connect to.
-        host: String,
-        /// Port.
-        port: u16,
-    },
-    /// Close a connection; nothing more is reported for it.
-    Close {
-        /// The connection.
-        conn: ConnectionHandle,
-    },
-    /// Run a ZooKeeper read and report with [`Client::handle_zk_result`].
-    ZooKeeper {
-        /// The operation id to report with.
-        op: ZkOpId,
-        /// What to read (paths include the chroot).
-        request: ZkRequest,
-    },
-}
-
-/// Where a request goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Target {
-    /// Any broker (a connected one if there is one).
-    AnyBroker,
-    /// A broker by id.
-    Broker(i32),
-    /// The leader of a partition.
-    Leader {
-        /// Topic.
-        topic: String,
-        /// Partition.
-        partition: i32,
-    },
-    /// The controller (any broker when the cluster does not say).
-    Controller,
-}
-
-/// A topic to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NewTopic {
-    /// Name.
-    pub name: String,
-    /// Number of partitions (-1: the broker's default, CreateTopics v4+).
-    pub num_partitions: i32,
-    /// Replication factor (-1: the broker's default, CreateTopics v4+).
-    pub replication_factor: i16,
-    /// Topic configs, such as `("cleanup.policy", "compact")`.
-    pub configs: Vec<(String, String)>,
-}
-
-/// The outcome of an operation for one topic.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicResult {
-    /// The topic.
-    pub name: String,
-    /// `None` when it succeeded.
-    pub error: Option<Error>,
-}
-
-/// The outcome of an offset query for one partition.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionOffset {
-    /// The partition.
-    pub partition: i32,
-    /// The offset, or why there is none.
-    pub result: Result<i64, Error>,
-}
-
-/// What a finished operation produced.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Output {
-    /// The metadata cache was updated: read [`Client::cluster`].
-    Cluster,
-    /// Per-topic outcomes (`topic_metadata`, `create_topics`, `delete_topics`); the
-    /// metadata of the topics that exist is in [`Client::cluster`].
-    Topics(Vec<TopicResult>),
-    /// Per-partition offsets, by partition (`list_offsets`).
-    Offsets(Vec<PartitionOffset>),
-    /// The broker's response (`send`).
-    Response(ResponseBody),
-}
-
-/// Something the application should know.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub enum Event {
-    /// An operation finished.
-    Done {
-        /// Which.
-        op: OpId,
-        /// Its output or error.
-        result: Result<Output, Error>,
-    },
-    /// A connection to a broker failed or was lost; the client will reconnect when needed.
-    BrokerDown {
-        /// The broker id, if the address belongs to a known broker.
-        broker: Option<i32>,
-        /// Host.
-        host: String,
-        /// Port.
-        port: u16,
-        /// Why.
-        error: Error,
-    },
-}
+use zookeeper::ZkState;
 
 struct Conn {
     conn: Connection,
@@ -186,18 +65,6 @@ struct Op {
     deadline: Instant,
     /// The last retriable error seen, for the timeout message.
     last_error: Option<Error>,
-}
-
-#[derive(Debug, Default)]
-enum ZkState {
-    #[default]
-    Idle,
-    Listing(ZkOpId),
-    Reading {
-        pending: BTreeSet<ZkOpId>,
-        found: Vec<BrokerAddress>,
-        errors: Vec<String>,
-    },
 }
 
 /// The sans-IO Kafka client.
@@ -851,280 +718,6 @@ impl Client {
         progress
     }
 
-    /// A ready connection for `route`: `Ok(None)` to wait (a connection is being opened,
-    /// metadata fetched, or a backoff runs).
-    fn route(
-        &mut self,
-        now: Instant,
-        route: &Target,
-        created: Instant,
-    ) -> Result<Option<ConnectionHandle>, Error> {
-        match route {
-            Target::AnyBroker => Ok(self.any_connection(now)),
-            Target::Broker(id) => self.broker_connection(now, *id, created),
-            Target::Controller => match self.cluster.controller() {
-                Some(id) if !self.cluster_stale() => self.broker_connection(now, id, created),
-                _ if !self.cluster.is_known() || self.cluster_stale() => {
-                    self.request_refresh(now);
-                    Ok(None)
-                }
-                _ => Ok(self.any_connection(now)),
-            },
-            Target::Leader { topic, partition } => {
-                if !self.cluster.is_known() || self.cluster_stale() {
-                    self.request_refresh(now);
-                    return Ok(None);
-                }
-                let fresh = self.cluster.updated_at().is_some_and(|t| t >= created);
-                let Some(t) = self.cluster.topic(topic) else {
-                    if fresh {
-                        return Err(Error::broker(
-                            ErrorCode::UnknownTopicOrPartition,
-                            format!("topic {topic}"),
-                        ));
-                    }
-                    self.cluster
-                        .invalidate(format!("topic {topic} not in metadata"));
-                    self.request_refresh(now);
-                    return Ok(None);
-                };
-                match t.partitions.get(partition).map(|p| p.leader) {
-                    Some(Some(leader)) => self.broker_connection(now, leader, created),
-                    None if fresh => Err(Error::broker(
-                        ErrorCode::UnknownTopicOrPartition,
-                        format!("topic {topic} partition {partition}"),
-                    )),
-                    _ => {
-                        // No leader yet (election, creation): ask again after a backoff.
-                        self.cluster
-                            .invalidate(format!("no leader for {topic}-{partition}"));
-                        self.request_refresh(now);
-                        Ok(None)
-                    }
-                }
-            }
-        }
-    }
-
-    fn cluster_stale(&self) -> bool {
-        self.cluster.stale_reason().is_some()
-    }
-
-    fn broker_connection(
-        &mut self,
-        now: Instant,
-        id: i32,
-        created: Instant,
-    ) -> Result<Option<ConnectionHandle>, Error> {
-        let Some(b) = self.cluster.broker(id) else {
-            if self.cluster.updated_at().is_some_and(|t| t >= created) && !self.cluster_stale() {
-                return Err(Error::Misuse(format!(
-                    "no broker with id {id} in the cluster"
-                )));
-            }
-            self.request_refresh(now);
-            return Ok(None);
-        };
-        let addr = BrokerAddress::new(b.host.clone(), b.port);
-        Ok(self.connection_to(now, &addr))
-    }
-
-    /// The ready connection to `addr`, or `None` after starting one if allowed.
-    fn connection_to(&mut self, now: Instant, addr: &BrokerAddress) -> Option<ConnectionHandle> {
-        if let Some(&h) = self.by_addr.get(addr) {
-            let ready = self
-                .conns
-                .get(&h)
-                .is_some_and(|c| c.conn.state() == ConnectionState::Ready);
-            return ready.then_some(h);
-        }
-        if self.backoff.get(addr).is_some_and(|b| b.until.is_some()) {
-            return None;
-        }
-        self.open(now, addr.clone());
-        None
-    }
-
-    fn any_connection(&mut self, now: Instant) -> Option<ConnectionHandle> {
-        if let Some((h, _)) = self
-            .conns
-            .iter()
-            .find(|(_, c)| c.conn.state() == ConnectionState::Ready)
-        {
-            return Some(*h);
-        }
-        if self
-            .conns
-            .values()
-            .any(|c| c.conn.state() != ConnectionState::Closed)
-        {
-            return None;
-        }
-        let mut candidates: Vec<BrokerAddress> = self
-            .cluster
-            .brokers()
-            .map(|b| BrokerAddress::new(b.host.clone(), b.port))
-            .collect();
-        if candidates.is_empty() {
-            candidates = self.bootstrap.clone();
-        }
-        if candidates.is_empty() {
-            self.start_zookeeper(now);
-            return None;
-        }
-        let n = candidates.len();
-        for i in 0..n {
-            let addr = &candidates[(self.any_cursor + i) % n];
-            if self.backoff.get(addr).is_some_and(|b| b.until.is_some()) {
-                continue;
-            }
-            self.any_cursor = (self.any_cursor + i + 1) % n;
-            let addr = addr.clone();
-            self.open(now, addr);
-            return None;
-        }
-        None
-    }
-
-    fn open(&mut self, _now: Instant, addr: BrokerAddress) -> ConnectionHandle {
-        let h = ConnectionHandle(self.next_conn);
-        self.next_conn += 1;
-        let mut config = ConnectionConfig::from_client(&self.config);
-        if self.no_probe.contains(&addr) {
-            // It did not answer ApiVersions, so it predates 0.10 whatever the
-            // configuration says: use at most 0.9.0's table.
-            config.probe_api_versions = false;
-            config.broker_version = config.broker_version.min(BrokerVersion::new(0, 9, 0));
-        }
-        let conn = Connection::new(config, &mut self.rng);
-        self.io.push_back(Io::Connect {
-            conn: h,
-            host: addr.host.clone(),
-            port: addr.port,
-        });
-        self.by_addr.insert(addr.clone(), h);
-        self.conns.insert(
-            h,
-            Conn {
-                conn,
-                addr,
-                transport_closed: false,
-                was_ready: false,
-            },
-        );
-        h
-    }
-
-    fn start_zookeeper(&mut self, now: Instant) {
-        if !matches!(self.zk, ZkState::Idle) || self.zk_not_before.is_some() {
-            return;
-        }
-        let Some(chroot) = self.config.bootstrap.zookeeper_chroot() else {
-            return;
-        };
-        let path = format!("{chroot}/brokers/ids");
-        let op = self.next_zk_op();
-        self.zk = ZkState::Listing(op);
-        self.zk_not_before = Some(now + self.config.reconnect_backoff);
-        self.io.push_back(Io::ZooKeeper {
-            op,
-            request: ZkRequest::GetChildren { path },
-        });
-    }
-
-    fn next_zk_op(&mut self) -> ZkOpId {
-        let op = ZkOpId(self.next_zk);
-        self.next_zk += 1;
-        op
-    }
-
-    fn on_zk_result(&mut self, now: Instant, op: ZkOpId, result: Result<ZkResponse, ZkError>) {
-        let chroot = self
-            .config
-            .bootstrap
-            .zookeeper_chroot()
-            .unwrap_or("")
-            .to_owned();
-        match std::mem::take(&mut self.zk) {
-            ZkState::Listing(expected) if expected == op => match result {
-                Ok(ZkResponse::Children(ids)) => {
-                    let mut ids: Vec<i64> = ids.iter().filter_map(|s| s.parse().ok()).collect();
-                    ids.sort_unstable();
-                    ids.truncate(MAX_ZK_BROKERS);
-                    if ids.is_empty() {
-                        self.zk_failed(now, "no brokers registered under /brokers/ids".into());
-                        return;
-                    }
-                    let mut pending = BTreeSet::new();
-                    for id in ids {
-                        let op = self.next_zk_op();
-                        pending.insert(op);
-                        self.io.push_back(Io::ZooKeeper {
-                            op,
-                            request: ZkRequest::GetData {
-                                path: format!("{chroot}/brokers/ids/{id}"),
-                            },
-                        });
-                    }
-                    self.zk = ZkState::Reading {
-                        pending,
-                        found: Vec::new(),
-                        errors: Vec::new(),
-                    };
-                }
-                Ok(other) => self.zk_failed(now, format!("unexpected answer {other:?}")),
-                Err(e) => self.zk_failed(now, e.to_string()),
-            },
-            ZkState::Reading {
-                mut pending,
-                mut found,
-                mut errors,
-            } if pending.contains(&op) => {
-                pending.remove(&op);
-                let protocol = match (self.config.tls.is_some(), self.config.sasl.is_some()) {
-                    (false, false) => "PLAINTEXT",
-                    (true, false) => "SSL",
-                    (false, true) => "SASL_PLAINTEXT",
-                    (true, true) => "SASL_SSL",
-                };
-                match result {
-                    Ok(ZkResponse::Data(data)) => {
-                        match crate::zk::parse_broker_registration(&data, protocol) {
-                            Ok(a) => found.push(a),
-                            Err(e) => errors.push(e),
-                        }
-                    }
-                    Ok(other) => errors.push(format!("unexpected answer {other:?}")),
-                    Err(e) if e.kind == ZkErrorKind::NoNode => {}
-                    Err(e) => errors.push(e.to_string()),
-                }
-                if !pending.is_empty() {
-                    self.zk = ZkState::Reading {
-                        pending,
-                        found,
-                        errors,
-                    };
-                } else if found.is_empty() {
-                    let why = errors
-                        .first()
-                        .cloned()
-                        .unwrap_or_else(|| "no broker registrations".into());
-                    self.zk_failed(now, why);
-                } else {
-                    self.last_zk_error = None;
-                    self.bootstrap = found;
-                }
-            }
-            other => self.zk = other,
-        }
-    }
-
-    fn zk_failed(&mut self, now: Instant, why: String) {
-        self.zk = ZkState::Idle;
-        self.last_zk_error = Some(why);
-        self.zk_not_before = Some(now + self.config.reconnect_backoff);
-    }
-
     /// A request failed for good before it was sent (no route, unsupported API).
     fn req_failed(&mut self, key: ReqKey, error: Error) {
         let Some(req) = self.reqs.remove(&key) else {
@@ -1187,9 +780,6 @@ impl Client {
         }
     }
 }
-
-/// At most this many broker registrations are read from ZooKeeper.
-const MAX_ZK_BROKERS: usize = 1000;
 
 fn duration_ms(d: Duration) -> i32 {
     i32::try_from(d.as_millis()).unwrap_or(i32::MAX)

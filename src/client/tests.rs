@@ -14,6 +14,7 @@ use crate::protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use crate::protocol::messages::{ApiKey, ListOffsetsResponse, MetadataResponse, RequestHeader};
+use crate::protocol::ErrorCode;
 
 /// A client plus the broker side of each of its connections.
 struct Harness {
