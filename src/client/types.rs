@@ -18,7 +18,7 @@ pub struct OpId(pub u64);
 #[non_exhaustive]
 pub enum Io {
     /// Open a connection (TCP, then TLS if configured) and report with
-    /// [`Client::handle_connected`] or [`Client::handle_connect_failed`].
+    /// [`Client::handle_connected`](crate::client::Client::handle_connected) or [`Client::handle_connect_failed`](crate::client::Client::handle_connect_failed).
     Connect {
         /// The handle to report with.
         conn: ConnectionHandle,
@@ -32,7 +32,7 @@ pub enum Io {
         /// The connection.
         conn: ConnectionHandle,
     },
-    /// Run a ZooKeeper read and report with [`Client::handle_zk_result`].
+    /// Run a ZooKeeper read and report with [`Client::handle_zk_result`](crate::client::Client::handle_zk_result).
     ZooKeeper {
         /// The operation id to report with.
         op: ZkOpId,
@@ -95,10 +95,10 @@ pub struct PartitionOffset {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum Output {
-    /// The metadata cache was updated: read [`Client::cluster`].
+    /// The metadata cache was updated: read [`Client::cluster`](crate::client::Client::cluster).
     Cluster,
     /// Per-topic outcomes (`topic_metadata`, `create_topics`, `delete_topics`); the
-    /// metadata of the topics that exist is in [`Client::cluster`].
+    /// metadata of the topics that exist is in [`Client::cluster`](crate::client::Client::cluster).
     Topics(Vec<TopicResult>),
     /// Per-partition offsets, by partition (`list_offsets`).
     Offsets(Vec<PartitionOffset>),
