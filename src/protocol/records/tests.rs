@@ -815,65 +815,6 @@ fn legacy_rejects_what_it_cannot_carry() {
     assert_eq!(out, [9]);
 }
 
-/// A rough timing for the record hot paths; run with
-/// `cargo test --release --lib records::tests::timing -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn timing() {
-    let value = vec![b'x'; 100];
-    let n = std::env::var("GRETE_TIMING_N")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1_000_000);
-    let per_batch = 1000;
-    let mut out = Vec::with_capacity(n * 120);
-    for round in 0..3 {
-        out.clear();
-        let t = std::time::Instant::now();
-        for b in 0..n / per_batch {
-            let h = BatchHeader {
-                base_offset: (b * per_batch) as i64,
-                ..BatchHeader::default()
-            };
-            let mut enc = RecordBatchEncoder::new(&mut out, &h);
-            for i in 0..per_batch {
-                enc.append(1_700_000_000_000 + i as i64, None, Some(&value), &[])
-                    .unwrap();
-            }
-            enc.finish().unwrap();
-        }
-        let enc_ns = t.elapsed().as_nanos() as f64 / n as f64;
-        let t = std::time::Instant::now();
-        let crc = crc32c::crc32c(&out);
-        let crc_ns = t.elapsed().as_nanos() as f64 / n as f64;
-        let bytes = Bytes::from(std::mem::take(&mut out));
-        let t = std::time::Instant::now();
-        let mut count = 0usize;
-        let mut sum = 0usize;
-        for batch in Batches::new(bytes.clone(), DecodeLimits::default()) {
-            for r in batch.unwrap().records() {
-                let r = r.unwrap();
-                sum += r.value.map_or(0, |v| v.len());
-                count += 1;
-            }
-        }
-        let dec_ns = t.elapsed().as_nanos() as f64 / n as f64;
-        assert_eq!((count, sum), (n, n * 100));
-        let t = std::time::Instant::now();
-        let mut sum = 0usize;
-        for batch in Batches::new(bytes.clone(), DecodeLimits::default()) {
-            for r in batch.unwrap().record_refs() {
-                sum += r.unwrap().value.map_or(0, <[u8]>::len);
-            }
-        }
-        let ref_ns = t.elapsed().as_nanos() as f64 / n as f64;
-        assert_eq!(sum, n * 100);
-        println!("round {round}: decode borrowed {ref_ns:.1} ns/record");
-        println!("round {round}: encode {enc_ns:.1} ns/record, decode {dec_ns:.1} ns/record (crc alone {crc_ns:.1}, {crc})");
-        out = Vec::from(bytes);
-    }
-}
-
 #[test]
 fn unknown_or_disabled_codecs_are_typed_errors() {
     let (out, ends) = three_batches(0);
