@@ -995,3 +995,126 @@ fn delete_topics_uses_names_or_topic_states_by_version() {
     let mut buf = Vec::new();
     RequestBody::DeleteTopics(r).encode(&mut buf, 0).unwrap();
 }
+
+quickcheck::quickcheck! {
+    /// Whatever the transport and the brokers do (garbage bytes, closures, refusals,
+    /// time jumps), the client does not panic, every operation finishes exactly once,
+    /// and none later than its deadline.
+    fn every_operation_finishes_once_by_its_deadline(seed: u64, actions: Vec<(u8, Vec<u8>)>) -> bool {
+        let r = arbitrary_run(seed, actions);
+        if let Err(e) = &r {
+            eprintln!("{e}");
+        }
+        r.is_ok()
+    }
+}
+
+fn arbitrary_run(seed: u64, actions: Vec<(u8, Vec<u8>)>) -> Result<(), String> {
+    {
+        let timeout = Duration::from_secs(5);
+        let mut client = Client::new(ClientConfig {
+            rng_seed: seed,
+            request_timeout: timeout,
+            bootstrap: Bootstrap::Brokers(BrokerAddress::parse("k1:1,k2:2").unwrap()),
+            broker_version: BrokerVersion::new(1, 0, 0),
+            ..ClientConfig::default()
+        })
+        .unwrap();
+        let t0 = Instant::now();
+        let mut now = t0;
+        let ops = [
+            client.update_cluster(now),
+            client.list_offsets(now, "t", vec![(0, -1), (1, -2)]),
+            client.topic_metadata(now, vec!["t".into()], true),
+            client.delete_topics(now, vec!["t".into()], timeout),
+        ];
+        let mut open: Vec<ConnectionHandle> = Vec::new();
+        let mut done: Vec<(OpId, Instant)> = Vec::new();
+        let mut buf = Vec::new();
+        let mut drain = |client: &mut Client,
+                         open: &mut Vec<ConnectionHandle>,
+                         now: Instant,
+                         done: &mut Vec<(OpId, Instant)>| {
+            while let Some(io) = client.poll_io() {
+                match io {
+                    Io::Connect { conn, .. } => open.push(conn),
+                    Io::Close { conn } => open.retain(|c| *c != conn),
+                    _ => {}
+                }
+            }
+            while client.poll_transmit(now, &mut buf).is_some() {
+                buf.clear();
+            }
+            while let Some(e) = client.poll_event() {
+                if let Event::Done { op, .. } = e {
+                    done.push((op, now));
+                }
+            }
+        };
+        drain(&mut client, &mut open, now, &mut done);
+        for (kind, data) in actions {
+            let pick = open
+                .get(data.first().copied().unwrap_or(0) as usize % open.len().max(1))
+                .copied();
+            match (kind % 5, pick) {
+                (0, Some(c)) => client.handle_connected(now, c),
+                (1, Some(c)) => client.handle_data(now, c, &data),
+                (2, Some(c)) => {
+                    open.retain(|x| *x != c);
+                    client.handle_closed(now, c, None);
+                }
+                (3, Some(c)) => {
+                    open.retain(|x| *x != c);
+                    let e = TransportError::new(TransportErrorKind::Refused, "no");
+                    client.handle_connect_failed(now, c, e);
+                }
+                _ => {
+                    // A transport sleeps at most until poll_timeout.
+                    let jump = now + Duration::from_millis(50 * data.len() as u64);
+                    now = client.poll_timeout().map_or(jump, |t| jump.min(t)).max(now);
+                    client.handle_timeout(now);
+                }
+            }
+            drain(&mut client, &mut open, now, &mut done);
+        }
+        // Then let time run out.
+        for _ in 0..10_000 {
+            if done.len() >= ops.len() {
+                break;
+            }
+            let Some(t) = client.poll_timeout() else {
+                break;
+            };
+            if t < now {
+                return Err(format!("timer in the past: {:?} < {:?}", t - t0, now - t0));
+            }
+            now = t;
+            client.handle_timeout(now);
+            drain(&mut client, &mut open, now, &mut done);
+        }
+        let mut ids: Vec<OpId> = done.iter().map(|d| d.0).collect();
+        ids.sort();
+        if ids != ops.to_vec() || done.iter().any(|&(_, at)| at > t0 + timeout) {
+            let done: Vec<_> = done.iter().map(|(o, at)| (o, *at - t0)).collect();
+            return Err(format!("done {done:?}, now {:?}", now - t0));
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn arbitrary_run_regressions() {
+    let z = |n| vec![0u8; n];
+    arbitrary_run(
+        0,
+        vec![
+            (1, vec![6, 64, 0, 1]),
+            (1, z(4)),
+            (0, z(14)),
+            (1, vec![6, 64, 0, 1]),
+            (1, z(4)),
+            (0, z(90)),
+        ],
+    )
+    .unwrap();
+}
