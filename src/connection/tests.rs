@@ -681,3 +681,37 @@ fn transport_closure_fails_pending_requests_retriably() {
         matches!(&events(&mut c)[..], [ConnectionEvent::Response { id, result: Err(_), .. }] if *id == late)
     );
 }
+
+quickcheck::quickcheck! {
+    /// Arbitrary bytes from the broker, in arbitrary pieces, never panic the connection;
+    /// it ends either still usable or closed with every request answered.
+    fn arbitrary_broker_bytes_never_panic(chunks: Vec<Vec<u8>>, sasl_on: bool) -> bool {
+        let now = Instant::now();
+        let mut c = Connection::new(
+            ConnectionConfig {
+                max_frame_size: 4096,
+                sasl: if sasl_on { sasl(SaslMechanism::ScramSha512) } else { None },
+                ..config()
+            },
+            &mut Rng::new(5),
+        );
+        let ids: Vec<RequestId> = (0..3)
+            .map(|_| c.send(now, all_topics_v0(), VersionChoice::Highest))
+            .collect();
+        c.handle_connected(now);
+        for chunk in &chunks {
+            c.handle_data(now, chunk);
+            transmit(&mut c);
+        }
+        c.handle_timeout(now + Duration::from_secs(60));
+        let answered: Vec<RequestId> = events(&mut c)
+            .into_iter()
+            .filter_map(|e| match e {
+                ConnectionEvent::Response { id, .. } => Some(id),
+                _ => None,
+            })
+            .collect();
+        // Past every deadline, every request has been answered exactly once.
+        answered.len() == ids.len() && ids.iter().all(|i| answered.contains(i))
+    }
+}
