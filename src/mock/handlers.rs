@@ -12,18 +12,12 @@ use super::{BrokerState, MockConn, Partition, Reply, RequestRecord, State, Topic
 use crate::protocol::messages::api_versions_response::ApiVersion;
 use crate::protocol::messages::create_topics_response::CreatableTopicResult;
 use crate::protocol::messages::delete_topics_response::DeletableTopicResult;
-use crate::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use crate::protocol::messages::list_offsets_response::{
-    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-};
 use crate::protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
-use crate::protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use crate::protocol::messages::{
     ApiKey, ApiVersionsResponse, CreateTopicsRequest, CreateTopicsResponse, DeleteTopicsRequest,
-    DeleteTopicsResponse, FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse,
-    MetadataRequest, MetadataResponse, ProduceRequest, ProduceResponse, RequestBody, RequestHeader,
+    DeleteTopicsResponse, MetadataRequest, MetadataResponse, RequestBody, RequestHeader,
     ResponseBody, SaslAuthenticateResponse, SaslHandshakeResponse,
 };
 use crate::protocol::primitives::Uuid;
@@ -124,7 +118,7 @@ impl State {
         t.partitions.get_mut(usize::try_from(p).ok()?)
     }
 
-    fn topic_by_id(&self, id: &Uuid) -> Option<&str> {
+    pub(super) fn topic_by_id(&self, id: &Uuid) -> Option<&str> {
         self.topics
             .iter()
             .find(|(_, t)| t.id == *id)
@@ -518,7 +512,12 @@ impl State {
     }
 
     /// The partition `broker` leads, or why not.
-    fn led_by(&self, topic: &str, partition: i32, broker: i32) -> Result<&Partition, ErrorCode> {
+    pub(super) fn led_by(
+        &self,
+        topic: &str,
+        partition: i32,
+        broker: i32,
+    ) -> Result<&Partition, ErrorCode> {
         let p = self
             .partition(topic, partition)
             .ok_or(ErrorCode::UnknownTopicOrPartition)?;
@@ -526,233 +525,6 @@ impl State {
             return Err(ErrorCode::NotLeaderOrFollower);
         }
         Ok(p)
-    }
-
-    fn produce(&mut self, broker: i32, v: i16, r: &ProduceRequest) -> Reply {
-        let allow_v2 = self
-            .broker(broker)
-            .is_some_and(|b| b.cfg.mode == BrokerMode::Modern);
-        let min_isr = self.cfg.min_insync_replicas;
-        let mut responses = Vec::new();
-        for t in &r.topic_data {
-            let mut partition_responses = Vec::new();
-            for pd in &t.partition_data {
-                let result = if !matches!(r.acks, -1..=1) {
-                    Err(ErrorCode::InvalidRequiredAcks)
-                } else {
-                    self.led_by(&t.name, pd.index, broker).map(|_| ())
-                };
-                let result = result.and_then(|()| {
-                    let p = self
-                        .partition_mut(&t.name, pd.index)
-                        .ok_or(ErrorCode::UnknownTopicOrPartition)?;
-                    if r.acks == -1 && p.isr.len() < min_isr {
-                        return Err(ErrorCode::NotEnoughReplicas);
-                    }
-                    let records = pd.records.clone().unwrap_or_default();
-                    let epoch = p.leader_epoch;
-                    let base = p.log.append(&records, epoch, allow_v2)?;
-                    Ok((base, p.log.log_start_offset))
-                });
-                let mut out = PartitionProduceResponse {
-                    index: pd.index,
-                    ..Default::default()
-                };
-                match result {
-                    Ok((base, start)) => {
-                        self.appended = true;
-                        out.base_offset = base;
-                        if v >= 5 {
-                            out.log_start_offset = start;
-                        }
-                    }
-                    Err(code) => {
-                        out.error_code = code.code();
-                        out.base_offset = -1;
-                    }
-                }
-                partition_responses.push(out);
-            }
-            responses.push(TopicProduceResponse {
-                name: t.name.clone(),
-                partition_responses,
-                ..Default::default()
-            });
-        }
-        if r.acks == 0 {
-            return Reply::Nothing;
-        }
-        Reply::Respond(ResponseBody::Produce(ProduceResponse {
-            responses,
-            ..Default::default()
-        }))
-    }
-
-    /// How many record bytes a fetch would return now.
-    pub(crate) fn fetch_bytes(&self, broker: i32, r: &FetchRequest, v: i16) -> usize {
-        match self.fetch_response(broker, r, v) {
-            ResponseBody::Fetch(f) => f
-                .responses
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
-                .sum(),
-            _ => 0,
-        }
-    }
-
-    pub(crate) fn fetch_response(&self, broker: i32, r: &FetchRequest, v: i16) -> ResponseBody {
-        let mut budget = if v >= 3 {
-            r.max_bytes.max(0) as usize
-        } else {
-            usize::MAX
-        };
-        let mut first = true;
-        let mut responses = Vec::new();
-        for t in &r.topics {
-            let (name, known) = if v >= 13 {
-                match self.topic_by_id(&t.topic_id) {
-                    Some(n) => (n.to_owned(), true),
-                    None => (String::new(), false),
-                }
-            } else {
-                (t.topic.clone(), true)
-            };
-            let mut partitions = Vec::new();
-            for fp in &t.partitions {
-                let mut pd = PartitionData {
-                    partition_index: fp.partition,
-                    records: Some(Bytes::new()),
-                    ..Default::default()
-                };
-                let led = if known {
-                    self.led_by(&name, fp.partition, broker)
-                } else {
-                    Err(ErrorCode::UnknownTopicId)
-                };
-                match led {
-                    Err(code) => {
-                        pd.error_code = code.code();
-                        pd.high_watermark = -1;
-                    }
-                    Ok(p) => {
-                        let log = &p.log;
-                        pd.high_watermark = log.high_watermark;
-                        if v >= 4 {
-                            pd.last_stable_offset = log.high_watermark;
-                        }
-                        if v >= 5 {
-                            pd.log_start_offset = log.log_start_offset;
-                        }
-                        if fp.fetch_offset < log.log_start_offset
-                            || fp.fetch_offset > log.high_watermark
-                        {
-                            pd.error_code = ErrorCode::OffsetOutOfRange.code();
-                        } else {
-                            let limit = (fp.partition_max_bytes.max(0) as usize).min(budget);
-                            let mut out = Vec::new();
-                            for b in &log.batches[log.first_batch_from(fp.fetch_offset)..] {
-                                if out.len() + b.bytes.len() <= limit {
-                                    out.extend_from_slice(&b.bytes);
-                                } else if v >= 3 && first && out.is_empty() {
-                                    // KIP-74: the first batch comes whole so the
-                                    // consumer can always make progress.
-                                    out.extend_from_slice(&b.bytes);
-                                    break;
-                                } else {
-                                    if v < 3 {
-                                        // Old brokers cut the set at the byte limit.
-                                        let room = limit - out.len();
-                                        out.extend_from_slice(&b.bytes[..room]);
-                                    }
-                                    break;
-                                }
-                            }
-                            budget = budget.saturating_sub(out.len());
-                            first &= out.is_empty();
-                            pd.records = Some(Bytes::from(out));
-                        }
-                    }
-                }
-                partitions.push(pd);
-            }
-            let mut out = FetchableTopicResponse {
-                partitions,
-                ..Default::default()
-            };
-            if v >= 13 {
-                out.topic_id = t.topic_id;
-            } else {
-                out.topic = name;
-            }
-            responses.push(out);
-        }
-        ResponseBody::Fetch(FetchResponse {
-            responses,
-            ..Default::default()
-        })
-    }
-
-    fn list_offsets(&self, broker: i32, v: i16, r: &ListOffsetsRequest) -> ResponseBody {
-        let topics = r
-            .topics
-            .iter()
-            .map(|t| ListOffsetsTopicResponse {
-                name: t.name.clone(),
-                partitions: t
-                    .partitions
-                    .iter()
-                    .map(|lp| {
-                        let mut out = ListOffsetsPartitionResponse {
-                            partition_index: lp.partition_index,
-                            ..Default::default()
-                        };
-                        let p = match self.led_by(&t.name, lp.partition_index, broker) {
-                            Ok(p) => p,
-                            Err(code) => {
-                                out.error_code = code.code();
-                                return out;
-                            }
-                        };
-                        let log = &p.log;
-                        let found = match lp.timestamp {
-                            -1 => Some((log.high_watermark, -1)),
-                            -2 => Some((log.log_start_offset, -1)),
-                            -3 => log
-                                .batches
-                                .iter()
-                                .max_by_key(|b| b.max_timestamp)
-                                .map(|b| (b.base_offset, b.max_timestamp)),
-                            ts => log.offset_for_time(ts),
-                        };
-                        if v == 0 {
-                            let mut offsets = match (lp.timestamp, found) {
-                                (-1, _) => vec![log.high_watermark, log.log_start_offset],
-                                (_, Some((o, _))) => vec![o],
-                                (_, None) => vec![log.high_watermark],
-                            };
-                            offsets.dedup();
-                            offsets.truncate(lp.max_num_offsets.max(0) as usize);
-                            out.old_style_offsets = offsets;
-                        } else {
-                            if let Some((offset, ts)) = found {
-                                out.offset = offset;
-                                out.timestamp = ts;
-                            }
-                            if v >= 4 {
-                                out.leader_epoch = p.leader_epoch;
-                            }
-                        }
-                        out
-                    })
-                    .collect(),
-                ..Default::default()
-            })
-            .collect();
-        ResponseBody::ListOffsets(ListOffsetsResponse {
-            topics,
-            ..Default::default()
-        })
     }
 
     fn create_topics(&mut self, broker: i32, v: i16, r: &CreateTopicsRequest) -> ResponseBody {
