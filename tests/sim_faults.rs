@@ -316,3 +316,70 @@ fn slow_brokers_within_the_timeout_are_fine() {
         assert!(sim.wait_op(op).unwrap().is_ok(), "seed {seed}");
     }
 }
+
+#[test]
+fn a_non_kafka_server_is_a_typed_error() {
+    for seed in SEEDS {
+        let mut sim = sim(seed, 2);
+        // What an HTTP server says to bytes it does not understand: "HTTP" read as a
+        // frame size is over a gigabyte.
+        sim.cluster.inject(Fault {
+            matcher: Matcher::any().broker(0),
+            action: FaultAction::Garbage(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()),
+            times: usize::MAX,
+        });
+        let start = sim.now();
+        let error = metadata_from_broker_0(&mut sim).unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Protocol(DecodeError::FrameTooLarge { .. }) | Error::Timeout { .. }
+            ),
+            "seed {seed}: {error:?}"
+        );
+        assert!(sim.now() - start <= TIMEOUT + Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_unreachable_broker_times_out_connecting() {
+    for seed in SEEDS {
+        let mut sim = sim(seed, 2);
+        let connect_timeout = Duration::from_secs(1);
+        // A new client, configured with a short connect timeout, against a broker whose
+        // packets are dropped.
+        let mut fresh = Sim::new(
+            MockConfig::new(1).with_seed(seed),
+            SimConfig::seeded(seed),
+            |c| {
+                modern(c);
+                c.connect_timeout = connect_timeout;
+            },
+        )
+        .unwrap();
+        fresh.set_unreachable("broker-0.mock", 9092);
+        let start = fresh.now();
+        let op = fresh.client.update_cluster(start);
+        let error = fresh.wait_op(op).unwrap().unwrap_err();
+        assert!(
+            matches!(error, Error::Timeout { .. } | Error::Transport(_)),
+            "seed {seed}: {error:?}"
+        );
+        assert!(fresh.now() - start <= TIMEOUT + Duration::from_millis(50));
+        // It gave up on each attempt after the connect timeout and tried again.
+        let attempts = fresh.stats().connects;
+        assert!(
+            attempts >= 2,
+            "seed {seed}: {attempts} connect attempts; {error:?}"
+        );
+        assert!(
+            attempts <= TIMEOUT.as_secs(),
+            "seed {seed}: {attempts} attempts"
+        );
+        // Reachable again: the same client recovers.
+        fresh.set_reachable("broker-0.mock", 9092);
+        let op = fresh.client.update_cluster(fresh.now());
+        assert!(fresh.wait_op(op).unwrap().is_ok(), "seed {seed}");
+        drop(sim.take_events());
+    }
+}

@@ -229,3 +229,40 @@ fn mixed_cluster_mid_upgrade() {
         );
     }
 }
+
+#[test]
+fn a_probe_that_closes_the_connection_falls_back_too() {
+    use grete::mock::{Fault, FaultAction, Matcher};
+    for seed in SEEDS {
+        // A broker that drops the connection on ApiVersions (some pre-0.10 builds and
+        // proxies do) rather than staying silent.
+        let cluster = MockConfig::new(1).with_topic("t", 1, 1).with_seed(seed);
+        let mut sim = Sim::new(cluster, SimConfig::seeded(seed), |c| {
+            // 0.10 or newer: the client probes with ApiVersions first.
+            c.broker_version = BrokerVersion::parse("0.10.0").unwrap();
+            c.api_version_request = true;
+        })
+        .unwrap();
+        sim.cluster.inject(Fault {
+            matcher: Matcher::api(ApiKey::ApiVersions),
+            action: FaultAction::Close,
+            times: usize::MAX,
+        });
+        let op = sim.client.update_cluster(sim.now());
+        let result = sim.wait_op(op).unwrap();
+        assert!(
+            matches!(result, Ok(Output::Cluster)),
+            "seed {seed}: {result:?}"
+        );
+        assert!(
+            sim.cluster.request_count(ApiKey::ApiVersions) >= 1,
+            "seed {seed}"
+        );
+        // 0.10.0's table, not the broker's (never learnt): Metadata v1 at most.
+        let versions = versions_of(&sim, ApiKey::Metadata);
+        assert!(
+            !versions.is_empty() && versions.iter().all(|v| *v <= 1),
+            "seed {seed}: {versions:?}"
+        );
+    }
+}

@@ -168,6 +168,8 @@ pub struct SimStats {
     pub server_closes: u64,
     /// Connection attempts refused.
     pub refused_connects: u64,
+    /// Connection attempts the client made.
+    pub connects: u64,
 }
 
 /// Follows frame boundaries in one direction of a link (size prefixes only).
@@ -213,6 +215,8 @@ impl FrameTracker {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum NetKind {
     Connect,
+    /// The transport's connect timeout for an attempt that got no answer.
+    ConnectTimeout,
     ToServer(Vec<u8>),
     ToClient(Vec<u8>),
     /// The broker closed its end: the client sees the close after the bytes before it.
@@ -260,6 +264,7 @@ pub struct Sim {
     events: Vec<Event>,
     buf: Vec<u8>,
     stats: SimStats,
+    unreachable: Vec<(String, u16)>,
 }
 
 impl fmt::Debug for Sim {
@@ -321,6 +326,7 @@ impl Sim {
             events: Vec::new(),
             buf: Vec::new(),
             stats: SimStats::default(),
+            unreachable: Vec::new(),
         }
     }
 
@@ -358,6 +364,18 @@ impl Sim {
     /// Client events collected so far, without draining them.
     pub fn events(&self) -> &[Event] {
         &self.events
+    }
+
+    /// Makes new connection attempts to (host, port) go unanswered (a firewall dropping
+    /// packets) until [`set_reachable`](Self::set_reachable): like a transport, the
+    /// simulation fails them after the client's `connect_timeout`.
+    pub fn set_unreachable(&mut self, host: &str, port: u16) {
+        self.unreachable.push((host.to_owned(), port));
+    }
+
+    /// Undoes [`set_unreachable`](Self::set_unreachable) for new connection attempts.
+    pub fn set_reachable(&mut self, host: &str, port: u16) {
+        self.unreachable.retain(|(h, p)| !(h == host && *p == port));
     }
 
     /// How many client connections are open on the simulated network.
@@ -493,6 +511,7 @@ impl Sim {
     fn io(&mut self, io: Io) {
         match io {
             Io::Connect { conn, host, port } => {
+                self.stats.connects += 1;
                 self.links.insert(
                     conn,
                     Link {
@@ -505,8 +524,20 @@ impl Sim {
                         frames_to_client: FrameTracker::default(),
                     },
                 );
-                let at = self.now + self.config.connect_latency;
-                self.push(at, Some(conn), NetKind::Connect);
+                let unreachable = self.unreachable.iter().any(|(h, p)| {
+                    self.links
+                        .get(&conn)
+                        .is_some_and(|l| l.host == *h && l.port == *p)
+                });
+                if unreachable {
+                    // The SYN goes nowhere: as a transport does, give up after the
+                    // client's connect timeout.
+                    let at = self.now + self.client.config().connect_timeout;
+                    self.push(at, Some(conn), NetKind::ConnectTimeout);
+                } else {
+                    let at = self.now + self.config.connect_latency;
+                    self.push(at, Some(conn), NetKind::Connect);
+                }
             }
             Io::Close { conn } => {
                 if let Some(link) = self.links.remove(&conn) {
@@ -678,6 +709,17 @@ impl Sim {
             i += 1;
             match e.kind {
                 NetKind::Connect => self.deliver_connect(e.conn),
+                NetKind::ConnectTimeout => {
+                    if let Some(conn) = e.conn {
+                        if self.links.remove(&conn).is_some() {
+                            let error = TransportError::new(
+                                TransportErrorKind::ConnectTimeout,
+                                "no answer to the connection attempt",
+                            );
+                            self.client.handle_connect_failed(now, conn, error);
+                        }
+                    }
+                }
                 NetKind::ToServer(mut bytes) => {
                     // Merge the following writes on this link that are also due.
                     while let Some(NetKind::ToServer(more)) =
