@@ -341,27 +341,22 @@ impl Client {
     /// leader; leader errors refresh the metadata and retry. Finishes with
     /// [`Output::Offsets`].
     pub fn list_offsets(&mut self, now: Instant, topic: &str, partitions: Vec<(i32, i64)>) -> OpId {
-        let reqs = partitions
-            .iter()
-            .map(|&(partition, timestamp)| {
-                (
-                    Spec::ListOffsets {
-                        topic: topic.to_owned(),
-                        partition,
-                        timestamp,
-                    },
-                    Target::Leader {
-                        topic: topic.to_owned(),
-                        partition,
-                    },
-                )
-            })
-            .collect();
         let kind = OpKind::ListOffsets {
             results: BTreeMap::new(),
             expected: partitions.len(),
         };
-        self.start_op(now, kind, reqs)
+        // One request per partition to start with; the ones sharing a leader are merged
+        // into one request when sent.
+        let op = self.start_op(now, kind, Vec::new());
+        let deadline = now + self.config.request_timeout;
+        for p in partitions {
+            self.add_list_offsets_req(now, op, topic, p, deadline, None);
+        }
+        if !self.reqs.values().any(|r| r.op == Some(op)) {
+            self.finish_empty(op);
+        }
+        self.drive(now);
+        op
     }
 
     /// Creates topics (CreateTopics, Kafka 0.10.1+; [`Error::Unsupported`] before).
@@ -429,7 +424,12 @@ impl Client {
         for (spec, route) in reqs {
             self.add_req(now, Some(op), spec, route, deadline);
         }
-        if empty {
+        if empty
+            && !matches!(
+                self.ops.get(&op).map(|o| &o.kind),
+                Some(OpKind::ListOffsets { .. })
+            )
+        {
             self.finish_empty(op);
         }
         self.drive(now);
@@ -689,6 +689,7 @@ impl Client {
                 }
                 Ok(Some(h)) => {
                     progress = true;
+                    self.merge_list_offsets(key);
                     let Some(req) = self.reqs.get_mut(&key) else {
                         continue;
                     };
@@ -771,6 +772,9 @@ impl Client {
                 }
                 if refresh {
                     self.cluster.invalidate("leader or topic error");
+                }
+                if self.split_list_offsets(now, &req) {
+                    return;
                 }
                 let mut req = req;
                 req.state = ReqState::Parked;

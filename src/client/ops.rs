@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use super::{Client, NewTopic, OpId, Output, PartitionOffset, Req, TopicResult};
+use super::{
+    Client, NewTopic, OpId, Output, PartitionOffset, Req, ReqKey, ReqState, Target, TopicResult,
+};
 use crate::connection::{ApiVersions, VersionChoice};
 use crate::error::Error;
 use crate::protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
@@ -24,10 +26,10 @@ pub(crate) enum Spec {
         topics: Option<Vec<String>>,
         auto_create: bool,
     },
+    /// Partitions of one topic with the same leader, each with its timestamp.
     ListOffsets {
         topic: String,
-        partition: i32,
-        timestamp: i64,
+        partitions: Vec<(i32, i64)>,
     },
     CreateTopics {
         topics: Vec<NewTopic>,
@@ -108,22 +110,21 @@ impl Spec {
                 };
                 Ok((RequestBody::Metadata(body), v))
             }
-            Spec::ListOffsets {
-                topic,
-                partition,
-                timestamp,
-            } => {
+            Spec::ListOffsets { topic, partitions } => {
                 let v = versions.choose(ApiKey::ListOffsets, VersionChoice::Highest)?;
                 let body = ListOffsetsRequest {
                     replica_id: -1,
                     topics: vec![ListOffsetsTopic {
                         name: topic.clone(),
-                        partitions: vec![ListOffsetsPartition {
-                            partition_index: *partition,
-                            timestamp: *timestamp,
-                            max_num_offsets: 1,
-                            ..Default::default()
-                        }],
+                        partitions: partitions
+                            .iter()
+                            .map(|&(partition_index, timestamp)| ListOffsetsPartition {
+                                partition_index,
+                                timestamp,
+                                max_num_offsets: 1,
+                                ..Default::default()
+                            })
+                            .collect(),
                         ..Default::default()
                     }],
                     ..Default::default()
@@ -259,44 +260,57 @@ impl Client {
                 Outcome::Done(Ok(Output::Topics(results)))
             }
             (OpKind::ListOffsets { results, expected }, ResponseBody::ListOffsets(r)) => {
-                let Spec::ListOffsets {
-                    topic, partition, ..
-                } = &req.spec
-                else {
+                let Spec::ListOffsets { topic, partitions } = &req.spec else {
                     return Outcome::Done(Err(unexpected()));
                 };
-                let p = r
-                    .topics
-                    .iter()
-                    .filter(|t| &t.name == topic)
-                    .flat_map(|t| &t.partitions)
-                    .find(|p| p.partition_index == *partition);
-                let Some(p) = p else {
-                    return Outcome::Done(Err(Error::Protocol(DecodeError::Malformed(
-                        "ListOffsets response without the partition asked for",
-                    ))));
-                };
-                let context = format!("topic {topic} partition {partition}");
-                let value = match ErrorCode::from_code(p.error_code) {
-                    Some(code) if code.invalidates_metadata() => {
-                        return Outcome::Retry {
-                            error: Error::broker(code, context),
-                            refresh: true,
-                            delay: true,
-                        };
-                    }
-                    Some(code) => Err(Error::broker(code, context)),
-                    // v0 answers a list (newest first); an empty list means no offset.
-                    None if p.old_style_offsets.is_empty() && p.offset == -1 => Ok(-1),
-                    None if !p.old_style_offsets.is_empty() => Ok(p.old_style_offsets[0]),
-                    None => Ok(p.offset),
-                };
-                results.insert(*partition, value);
-                if results.len() >= *expected {
-                    Outcome::Done(Ok(Output::Offsets(offsets(results))))
-                } else {
-                    Outcome::Wait
+                let mut again = Vec::new();
+                for &(partition, timestamp) in partitions {
+                    let p = r
+                        .topics
+                        .iter()
+                        .filter(|t| &t.name == topic)
+                        .flat_map(|t| &t.partitions)
+                        .find(|p| p.partition_index == partition);
+                    let context = format!("topic {topic} partition {partition}");
+                    let value = match p.map(|p| (ErrorCode::from_code(p.error_code), p)) {
+                        None => Err(Error::Protocol(DecodeError::Malformed(
+                            "ListOffsets response without a partition asked for",
+                        ))),
+                        Some((Some(code), _)) if code.invalidates_metadata() => {
+                            again.push((partition, timestamp));
+                            o.last_error = Some(Error::broker(code, context));
+                            continue;
+                        }
+                        Some((Some(code), _)) => Err(Error::broker(code, context)),
+                        // v0 answers a list (newest first); an empty list means no offset.
+                        Some((None, p)) => Ok(match p.old_style_offsets.first() {
+                            Some(&o) => o,
+                            None => p.offset,
+                        }),
+                    };
+                    results.insert(partition, value);
                 }
+                if results.len() >= *expected {
+                    return Outcome::Done(Ok(Output::Offsets(offsets(results))));
+                }
+                if !again.is_empty() {
+                    // Stale leaders: refresh, then ask each partition's leader again.
+                    self.cluster
+                        .invalidate(format!("leader error for topic {topic}"));
+                    let topic = topic.clone();
+                    let not_before = now + self.config.reconnect_backoff;
+                    for p in again {
+                        self.add_list_offsets_req(
+                            now,
+                            op,
+                            &topic,
+                            p,
+                            req.deadline,
+                            Some(not_before),
+                        );
+                    }
+                }
+                Outcome::Wait
             }
             (
                 OpKind::Topics,
@@ -355,8 +369,10 @@ impl Client {
     ) -> Option<Result<Output, Error>> {
         let o = self.ops.get_mut(&op)?;
         match (&mut o.kind, &req.spec) {
-            (OpKind::ListOffsets { results, expected }, Spec::ListOffsets { partition, .. }) => {
-                results.insert(*partition, Err(error));
+            (OpKind::ListOffsets { results, expected }, Spec::ListOffsets { partitions, .. }) => {
+                for (p, _) in partitions {
+                    results.insert(*p, Err(error.clone()));
+                }
                 (results.len() >= *expected).then(|| Ok(Output::Offsets(offsets(results))))
             }
             _ => Some(Err(error)),
@@ -370,9 +386,9 @@ impl Client {
             .reqs
             .values()
             .filter(|r| r.op == Some(op))
-            .filter_map(|r| match r.spec {
-                Spec::ListOffsets { partition, .. } => Some(partition),
-                _ => None,
+            .flat_map(|r| match &r.spec {
+                Spec::ListOffsets { partitions, .. } => partitions.iter().map(|p| p.0).collect(),
+                _ => Vec::new(),
             })
             .collect();
         match self.ops.get_mut(&op).map(|o| &mut o.kind) {
@@ -383,6 +399,94 @@ impl Client {
                 Ok(Output::Offsets(offsets(results)))
             }
             _ => Err(error),
+        }
+    }
+
+    /// Adds a request for one partition's offset, routed to its leader.
+    pub(super) fn add_list_offsets_req(
+        &mut self,
+        now: Instant,
+        op: OpId,
+        topic: &str,
+        (partition, timestamp): (i32, i64),
+        deadline: Instant,
+        not_before: Option<Instant>,
+    ) {
+        let spec = Spec::ListOffsets {
+            topic: topic.to_owned(),
+            partitions: vec![(partition, timestamp)],
+        };
+        let route = Target::Leader {
+            topic: topic.to_owned(),
+            partition,
+        };
+        let key = self.add_req(now, Some(op), spec, route, deadline);
+        if let Some(r) = self.reqs.get_mut(&key) {
+            r.not_before = not_before;
+        }
+    }
+
+    /// Before sending the ListOffsets request `key`, takes in the other parked ones of
+    /// the same operation whose partitions have the same leader: one request per leader.
+    pub(super) fn merge_list_offsets(&mut self, key: ReqKey) {
+        let Some(req) = self.reqs.get(&key) else {
+            return;
+        };
+        let (Some(op), Spec::ListOffsets { topic, partitions }) = (req.op, &req.spec) else {
+            return;
+        };
+        let leader = partitions
+            .first()
+            .and_then(|p| self.cluster.leader(topic, p.0));
+        if leader.is_none() {
+            return;
+        }
+        let topic = topic.clone();
+        let same: Vec<ReqKey> = self
+            .reqs
+            .iter()
+            .filter(|(k, r)| {
+                **k != key
+                    && r.op == Some(op)
+                    && matches!(r.state, ReqState::Parked)
+                    && r.not_before.is_none()
+                    && matches!(&r.spec, Spec::ListOffsets { topic: t, partitions }
+                        if *t == topic && partitions.iter().all(|p| self.cluster.leader(t, p.0) == leader))
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        let mut more = Vec::new();
+        for k in same {
+            if let Some(Req {
+                spec: Spec::ListOffsets { partitions, .. },
+                ..
+            }) = self.reqs.remove(&k)
+            {
+                more.extend(partitions);
+            }
+        }
+        if let Some(Req {
+            spec: Spec::ListOffsets { partitions, .. },
+            ..
+        }) = self.reqs.get_mut(&key)
+        {
+            partitions.extend(more);
+        }
+    }
+
+    /// Splits a ListOffsets request for several partitions into one per partition (to be
+    /// routed again after a failure, as leaders may differ now). `false` when there is
+    /// nothing to split.
+    pub(super) fn split_list_offsets(&mut self, now: Instant, req: &Req) -> bool {
+        match (&req.op, &req.spec) {
+            (Some(op), Spec::ListOffsets { topic, partitions }) if partitions.len() > 1 => {
+                let not_before = now + self.config.reconnect_backoff;
+                for &p in partitions {
+                    self.add_list_offsets_req(now, *op, topic, p, req.deadline, Some(not_before));
+                }
+                true
+            }
+            _ => false,
         }
     }
 

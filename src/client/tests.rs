@@ -594,29 +594,60 @@ impl CloneOk for ResponseBody {
 }
 
 #[test]
-fn list_offsets_v0_on_kafka_09_reads_the_old_style_list() {
+fn list_offsets_v0_on_kafka_09_groups_partitions_by_leader_and_reads_the_old_style_list() {
     let mut t = Harness::new(kafka09());
-    let op = t.client.list_offsets(t.now, "t", vec![(0, -2), (1, -1)]);
+    let op = t
+        .client
+        .list_offsets(t.now, "t", vec![(0, -2), (1, -1), (2, -1)]);
     t.ios();
     t.connect(conn(0));
     let w = t.written();
-    t.reply(conn(0), &w[0].1, metadata(&[(1, "k1")], &[("t", &[1, 1])]));
+    // Partitions 0 and 2 on broker 1 (k1), partition 1 on broker 2.
+    t.reply(
+        conn(0),
+        &w[0].1,
+        metadata(&[(1, "k1"), (2, "k2")], &[("t", &[1, 2, 1])]),
+    );
+    assert_eq!(
+        t.ios(),
+        vec![Io::Connect {
+            conn: conn(1),
+            host: "k2".into(),
+            port: 9092
+        }]
+    );
+    t.connect(conn(1));
     let w = t.written();
-    assert_eq!(key_version(&w), vec![(2, 0), (2, 0)]);
+    assert_eq!(
+        key_version(&w),
+        vec![(2, 0), (2, 0)],
+        "one request per leader"
+    );
     for (c, h, body) in &w {
         let RequestBody::ListOffsets(r) = body else {
             panic!()
         };
-        let p = &r.topics[0].partitions[0];
-        assert_eq!(p.max_num_offsets, 1);
+        let asked: Vec<(i32, i64, i32)> = r.topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.timestamp, p.max_num_offsets))
+            .collect();
+        if *c == conn(0) {
+            assert_eq!(asked, vec![(0, -2, 1), (2, -1, 1)]);
+        } else {
+            assert_eq!(asked, vec![(1, -1, 1)]);
+        }
         let resp = ResponseBody::ListOffsets(ListOffsetsResponse {
             topics: vec![ListOffsetsTopicResponse {
                 name: "t".into(),
-                partitions: vec![ListOffsetsPartitionResponse {
-                    partition_index: p.partition_index,
-                    old_style_offsets: vec![if p.timestamp == -2 { 0 } else { 17 }],
-                    ..Default::default()
-                }],
+                partitions: asked
+                    .iter()
+                    .map(|&(p, ts, _)| ListOffsetsPartitionResponse {
+                        partition_index: p,
+                        old_style_offsets: vec![if ts == -2 { 0 } else { 17 + p as i64 }],
+                        ..Default::default()
+                    })
+                    .collect(),
                 ..Default::default()
             }],
             ..Default::default()
@@ -634,7 +665,11 @@ fn list_offsets_v0_on_kafka_09_reads_the_old_style_list() {
                 },
                 PartitionOffset {
                     partition: 1,
-                    result: Ok(17)
+                    result: Ok(18)
+                },
+                PartitionOffset {
+                    partition: 2,
+                    result: Ok(19)
                 },
             ]))
         }]
@@ -1117,4 +1152,100 @@ fn arbitrary_run_regressions() {
         ],
     )
     .unwrap();
+}
+
+#[test]
+fn a_leader_error_for_one_partition_of_a_grouped_request_retries_only_that_one() {
+    let mut t = Harness::new(modern());
+    let op = t.client.list_offsets(t.now, "t", vec![(0, -1), (1, -1)]);
+    t.ios();
+    t.connect(conn(0));
+    let w = t.negotiate();
+    t.reply(
+        conn(0),
+        &w[0].1,
+        metadata(&[(1, "k1"), (2, "k2")], &[("t", &[1, 1])]),
+    );
+    let w = t.written();
+    assert_eq!(w.len(), 1, "both partitions in one request to broker 1");
+    let resp = |parts: &[(i32, ErrorCode, i64)]| {
+        ResponseBody::ListOffsets(ListOffsetsResponse {
+            topics: vec![ListOffsetsTopicResponse {
+                name: "t".into(),
+                partitions: parts
+                    .iter()
+                    .map(|&(p, code, offset)| ListOffsetsPartitionResponse {
+                        partition_index: p,
+                        error_code: if code == ErrorCode::Unknown(0) {
+                            0
+                        } else {
+                            code.code()
+                        },
+                        offset,
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        })
+    };
+    t.reply(
+        conn(0),
+        &w[0].1,
+        resp(&[
+            (0, ErrorCode::Unknown(0), 5),
+            (1, ErrorCode::NotLeaderOrFollower, -1),
+        ]),
+    );
+    assert!(t.events().is_empty());
+    // Refresh (partition 1 moved to broker 2), then only partition 1 is asked again.
+    let mut w = t.written();
+    while w.is_empty() {
+        t.advance_to_timeout();
+        w = t.written();
+    }
+    assert_eq!(w[0].1.request_api_key, 3);
+    t.reply(
+        w[0].0,
+        &w[0].1,
+        metadata(&[(1, "k1"), (2, "k2")], &[("t", &[1, 2])]),
+    );
+    let mut ios = t.ios();
+    while ios.is_empty() {
+        t.advance_to_timeout();
+        ios = t.ios();
+    }
+    assert_eq!(
+        ios,
+        vec![Io::Connect {
+            conn: conn(1),
+            host: "k2".into(),
+            port: 9092
+        }]
+    );
+    t.connect(conn(1));
+    let w = t.negotiate();
+    let RequestBody::ListOffsets(r) = &w[0].2 else {
+        panic!("{w:?}")
+    };
+    assert_eq!(r.topics[0].partitions.len(), 1);
+    assert_eq!(r.topics[0].partitions[0].partition_index, 1);
+    t.reply(conn(1), &w[0].1, resp(&[(1, ErrorCode::Unknown(0), 9)]));
+    assert_eq!(
+        t.events(),
+        vec![Event::Done {
+            op,
+            result: Ok(Output::Offsets(vec![
+                PartitionOffset {
+                    partition: 0,
+                    result: Ok(5)
+                },
+                PartitionOffset {
+                    partition: 1,
+                    result: Ok(9)
+                },
+            ]))
+        }]
+    );
 }
