@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::cluster::Cluster;
 use crate::config::{Bootstrap, BrokerAddress, ClientConfig};
 use crate::connection::{Connection, ConnectionEvent, ConnectionState, RequestId, VersionChoice};
-use crate::error::{Error, TransportError};
+use crate::error::{Error, TransportError, TransportErrorKind};
 use crate::protocol::messages::{RequestBody, ResponseBody};
 use crate::rng::Rng;
 pub use crate::zk::{ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse};
@@ -34,8 +34,8 @@ struct Conn {
     addr: BrokerAddress,
     /// The transport reported the closure (no `Io::Close` needed).
     transport_closed: bool,
-    /// Reached `Ready` once.
-    was_ready: bool,
+    /// A connection not established by then is abandoned (`connect_timeout`).
+    connect_deadline: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -90,7 +90,6 @@ struct Op {
 pub struct Client {
     config: ClientConfig,
     rng: Rng,
-    now: Option<Instant>,
     cluster: Cluster,
     conns: BTreeMap<ConnectionHandle, Conn>,
     by_addr: BTreeMap<BrokerAddress, ConnectionHandle>,
@@ -140,7 +139,6 @@ impl Client {
             rng: Rng::new(config.rng_seed),
             cluster: Cluster::new(config.metadata_max_age, config.exclude_internal_topics),
             config,
-            now: None,
             conns: BTreeMap::new(),
             by_addr: BTreeMap::new(),
             backoff: BTreeMap::new(),
@@ -266,7 +264,10 @@ impl Client {
 
     /// When [`handle_timeout`](Self::handle_timeout) is next needed.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conns = self.conns.values().filter_map(|c| c.conn.poll_timeout());
+        let conns = self.conns.values().filter_map(|c| match c.conn.state() {
+            ConnectionState::Connecting => Some(c.connect_deadline),
+            _ => c.conn.poll_timeout(),
+        });
         let ops = self.ops.values().map(|o| o.deadline);
         let reqs = self.reqs.values().filter_map(|r| match r.state {
             ReqState::Parked => Some(r.not_before.unwrap_or(r.deadline)),
@@ -479,7 +480,6 @@ impl Client {
 
     /// Everything the client does after an input: bounded passes until nothing changes.
     fn drive(&mut self, now: Instant) {
-        self.now = Some(now);
         for _ in 0..32 {
             let mut progress = false;
             let due: Vec<ConnectionHandle> = self
@@ -491,6 +491,15 @@ impl Client {
             for h in due {
                 if let Some(c) = self.conns.get_mut(&h) {
                     c.conn.handle_timeout(now);
+                }
+            }
+            for c in self.conns.values_mut() {
+                if c.conn.state() == ConnectionState::Connecting && c.connect_deadline <= now {
+                    let e = TransportError::new(
+                        TransportErrorKind::ConnectTimeout,
+                        format!("no connection to {} within connect_timeout", c.addr),
+                    );
+                    c.conn.handle_closed(now, Some(e));
                 }
             }
             progress |= self.drain_connections(now);
@@ -586,8 +595,7 @@ impl Client {
     fn on_connection_event(&mut self, now: Instant, h: ConnectionHandle, ev: ConnectionEvent) {
         match ev {
             ConnectionEvent::Ready => {
-                if let Some(c) = self.conns.get_mut(&h) {
-                    c.was_ready = true;
+                if let Some(c) = self.conns.get(&h) {
                     self.last_connection_error = None;
                     let addr = c.addr.clone();
                     self.backoff.entry(addr).or_default().reset();

@@ -150,7 +150,7 @@ impl Client {
         None
     }
 
-    pub(super) fn open(&mut self, _now: Instant, addr: BrokerAddress) -> ConnectionHandle {
+    pub(super) fn open(&mut self, now: Instant, addr: BrokerAddress) -> ConnectionHandle {
         let h = ConnectionHandle(self.next_conn);
         self.next_conn += 1;
         let mut config = ConnectionConfig::from_client(&self.config);
@@ -173,7 +173,7 @@ impl Client {
                 conn,
                 addr,
                 transport_closed: false,
-                was_ready: false,
+                connect_deadline: now + self.config.connect_timeout,
             },
         );
         h

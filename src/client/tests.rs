@@ -1249,3 +1249,59 @@ fn a_leader_error_for_one_partition_of_a_grouped_request_retries_only_that_one()
         }]
     );
 }
+
+#[test]
+fn a_connect_that_never_completes_is_abandoned_after_connect_timeout_and_the_next_broker_tried() {
+    let mut t = Harness::new(ClientConfig {
+        bootstrap: Bootstrap::Brokers(BrokerAddress::parse("k1:9092,k2:9092").unwrap()),
+        connect_timeout: Duration::from_secs(2),
+        ..modern()
+    });
+    let t0 = t.now;
+    let op = t.client.update_cluster(t.now);
+    assert_eq!(
+        t.ios(),
+        vec![Io::Connect {
+            conn: conn(0),
+            host: "k1".into(),
+            port: 9092
+        }]
+    );
+    // The transport never reports: the core gives up at connect_timeout.
+    assert_eq!(t.advance_to_timeout(), t0 + Duration::from_secs(2));
+    let evs = t.events();
+    assert!(
+        matches!(
+            &evs[..],
+            [Event::BrokerDown {
+                error: Error::Transport(TransportError {
+                    kind: TransportErrorKind::ConnectTimeout,
+                    ..
+                }),
+                ..
+            }]
+        ),
+        "{evs:?}"
+    );
+    assert_eq!(
+        t.ios(),
+        vec![
+            Io::Close { conn: conn(0) },
+            Io::Connect {
+                conn: conn(1),
+                host: "k2".into(),
+                port: 9092
+            }
+        ]
+    );
+    t.connect(conn(1));
+    let w = t.negotiate();
+    t.reply(conn(1), &w[0].1, metadata(&[(1, "k1")], &[]));
+    assert_eq!(
+        t.events(),
+        vec![Event::Done {
+            op,
+            result: Ok(Output::Cluster)
+        }]
+    );
+}
