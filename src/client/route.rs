@@ -129,8 +129,11 @@ impl Client {
             .brokers()
             .map(|b| BrokerAddress::new(b.host.clone(), b.port))
             .collect();
-        if candidates.is_empty() {
-            candidates = self.bootstrap.clone();
+        // The bootstrap brokers come last: the cluster may have moved on from them.
+        for b in &self.bootstrap {
+            if !candidates.contains(b) {
+                candidates.push(b.clone());
+            }
         }
         if candidates.is_empty() {
             self.start_zookeeper(now);
