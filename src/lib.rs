@@ -18,5 +18,3 @@ pub mod connection;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod zk;
-#[cfg(feature = "mock")]
-pub mod mock;
