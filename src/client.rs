@@ -87,6 +87,41 @@ struct Op {
 ///
 /// Every operation has a deadline of `request_timeout` from when it was started; it
 /// finishes with [`Event::Done`] exactly once, at the latest then.
+///
+/// ```
+/// use std::time::Instant;
+/// use grete::client::{Client, Event, Io};
+/// use grete::config::{Bootstrap, BrokerAddress, ClientConfig};
+///
+/// // The first steps of a transport's loop; `now` comes from the transport's clock.
+/// fn first_steps(now: Instant) -> Result<(), grete::error::Error> {
+///     let mut client = Client::new(ClientConfig {
+///         bootstrap: Bootstrap::Brokers(BrokerAddress::parse("localhost:9092")?),
+///         ..ClientConfig::default()
+///     })?;
+///     let op = client.update_cluster(now);
+///     while let Some(io) = client.poll_io() {
+///         if let Io::Connect { conn, host, port } = io {
+///             // open host:port, then: client.handle_connected(now, conn)
+///             let _ = (conn, host, port);
+///         }
+///     }
+///     let mut buf = Vec::new();
+///     while let Some(conn) = client.poll_transmit(now, &mut buf) {
+///         // write buf to conn
+///         let _ = conn;
+///         buf.clear();
+///     }
+///     while let Some(event) = client.poll_event() {
+///         if let Event::Done { op: done, result } = event {
+///             assert_eq!(done, op);
+///             let _ = result;
+///         }
+///     }
+///     let _wake_at = client.poll_timeout(); // then handle_timeout(now) at that instant
+///     Ok(())
+/// }
+/// ```
 pub struct Client {
     config: ClientConfig,
     rng: Rng,
