@@ -442,6 +442,27 @@ impl Client {
         )
     }
 
+    /// Shuts the client down: every unfinished operation finishes with
+    /// [`Error::Misuse`] ("client closed"), every connection is closed
+    /// ([`Io::Close`]). Operations started afterwards work again from scratch.
+    pub fn close(&mut self, _now: Instant) {
+        let ops: Vec<OpId> = self.ops.keys().copied().collect();
+        for op in ops {
+            self.finish(op, Err(Error::Misuse("client closed".into())));
+        }
+        for (h, c) in std::mem::take(&mut self.conns) {
+            if c.conn.state() != ConnectionState::Closed || !c.transport_closed {
+                self.io.push_back(Io::Close { conn: h });
+            }
+        }
+        self.by_addr.clear();
+        self.reqs.clear();
+        self.sent.clear();
+        self.refresh = None;
+        self.refresh_wanted = false;
+        self.zk = ZkState::Idle;
+    }
+
     // ---- internals -------------------------------------------------------------------------
 
     fn start_op(&mut self, now: Instant, kind: OpKind, reqs: Vec<(Spec, Target)>) -> OpId {

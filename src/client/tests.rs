@@ -1305,3 +1305,25 @@ fn a_connect_that_never_completes_is_abandoned_after_connect_timeout_and_the_nex
         }]
     );
 }
+
+#[test]
+fn close_finishes_operations_and_closes_connections() {
+    let mut t = Harness::new(modern());
+    let op = t.client.update_cluster(t.now);
+    t.ios();
+    t.connect(conn(0));
+    t.negotiate();
+    t.client.close(t.now);
+    assert_eq!(t.ios(), vec![Io::Close { conn: conn(0) }]);
+    assert_eq!(
+        t.events(),
+        vec![Event::Done {
+            op,
+            result: Err(Error::Misuse("client closed".into()))
+        }]
+    );
+    assert_eq!(t.client.poll_timeout(), None);
+    // Answers for the closed connection are ignored.
+    t.client.handle_data(t.now, conn(0), &[0, 0, 0, 1, 0]);
+    assert!(t.events().is_empty());
+}
