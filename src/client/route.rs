@@ -163,7 +163,7 @@ impl Client {
             config.probe_api_versions = false;
             config.broker_version = config.broker_version.min(BrokerVersion::new(0, 9, 0));
         }
-        let conn = Connection::new(config, &mut self.rng);
+        let conn = Connection::new(config, &mut self.rng.fork());
         self.io.push_back(Io::Connect {
             conn: h,
             host: addr.host.clone(),
