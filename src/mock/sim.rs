@@ -262,6 +262,8 @@ pub struct Sim {
     links: BTreeMap<ConnectionHandle, Link>,
     net: Vec<NetEvent>,
     events: Vec<Event>,
+    /// When each of `events` came out of the client.
+    event_times: Vec<Instant>,
     buf: Vec<u8>,
     stats: SimStats,
     unreachable: Vec<(String, u16)>,
@@ -324,6 +326,7 @@ impl Sim {
             links: BTreeMap::new(),
             net: Vec::new(),
             events: Vec::new(),
+            event_times: Vec::new(),
             buf: Vec::new(),
             stats: SimStats::default(),
             unreachable: Vec::new(),
@@ -358,7 +361,18 @@ impl Sim {
     /// Client events collected so far (operation results are taken out by
     /// [`wait_op`](Self::wait_op)); this drains them.
     pub fn take_events(&mut self) -> Vec<Event> {
+        self.event_times.clear();
         std::mem::take(&mut self.events)
+    }
+
+    /// Client events collected so far, each with the virtual time it came out of the
+    /// client; this drains them.
+    pub fn take_timed_events(&mut self) -> Vec<(Instant, Event)> {
+        let times = std::mem::take(&mut self.event_times);
+        times
+            .into_iter()
+            .zip(std::mem::take(&mut self.events))
+            .collect()
     }
 
     /// Client events collected so far, without draining them.
@@ -433,6 +447,7 @@ impl Sim {
                 .iter()
                 .position(|e| matches!(e, Event::Done { op: o, .. } if *o == op));
             if let Some(i) = at {
+                sim.event_times.remove(i);
                 found = Some(sim.events.remove(i));
             }
             found.is_some()
@@ -469,6 +484,7 @@ impl Sim {
             while let Some(e) = self.client.poll_event() {
                 moved = true;
                 self.events.push(e);
+                self.event_times.push(now);
             }
             let links: Vec<(ConnectionHandle, MockConn)> = self
                 .links
