@@ -7,6 +7,9 @@ use std::time::{Duration, Instant};
 use crate::protocol::messages::MetadataResponse;
 use crate::protocol::ErrorCode;
 
+/// Kafka's internal topics, for brokers that do not flag them (Metadata v0).
+const INTERNAL_TOPICS: &[&str] = &["__consumer_offsets", "__transaction_state"];
+
 /// A broker as the cluster describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
@@ -128,7 +131,8 @@ impl Cluster {
                 name.clone(),
                 TopicInfo {
                     name: name.clone(),
-                    is_internal: t.is_internal || name.starts_with("__"),
+                    // Metadata v0 has no flag: Kafka's own internal topics by name.
+                    is_internal: t.is_internal || INTERNAL_TOPICS.contains(&name.as_str()),
                     error,
                     partitions,
                 },
