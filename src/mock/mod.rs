@@ -12,6 +12,13 @@
 //! The [`sim`] module runs a core [`Client`](crate::client::Client) against a cluster on
 //! virtual time; most tests want that rather than this raw interface.
 //!
+//! To use it in your own tests, enable the feature for them only:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! grete = { version = "0.1", features = ["mock"] }
+//! ```
+//!
 //! APIs served: ApiVersions, Metadata, Produce (acks 0, 1, -1), Fetch (size limits,
 //! `min_bytes` / `max_wait_ms` on the caller's time), ListOffsets, CreateTopics,
 //! DeleteTopics, FindCoordinator, OffsetCommit, OffsetFetch, and SaslHandshake /
