@@ -315,4 +315,20 @@ mod tests {
         assert!(c.topic("t").is_none());
         assert!(c.topic("__consumer_offsets").is_some());
     }
+
+    #[test]
+    fn internal_topics_are_known_by_name_on_v0() {
+        let mut r = response();
+        for t in &mut r.topics {
+            t.is_internal = false;
+        }
+        r.topics.push(MetadataResponseTopic {
+            name: Some("__mine".into()),
+            ..Default::default()
+        });
+        let mut c = Cluster::new(Duration::from_secs(60), true);
+        c.apply(&r, true, Instant::now());
+        let names: Vec<&str> = c.topics().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["__mine", "t"]);
+    }
 }
