@@ -648,6 +648,15 @@ impl MockCluster {
         self.state.requests.iter().filter(|r| r.api == api).count()
     }
 
+    /// Makes broker `id` the controller (a controller election). False if no such broker.
+    pub fn set_controller(&mut self, id: i32) -> bool {
+        if self.state.broker(id).is_none() {
+            return false;
+        }
+        self.state.controller = id;
+        true
+    }
+
     /// The current controller (the first live broker if the configured one is down).
     pub fn controller(&self) -> i32 {
         self.state.live_controller()
