@@ -76,17 +76,17 @@ impl State {
         }))
     }
 
-    /// How many record bytes a fetch would return now.
-    pub(crate) fn fetch_bytes(&self, broker: i32, r: &FetchRequest, v: i16) -> usize {
-        match self.fetch_response(broker, r, v) {
-            ResponseBody::Fetch(f) => f
-                .responses
-                .iter()
-                .flat_map(|t| &t.partitions)
-                .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
-                .sum(),
-            _ => 0,
-        }
+    /// Whether a fetch can be answered now: it has `min_bytes` of records, or some
+    /// partition has an error (a broker answers those at once rather than wait).
+    pub(crate) fn fetch_ready(&self, broker: i32, r: &FetchRequest, v: i16) -> bool {
+        let ResponseBody::Fetch(f) = self.fetch_response(broker, r, v) else {
+            return true;
+        };
+        let partitions = || f.responses.iter().flat_map(|t| &t.partitions);
+        let bytes: usize = partitions()
+            .map(|p| p.records.as_ref().map_or(0, |b| b.len()))
+            .sum();
+        bytes >= r.min_bytes.max(0) as usize || partitions().any(|p| p.error_code != 0)
     }
 
     pub(crate) fn fetch_response(&self, broker: i32, r: &FetchRequest, v: i16) -> ResponseBody {

@@ -332,8 +332,7 @@ impl State {
             RequestBody::Metadata(r) => Reply::Respond(self.metadata(version, &r)),
             RequestBody::Produce(r) => self.produce(broker, version, &r),
             RequestBody::Fetch(r) => {
-                let enough = self.fetch_bytes(broker, &r, version) >= r.min_bytes.max(0) as usize;
-                if enough || r.max_wait_ms <= 0 {
+                if r.max_wait_ms <= 0 || self.fetch_ready(broker, &r, version) {
                     Reply::Respond(self.fetch_response(broker, &r, version))
                 } else {
                     Reply::Park(r)

@@ -675,9 +675,8 @@ impl MockCluster {
                 return;
             }
             if let Some(p) = c.parked.take() {
-                let ready = now >= p.deadline
-                    || self.state.fetch_bytes(c.broker, &p.request, p.version)
-                        >= p.request.min_bytes.max(0) as usize;
+                let ready =
+                    now >= p.deadline || self.state.fetch_ready(c.broker, &p.request, p.version);
                 if !ready {
                     c.parked = Some(p);
                     return;

@@ -529,6 +529,22 @@ fn fetch_waits_for_min_bytes_on_the_callers_clock() {
 }
 
 #[test]
+fn a_fetch_with_an_error_is_answered_without_waiting() {
+    let now = Instant::now();
+    let mut cluster = MockCluster::new(MockConfig::new(2).with_topic("t", 1, 1));
+    let leader = cluster.leader("t", 0).unwrap();
+    let mut peer = Peer::open(&mut cluster, now, 1 - leader);
+    let mut req = fetch("t", 0, 0, 1 << 20);
+    req.min_bytes = 1;
+    req.max_wait_ms = 500;
+    let f = peer.call(&mut cluster, now, 4, &req);
+    assert_eq!(
+        f.responses[0].partitions[0].error_code,
+        ErrorCode::NotLeaderOrFollower.code()
+    );
+}
+
+#[test]
 fn list_offsets_v0_and_newer() {
     let now = Instant::now();
     let mut cluster = MockCluster::new(MockConfig::new(1).with_topic("t", 2, 1));
