@@ -25,6 +25,8 @@ pub(super) struct Parked {
     pub(super) version: i16,
     pub(super) request: FetchRequest,
     pub(super) deadline: Instant,
+    /// When it was parked: reported by `poll_timeout` when the cluster changed under it.
+    pub(super) since: Instant,
     pub(super) delay: Duration,
 }
 
@@ -226,6 +228,7 @@ pub(super) fn process_frame(
                 version,
                 request,
                 deadline: now + wait,
+                since: now,
                 delay: extra,
             });
             return;

@@ -175,6 +175,9 @@ pub(crate) struct State {
     pub(crate) requests: Vec<RequestRecord>,
     /// Set when records were appended, so parked fetches are looked at again.
     pub(crate) appended: bool,
+    /// Set when leadership or topics changed without a `now` to act on: parked fetches
+    /// are looked at again at the next `handle_timeout` (which `poll_timeout` asks for).
+    pub(crate) changed: bool,
 }
 
 /// A deterministic generator (splitmix64), private to the mock.
@@ -240,6 +243,7 @@ impl MockCluster {
             controller,
             requests: Vec::new(),
             appended: false,
+            changed: false,
             cfg: config,
         };
         for t in state.cfg.topics.clone() {
@@ -422,11 +426,15 @@ impl MockCluster {
     /// When the cluster next has something to do: a response becoming ready or a
     /// parked fetch reaching its `max_wait_ms`.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        let changed = self.state.changed;
         self.conns
             .values()
             .flat_map(|c| {
                 let out = c.out.front().map(|(at, _)| *at);
-                let parked = c.parked.as_ref().map(|p| p.deadline);
+                let parked = c
+                    .parked
+                    .as_ref()
+                    .map(|p| if changed { p.since } else { p.deadline });
                 out.into_iter().chain(parked)
             })
             .min()
@@ -434,6 +442,7 @@ impl MockCluster {
 
     /// Advances parked fetches whose wait is over.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.state.changed = false;
         self.recheck_parked(now);
     }
 
@@ -454,11 +463,13 @@ impl MockCluster {
             queue_close(c, now, Duration::ZERO);
         }
         self.state.on_broker_down(id);
+        self.recheck_parked(now);
     }
 
     /// Brings broker `id` back: it accepts connections and rejoins the ISR of the
     /// partitions it replicates (leadership does not move back by itself).
     pub fn broker_up(&mut self, id: i32) {
+        self.state.changed = true;
         if let Some(b) = self.state.broker_mut(id) {
             b.up = true;
         }
@@ -498,6 +509,7 @@ impl MockCluster {
         if !p.isr.contains(&leader) {
             p.isr.push(leader);
         }
+        self.state.changed = true;
         true
     }
 
@@ -561,6 +573,7 @@ impl MockCluster {
 
     /// Deletes a topic (and its committed offsets).
     pub fn delete_topic(&mut self, name: &str) -> bool {
+        self.state.changed = true;
         self.state.delete_topic(name)
     }
 
@@ -609,6 +622,7 @@ impl MockCluster {
         match self.state.partition_mut(topic, partition) {
             Some(p) => {
                 p.log.truncate_before(offset);
+                self.state.changed = true;
                 true
             }
             None => false,

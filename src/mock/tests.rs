@@ -545,6 +545,31 @@ fn a_fetch_with_an_error_is_answered_without_waiting() {
 }
 
 #[test]
+fn a_waiting_fetch_ends_when_leadership_moves_away() {
+    let now = Instant::now();
+    let mut cluster = MockCluster::new(MockConfig::new(2).with_topic("t", 1, 2));
+    let leader = cluster.leader("t", 0).unwrap();
+    let mut peer = Peer::open(&mut cluster, now, leader);
+    let mut req = fetch("t", 0, 0, 1 << 20);
+    req.min_bytes = 1;
+    req.max_wait_ms = 10_000;
+    peer.send(&mut cluster, now, 4, &req);
+    let later = now + Duration::from_millis(5);
+    assert_eq!(peer.read(&mut cluster, later), Ok(vec![]));
+    assert!(cluster.move_leader("t", 0, 1 - leader));
+    // The cluster asks for a timeout at once (not at max_wait) and answers then.
+    assert!(cluster.poll_timeout().unwrap() <= later);
+    cluster.handle_timeout(later);
+    let frames = peer.read(&mut cluster, later).unwrap();
+    let (_, f) = decode_response::<FetchRequest>(frames[0].clone(), 4).unwrap();
+    assert_eq!(
+        f.responses[0].partitions[0].error_code,
+        ErrorCode::NotLeaderOrFollower.code()
+    );
+    assert_eq!(cluster.poll_timeout(), None);
+}
+
+#[test]
 fn list_offsets_v0_and_newer() {
     let now = Instant::now();
     let mut cluster = MockCluster::new(MockConfig::new(1).with_topic("t", 2, 1));
