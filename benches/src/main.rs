@@ -11,6 +11,8 @@
 //! machine hits both alike. Before timing, each result is checked: both libraries must see
 //! the same records with the same keys and values, and each must read the other's batches.
 
+mod sketch;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -119,7 +121,7 @@ fn usage(err: &str) -> ! {
          \x20      [--only SUBSTRING of a library name, e.g. grete (for profiling)]\n\
          \x20      [--wall: time with the wall clock rather than the thread's on-CPU time]\n\
          \x20      [--skip-checks: no interop or checksum checks before timing (for profiling)]\n\
-         cases: encode/C, encode-reuse/C, fetch/C, floor/none for C in none, lz4, zstd"
+         cases: encode/C, encode-reuse/C, fetch/C, floor/C for C in none, lz4, zstd; sketch/none"
     );
     std::process::exit(if err.is_empty() { 0 } else { 2 })
 }
@@ -346,6 +348,22 @@ fn encode_grete_append(d: &Data, o: &Options, codec: Codec, reuse: bool, out: &m
                 .expect("grete append");
         }
         enc.finish().expect("grete finish");
+    }
+}
+
+/// The README's proposed encoder changes, sketched outside grete (uncompressed only).
+fn encode_sketch(d: &Data, o: &Options, reuse: bool, out: &mut Vec<u8>) {
+    out.clear();
+    for start in (0..d.values.len()).step_by(o.batch) {
+        if reuse {
+            out.clear();
+        }
+        let end = (start + o.batch).min(d.values.len());
+        let mut enc = sketch::Sketch::new(out, start as i64);
+        for i in start..end {
+            enc.append(timestamp(i), d.keys[i].as_deref(), Some(&d.values[i]));
+        }
+        enc.finish();
     }
 }
 
@@ -773,9 +791,11 @@ fn main() {
         out.len()
     };
     for codec in Codec::ALL {
-        if !["encode", "encode-reuse", "fetch"]
-            .iter()
-            .any(|case| o.wants(&format!("{case}/{}", codec.name())))
+        let sketch = codec == Codec::None && o.wants("sketch/none");
+        if !sketch
+            && !["encode", "encode-reuse", "fetch"]
+                .iter()
+                .any(|case| o.wants(&format!("{case}/{}", codec.name())))
         {
             continue;
         }
@@ -856,6 +876,31 @@ fn main() {
                     }),
                     ("kafka-protocol", &mut || {
                         encode_kafka(black_box(&d), &o, codec, reuse, &mut c)
+                    }),
+                ],
+                &mut rows,
+            );
+        }
+
+        if codec == Codec::None && o.wants("sketch/none") {
+            let mut a = Vec::new();
+            encode_sketch(&d, &o, false, &mut a);
+            assert!(a == g_out, "the sketch must write grete's bytes");
+            let (mut b, mut c) = (Vec::new(), Vec::new());
+            race(
+                &o,
+                "encode, sketch of the proposed changes",
+                codec,
+                uncompressed_size,
+                &mut [
+                    ("sketch (not grete)", &mut || {
+                        encode_sketch(black_box(&d), &o, false, &mut a)
+                    }),
+                    ("grete (append)", &mut || {
+                        encode_grete_append(black_box(&d), &o, codec, false, &mut b)
+                    }),
+                    ("kafka-protocol", &mut || {
+                        encode_kafka(black_box(&d), &o, codec, false, &mut c)
                     }),
                 ],
                 &mut rows,
