@@ -1,6 +1,307 @@
-//! grete-blocking: drives the IO-free [grete] core over blocking.
+//! grete-blocking: drives the IO-free [grete] core with std threads and blocking sockets.
 //!
-//! The connection, cluster and client state machines arrive with the client-core issue;
-//! this crate currently re-exports the core so that the workspace layout is in place.
+//! A driver thread owns the core [`Client`](grete::client::Client); each connection has a
+//! reader thread (which first connects, bounded by `connect_timeout`, and runs the TLS
+//! handshake with rustls if `tls` is configured) and a writer thread, so the driver never
+//! blocks on a socket. ZooKeeper bootstrap (feature `zookeeper`, on by default) runs
+//! zookeeper-async on a private current-thread tokio runtime in one more thread.
+//!
+//! ```no_run
+//! use grete_blocking::{ClientConfig, KafkaClient, Bootstrap, BrokerAddress};
+//!
+//! # fn main() -> Result<(), grete_blocking::Error> {
+//! let client = KafkaClient::connect(ClientConfig {
+//!     bootstrap: Bootstrap::Brokers(BrokerAddress::parse("127.0.0.1:9092")?),
+//!     ..ClientConfig::default()
+//! })?;
+//! for name in client.topics() {
+//!     let topic = client.topic(&name)?;
+//!     println!("{name}: {} partitions", topic.partitions().len());
+//! }
+//! client.close();
+//! # Ok(())
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+
+mod driver;
+mod net;
+mod tls;
+#[cfg(feature = "zookeeper")]
+mod zk;
+
+use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
 
 pub use grete;
+pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
+pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
+pub use grete::config::{
+    Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, SaslConfig, SaslMechanism, TlsConfig,
+};
+pub use grete::error::{Error, TransportError, TransportErrorKind};
+pub use grete::protocol::messages::{RequestBody, ResponseBody};
+
+use driver::{Driver, Msg, StartOp};
+use grete::client::{Client, Output};
+
+/// How many messages may wait for the driver before senders block.
+const QUEUE: usize = 1024;
+
+/// A Kafka client: a handle on the driver thread. Cheap to clone; the driver stops when
+/// the last handle (and every [`Topic`]) is dropped, or at [`close`](Self::close).
+#[derive(Clone)]
+pub struct KafkaClient {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    tx: SyncSender<Msg>,
+    cluster: Arc<Mutex<Cluster>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    /// The longest an operation can take (the core finishes every one by then).
+    op_limit: Duration,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let (done, _) = mpsc::channel();
+        let _ = self.tx.try_send(Msg::Close(done));
+    }
+}
+
+impl std::fmt::Debug for KafkaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaClient").finish_non_exhaustive()
+    }
+}
+
+impl KafkaClient {
+    /// Starts the driver and bootstraps: returns once the first metadata request answered
+    /// (or failed, within `request_timeout`).
+    pub fn connect(config: ClientConfig) -> Result<KafkaClient, Error> {
+        let tls = match &config.tls {
+            Some(t) => Some((tls::client_config(t).map_err(Error::Transport)?, t.clone())),
+            None => None,
+        };
+        let op_limit = config.request_timeout + config.connect_timeout + Duration::from_secs(5);
+        let client = Client::new(config)?;
+        let cluster = Arc::new(Mutex::new(client.cluster().clone()));
+        let (tx, rx) = mpsc::sync_channel(QUEUE);
+        let driver = Driver::new(client, rx, tx.clone(), tls, cluster.clone());
+        let thread = thread::Builder::new()
+            .name("grete-driver".into())
+            .spawn(move || driver.run())
+            .map_err(|e| Error::Transport(TransportError::from(e)))?;
+        let client = KafkaClient {
+            shared: Arc::new(Shared {
+                tx,
+                cluster,
+                thread: Mutex::new(Some(thread)),
+                op_limit,
+            }),
+        };
+        match client.update_cluster() {
+            Ok(()) => Ok(client),
+            Err(e) => {
+                client.close();
+                Err(e)
+            }
+        }
+    }
+
+    fn op(&self, start: StartOp) -> Result<Output, Error> {
+        let (reply, rx) = mpsc::channel();
+        self.shared
+            .tx
+            .send(Msg::Op(start, reply))
+            .map_err(|_| closed())?;
+        match rx.recv_timeout(self.shared.op_limit) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => {
+                Err(Error::timeout("operation (driver unresponsive)"))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(closed()),
+        }
+    }
+
+    /// Topic names from the cached metadata.
+    pub fn topics(&self) -> Vec<String> {
+        self.with_cluster(|c| c.topics().map(|t| t.name.clone()).collect())
+    }
+
+    /// The brokers from the cached metadata.
+    pub fn brokers(&self) -> Vec<BrokerInfo> {
+        self.with_cluster(|c| c.brokers().cloned().collect())
+    }
+
+    /// A snapshot of the metadata cache.
+    pub fn cluster(&self) -> Cluster {
+        self.with_cluster(Cluster::clone)
+    }
+
+    fn with_cluster<T>(&self, f: impl FnOnce(&Cluster) -> T) -> T {
+        f(&self
+            .shared
+            .cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Refreshes the metadata of all topics.
+    pub fn update_cluster(&self) -> Result<(), Error> {
+        self.op(Box::new(|c, now| c.update_cluster(now)))
+            .map(|_| ())
+    }
+
+    /// The metadata of topic `name`, asking the broker for it (which auto-creates it where
+    /// the broker allows).
+    pub fn topic(&self, name: &str) -> Result<Topic, Error> {
+        let wanted = name.to_owned();
+        let names = vec![wanted.clone()];
+        let out = self.op(Box::new(move |c, now| c.topic_metadata(now, names, true)))?;
+        if let Output::Topics(results) = out {
+            if let Some(e) = results
+                .into_iter()
+                .find(|r| r.name == wanted)
+                .and_then(|r| r.error)
+            {
+                return Err(e);
+            }
+        }
+        let partitions = self.with_cluster(|c| {
+            c.topic(&wanted)
+                .map(|t| t.partitions.values().cloned().collect::<Vec<_>>())
+        });
+        match partitions {
+            Some(partitions) => Ok(Topic {
+                name: wanted,
+                partitions,
+                client: self.clone(),
+            }),
+            None => Err(Error::Misuse(format!(
+                "topic {wanted:?} is not in the metadata after asking for it"
+            ))),
+        }
+    }
+
+    /// Creates topics (through the controller); one result per topic.
+    pub fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        timeout: Duration,
+    ) -> Result<Vec<TopicResult>, Error> {
+        topic_results(self.op(Box::new(move |c, now| {
+            c.create_topics(now, topics, timeout)
+        }))?)
+    }
+
+    /// Deletes topics (through the controller); one result per topic.
+    pub fn delete_topics(
+        &self,
+        names: Vec<String>,
+        timeout: Duration,
+    ) -> Result<Vec<TopicResult>, Error> {
+        topic_results(self.op(Box::new(move |c, now| c.delete_topics(now, names, timeout)))?)
+    }
+
+    /// Sends any request to `target` and returns the broker's response (the escape hatch).
+    pub fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
+        match self.op(Box::new(move |c, now| c.send(now, target, body)))? {
+            Output::Response(r) => Ok(r),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// Closes the client: unfinished operations fail with `Error::Misuse`, connections
+    /// close, and the driver thread ends before this returns.
+    pub fn close(self) {
+        let (done, rx) = mpsc::channel();
+        if self.shared.tx.send(Msg::Close(done)).is_ok() {
+            let _ = rx.recv_timeout(Duration::from_secs(10));
+        }
+        let thread = self
+            .shared
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread {
+            let _ = t.join();
+        }
+    }
+
+    fn offsets(
+        &self,
+        topic: &str,
+        partitions: Vec<(i32, i64)>,
+    ) -> Result<Vec<PartitionOffset>, Error> {
+        let topic = topic.to_owned();
+        match self.op(Box::new(move |c, now| {
+            c.list_offsets(now, &topic, partitions)
+        }))? {
+            Output::Offsets(o) => Ok(o),
+            other => Err(unexpected(&other)),
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::Misuse("client closed".into())
+}
+
+fn unexpected(out: &Output) -> Error {
+    Error::Misuse(format!("unexpected operation output {out:?}"))
+}
+
+fn topic_results(out: Output) -> Result<Vec<TopicResult>, Error> {
+    match out {
+        Output::Topics(t) => Ok(t),
+        other => Err(unexpected(&other)),
+    }
+}
+
+/// A topic's metadata, as of [`KafkaClient::topic`], and offset queries on it.
+#[derive(Debug, Clone)]
+pub struct Topic {
+    name: String,
+    partitions: Vec<PartitionInfo>,
+    client: KafkaClient,
+}
+
+impl Topic {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its partitions, by id: leader, replicas, in-sync replicas.
+    pub fn partitions(&self) -> &[PartitionInfo] {
+        &self.partitions
+    }
+
+    /// The earliest offset of each partition.
+    pub fn earliest_offsets(&self) -> Result<Vec<PartitionOffset>, Error> {
+        self.offsets_before(-2)
+    }
+
+    /// The offset the next message of each partition will get.
+    pub fn latest_offsets(&self) -> Result<Vec<PartitionOffset>, Error> {
+        self.offsets_before(-1)
+    }
+
+    /// Per partition, the offset of the first message at or after `timestamp_ms` on
+    /// brokers with timestamps (0.10.1+); on 0.9, the start of the last segment before
+    /// it. `-1` and `-2` mean latest and earliest.
+    pub fn offsets_before(&self, timestamp_ms: i64) -> Result<Vec<PartitionOffset>, Error> {
+        let partitions = self
+            .partitions
+            .iter()
+            .map(|p| (p.id, timestamp_ms))
+            .collect();
+        self.client.offsets(&self.name, partitions)
+    }
+}

@@ -1,0 +1,286 @@
+//! Connections: a thread per connection attempt that connects (bounded by
+//! `connect_timeout`), runs the TLS handshake if configured, then stays on as the
+//! connection's reader; a writer thread per connection takes bytes from a channel, so the
+//! driver never blocks on a socket.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use grete::client::ConnectionHandle;
+use grete::config::TlsConfig;
+use grete::error::{TransportError, TransportErrorKind};
+use rustls::ClientConnection;
+
+use crate::driver::Msg;
+use crate::tls;
+
+/// The largest single read from a socket.
+const READ_BUF: usize = 64 * 1024;
+
+/// What the driver keeps of an open connection.
+#[derive(Debug)]
+pub struct Link {
+    /// Bytes to write, in order.
+    pub writer: Sender<Vec<u8>>,
+    /// A handle on the socket, to shut it down.
+    pub socket: TcpStream,
+}
+
+impl Link {
+    /// Closes the connection: the writer stops, the reader wakes up with an error.
+    pub fn close(self) {
+        drop(self.writer);
+        let _ = self.socket.shutdown(Shutdown::Both);
+    }
+}
+
+/// Where a connection attempt goes and how.
+pub struct Dial {
+    pub conn: ConnectionHandle,
+    pub host: String,
+    pub port: u16,
+    pub connect_timeout: Duration,
+    pub write_timeout: Duration,
+    pub tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
+}
+
+/// Starts a connection attempt; the outcome and then everything read arrive at `driver`.
+pub fn dial(dial: Dial, driver: SyncSender<Msg>) {
+    let conn = dial.conn;
+    let name = format!("grete-conn-{}", conn.0);
+    let spawned = thread::Builder::new().name(name).spawn({
+        let driver = driver.clone();
+        move || run_connection(dial, driver)
+    });
+    if let Err(e) = spawned {
+        // No thread for it: report the failure from here (the driver's channel has room or
+        // the application is dropping the client anyway).
+        let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(conn, TransportError::from(e))));
+    }
+}
+
+/// Messages from connection threads to the driver.
+#[derive(Debug)]
+pub enum IoMsg {
+    Connected(ConnectionHandle, Link),
+    ConnectFailed(ConnectionHandle, TransportError),
+    Data(ConnectionHandle, Vec<u8>),
+    Closed(ConnectionHandle, Option<TransportError>),
+}
+
+fn run_connection(dial: Dial, driver: SyncSender<Msg>) {
+    let conn = dial.conn;
+    let deadline = Instant::now() + dial.connect_timeout;
+    let stream = match open(&dial.host, dial.port, deadline) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(conn, e)));
+            return;
+        }
+    };
+    let _ = stream.set_nodelay(true);
+    let session = match &dial.tls {
+        None => None,
+        Some((config, tls_config)) => {
+            let mut s = stream;
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
+            let _ = s.set_read_timeout(Some(left));
+            let _ = s.set_write_timeout(Some(left));
+            match tls::handshake(config.clone(), tls_config, &dial.host, &mut s) {
+                Ok(session) => {
+                    let _ = s.set_read_timeout(None);
+                    return finish(dial, s, Some(session), driver);
+                }
+                Err(e) => {
+                    let _ = s.shutdown(Shutdown::Both);
+                    let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(conn, e)));
+                    return;
+                }
+            }
+        }
+    };
+    finish(dial, stream, session, driver);
+}
+
+/// Connected (and through the handshake): start the writer, tell the driver, then read.
+fn finish(
+    dial: Dial,
+    stream: TcpStream,
+    session: Option<ClientConnection>,
+    driver: SyncSender<Msg>,
+) {
+    let conn = dial.conn;
+    let clones = (stream.try_clone(), stream.try_clone());
+    let (Ok(write_half), Ok(handle)) = clones else {
+        let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(
+            conn,
+            TransportError::new(
+                TransportErrorKind::Io(ErrorKind::Other),
+                "cannot duplicate the socket",
+            ),
+        )));
+        return;
+    };
+    let _ = write_half.set_write_timeout(Some(dial.write_timeout.max(Duration::from_millis(1))));
+    let session = session.map(|s| Arc::new(Mutex::new(s)));
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let writer = {
+        let driver = driver.clone();
+        let session = session.clone();
+        let nudge = tx.clone();
+        thread::Builder::new()
+            .name(format!("grete-write-{}", conn.0))
+            .spawn(move || run_writer(conn, write_half, session, rx, driver))
+            .map(|_| nudge)
+    };
+    let nudge = match writer {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = stream.shutdown(Shutdown::Both);
+            let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(conn, TransportError::from(e))));
+            return;
+        }
+    };
+    let link = Link {
+        writer: tx,
+        socket: handle,
+    };
+    if driver.send(Msg::Io(IoMsg::Connected(conn, link))).is_err() {
+        let _ = stream.shutdown(Shutdown::Both);
+        return;
+    }
+    run_reader(conn, stream, session, nudge, driver);
+}
+
+/// TCP connect to the first address of `host:port` that answers before `deadline`.
+fn open(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, TransportError> {
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| {
+            TransportError::new(
+                TransportErrorKind::Resolve,
+                format!("cannot resolve {host}:{port}: {e}"),
+            )
+        })?
+        .collect();
+    if addrs.is_empty() {
+        return Err(TransportError::new(
+            TransportErrorKind::Resolve,
+            format!("{host}:{port} resolves to no address"),
+        ));
+    }
+    let mut last = None;
+    for addr in addrs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match TcpStream::connect_timeout(&addr, left) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(connect_error(e, host, port)),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        TransportError::new(
+            TransportErrorKind::ConnectTimeout,
+            format!("connecting to {host}:{port} timed out"),
+        )
+    }))
+}
+
+fn connect_error(e: std::io::Error, host: &str, port: u16) -> TransportError {
+    match e.kind() {
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => TransportError::new(
+            TransportErrorKind::ConnectTimeout,
+            format!("connecting to {host}:{port} timed out"),
+        ),
+        _ => {
+            let mut t = TransportError::from(e);
+            t.message = format!("connecting to {host}:{port}: {}", t.message);
+            t
+        }
+    }
+}
+
+fn run_reader(
+    conn: ConnectionHandle,
+    mut stream: TcpStream,
+    session: Option<Arc<Mutex<ClientConnection>>>,
+    nudge: Sender<Vec<u8>>,
+    driver: SyncSender<Msg>,
+) {
+    let mut buf = vec![0u8; READ_BUF];
+    let error = loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) => break TransportError::closed("connection closed by the broker"),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) => break TransportError::from(e),
+        };
+        let data = match &session {
+            None => buf[..n].to_vec(),
+            Some(session) => {
+                let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
+                let plain = tls::decrypt(&mut s, &buf[..n]);
+                let wants_write = s.wants_write();
+                drop(s);
+                if wants_write {
+                    // Alerts and the like: the writer sends them, in order with the rest.
+                    let _ = nudge.send(Vec::new());
+                }
+                match plain {
+                    Ok(p) => p,
+                    Err(e) => break e,
+                }
+            }
+        };
+        if !data.is_empty() && driver.send(Msg::Io(IoMsg::Data(conn, data))).is_err() {
+            return;
+        }
+    };
+    let _ = stream.shutdown(Shutdown::Both);
+    let _ = driver.send(Msg::Io(IoMsg::Closed(conn, Some(error))));
+}
+
+fn run_writer(
+    conn: ConnectionHandle,
+    mut stream: TcpStream,
+    session: Option<Arc<Mutex<ClientConnection>>>,
+    rx: Receiver<Vec<u8>>,
+    driver: SyncSender<Msg>,
+) {
+    // Ends when the driver drops its sender (close) and the reader's nudge sender goes.
+    while let Ok(mut bytes) = rx.recv() {
+        // Coalesce what is already queued into one write.
+        while let Ok(more) = rx.try_recv() {
+            bytes.extend_from_slice(&more);
+        }
+        let out = match &session {
+            None => Ok(bytes),
+            Some(session) => {
+                let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
+                tls::encrypt(&mut s, &bytes)
+            }
+        };
+        let result = out.and_then(|out| {
+            stream.write_all(&out).map_err(|e| match e.kind() {
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => TransportError::new(
+                    TransportErrorKind::Io(ErrorKind::TimedOut),
+                    "writing to the broker timed out",
+                ),
+                _ => TransportError::from(e),
+            })
+        });
+        if let Err(e) = result {
+            let _ = stream.shutdown(Shutdown::Both);
+            let _ = driver.send(Msg::Io(IoMsg::Closed(conn, Some(e))));
+            return;
+        }
+    }
+}
