@@ -180,6 +180,7 @@ impl<'a> RecordBatchEncoder<'a> {
 
     /// Appends a record at `offset_delta` from the base offset. Deltas must increase; gaps
     /// are allowed (a compacted batch has them).
+    #[inline]
     pub fn append_at(
         &mut self,
         offset_delta: i32,
@@ -293,12 +294,19 @@ fn len_i32(n: usize, what: &'static str) -> Result<i32, EncodeError> {
     i32::try_from(n).map_err(|_| EncodeError::TooLong(what))
 }
 
-/// The size of `v` as a zig-zag varint (same as `varint_len`/`varlong_len`, branch-free:
-/// 7 bits per byte is about 9/64 bytes per bit).
+/// The size of `v` as a zig-zag varint (same as `varint_len`/`varlong_len`). Record fields
+/// are almost always one or two bytes, so those are compares; the general case is
+/// branch-free (7 bits per byte is about 9/64 bytes per bit).
 #[inline(always)]
 pub(super) fn zigzag_size(v: i64) -> usize {
     let u = ((v << 1) ^ (v >> 63)) as u64;
-    (((63 - (u | 1).leading_zeros()) * 9 + 73) / 64) as usize
+    if u < 0x80 {
+        1
+    } else if u < 0x4000 {
+        2
+    } else {
+        (((63 - (u | 1).leading_zeros()) * 9 + 73) / 64) as usize
+    }
 }
 
 /// The size of a nullable byte field: its varint length, then the bytes.
@@ -310,36 +318,38 @@ fn nullable_size(v: Option<&[u8]>) -> Result<usize, EncodeError> {
     })
 }
 
-/// A writer over a slice sized exactly for one record. The record's size is computed
-/// first, so the output grows once and every field is a plain store.
-struct Slot<'a> {
-    buf: &'a mut [u8],
-    pos: usize,
+/// Keys up to this size are staged with the varints around them, so that a record with a
+/// short key costs two slice copies (prefix + key + value length, then the value).
+const SMALL_KEY: usize = 32;
+/// The room the stage needs: length (5), attributes (1), timestamp delta (10), offset delta
+/// (5), key length (5), a small key, value length (5).
+const RECORD_PREFIX_MAX: usize = 31 + SMALL_KEY;
+
+/// A small stack buffer for the varints between a record's variable-length fields, so that
+/// the output grows by whole slices (no zero fill, no per-byte capacity checks).
+struct Prefix {
+    buf: [u8; RECORD_PREFIX_MAX],
+    len: usize,
 }
 
-impl Slot<'_> {
+impl Prefix {
+    #[inline(always)]
+    fn new() -> Self {
+        Prefix {
+            buf: [0; RECORD_PREFIX_MAX],
+            len: 0,
+        }
+    }
+
     #[inline(always)]
     fn byte(&mut self, b: u8) {
-        self.buf[self.pos] = b;
-        self.pos += 1;
+        self.buf[self.len] = b;
+        self.len += 1;
     }
 
     /// Writes an unsigned LEB128 value (already zig-zagged).
     #[inline(always)]
     fn uvarint(&mut self, mut u: u64) {
-        // Most record fields take one or two bytes.
-        if u < 0x80 {
-            self.byte(u as u8);
-            return;
-        }
-        if u < 0x4000 {
-            if let Some(two) = self.buf.get_mut(self.pos..self.pos + 2) {
-                two[0] = (u as u8) | 0x80;
-                two[1] = (u >> 7) as u8;
-                self.pos += 2;
-                return;
-            }
-        }
         while u >= 0x80 {
             self.byte((u as u8) | 0x80);
             u >>= 7;
@@ -357,27 +367,23 @@ impl Slot<'_> {
         self.uvarint(((v << 1) ^ (v >> 63)) as u64);
     }
 
+    /// Writes a nullable field's length (-1 for null).
     #[inline(always)]
-    fn slice(&mut self, b: &[u8]) {
-        self.buf[self.pos..self.pos + b.len()].copy_from_slice(b);
-        self.pos += b.len();
+    fn nullable_len(&mut self, v: Option<&[u8]>) {
+        // Lengths were checked to fit an i32 when the size was computed.
+        self.varint(v.map_or(-1, |b| b.len() as i32));
     }
 
+    /// Moves what was written to `out` and starts again.
     #[inline(always)]
-    fn nullable(&mut self, v: Option<&[u8]>) {
-        match v {
-            None => self.byte(1), // zig-zag -1
-            Some(b) => {
-                // Lengths were checked to fit an i32 when the size was computed.
-                self.varint(b.len() as i32);
-                self.slice(b);
-            }
-        }
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.buf[..self.len]);
+        self.len = 0;
     }
 }
 
 /// Writes one record, its length computed up front so that nothing is moved afterwards.
-#[inline]
+#[inline(always)]
 fn put_record(
     out: &mut Vec<u8>,
     offset_delta: i32,
@@ -396,23 +402,42 @@ fn put_record(
     let body_len = len_i32(body, "record")?;
     let total = zigzag_size(body_len as i64) + body;
     let at = out.len();
-    out.resize(at + total, 0);
-    let mut w = Slot {
-        buf: &mut out[at..],
-        pos: 0,
-    };
-    w.varint(body_len);
-    w.byte(0); // attributes: unused
-    w.varlong(timestamp_delta);
-    w.varint(offset_delta);
-    w.nullable(key);
-    w.nullable(value);
-    w.varint(headers.len() as i32);
-    for h in headers {
-        w.nullable(Some(h.key.as_bytes()));
-        w.nullable(h.value.as_deref());
+    out.reserve(total);
+    let mut p = Prefix::new();
+    p.varint(body_len);
+    p.byte(0); // attributes: unused
+    p.varlong(timestamp_delta);
+    p.varint(offset_delta);
+    p.nullable_len(key);
+    match key {
+        Some(k) if k.len() <= SMALL_KEY => {
+            p.buf[p.len..p.len + k.len()].copy_from_slice(k);
+            p.len += k.len();
+        }
+        Some(k) => {
+            p.flush(out);
+            out.extend_from_slice(k);
+        }
+        None => {}
     }
-    debug_assert_eq!(w.pos, total);
+    p.nullable_len(value);
+    p.flush(out);
+    if let Some(v) = value {
+        out.extend_from_slice(v);
+    }
+    p.varint(headers.len() as i32);
+    p.flush(out);
+    for h in headers {
+        p.varint(h.key.len() as i32);
+        p.flush(out);
+        out.extend_from_slice(h.key.as_bytes());
+        p.nullable_len(h.value.as_deref());
+        p.flush(out);
+        if let Some(v) = &h.value {
+            out.extend_from_slice(v);
+        }
+    }
+    debug_assert_eq!(out.len() - at, total);
     Ok(())
 }
 
