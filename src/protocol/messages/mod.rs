@@ -1139,8 +1139,17 @@ mod util {
         known: &mut dyn FnMut(u32, &mut Bytes) -> DecodeResult<bool>,
     ) -> DecodeResult<()> {
         let n = get_tagged_count(buf)?;
+        let mut last: Option<u32> = None;
         for _ in 0..n {
             let mut f = get_tagged_field(buf)?;
+            // KIP-482: tags come in strictly ascending order. Holding peers to it keeps decoding
+            // canonical: a repeated tag cannot silently replace an earlier value.
+            if last.is_some_and(|l| f.tag <= l) {
+                return Err(DecodeError::Malformed(
+                    "tagged fields out of order or repeated",
+                ));
+            }
+            last = Some(f.tag);
             if known(f.tag, &mut f.data)? {
                 expect_end(&f.data)?;
             } else {

@@ -8,7 +8,7 @@ use super::api_versions_response::ApiVersion;
 use super::metadata_request::MetadataRequestTopic;
 use super::*;
 use crate::protocol::primitives::RawTaggedField;
-use crate::protocol::EncodeError;
+use crate::protocol::{DecodeError, EncodeError};
 
 fn enc<T: Encode>(x: &T, v: i16) -> Vec<u8> {
     let mut out = Vec::new();
@@ -224,12 +224,17 @@ fn tagged_fields_are_written_in_tag_order_and_unknown_ones_kept() {
     assert_eq!(enc(&resp, 3), bytes);
     assert_eq!(dec::<ApiVersionsResponse>(&bytes, 3), resp);
 
-    // Known tags sent in another order still decode; a default-valued tagged field is omitted.
+    // Tags must come in ascending order (KIP-482): out of order or repeated is malformed.
     let shuffled = [
         0, 0, 1, 0, 0, 0, 0, 2, 3, 1, 1, 1, 8, 0, 0, 0, 0, 0, 0, 0, 5,
     ];
-    let back: ApiVersionsResponse = dec(&shuffled, 3);
-    assert!(back.zk_migration_ready && back.finalized_features_epoch == 5);
+    assert_eq!(
+        ApiVersionsResponse::decode(&mut Bytes::copy_from_slice(&shuffled), 3),
+        Err(DecodeError::Malformed("tagged fields out of order or repeated"))
+    );
+    let repeated = [0, 0, 1, 0, 0, 0, 0, 2, 3, 1, 1, 3, 1, 0];
+    assert!(ApiVersionsResponse::decode(&mut Bytes::copy_from_slice(&repeated), 3).is_err());
+    // A default-valued tagged field is omitted.
     assert_eq!(
         enc(&ApiVersionsResponse::default(), 3),
         [0, 0, 1, 0, 0, 0, 0, 0]
