@@ -230,7 +230,9 @@ fn tagged_fields_are_written_in_tag_order_and_unknown_ones_kept() {
     ];
     assert_eq!(
         ApiVersionsResponse::decode(&mut Bytes::copy_from_slice(&shuffled), 3),
-        Err(DecodeError::Malformed("tagged fields out of order or repeated"))
+        Err(DecodeError::Malformed(
+            "tagged fields out of order or repeated"
+        ))
     );
     let repeated = [0, 0, 1, 0, 0, 0, 0, 2, 3, 1, 1, 3, 1, 0];
     assert!(ApiVersionsResponse::decode(&mut Bytes::copy_from_slice(&repeated), 3).is_err());
