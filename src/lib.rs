@@ -18,3 +18,8 @@ pub mod connection;
 #[cfg(feature = "mock")]
 pub mod mock;
 pub mod zk;
+
+/// The README's examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
