@@ -472,7 +472,13 @@ mod tests {
     #[test]
     fn zigzag_matches_kafka_examples() {
         // From the Kafka protocol guide's varint description (protobuf zig-zag).
-        for (v, enc) in [(0, vec![0u8]), (-1, vec![1]), (1, vec![2]), (-64, vec![127]), (64, vec![128, 1])] {
+        for (v, enc) in [
+            (0, vec![0u8]),
+            (-1, vec![1]),
+            (1, vec![2]),
+            (-64, vec![127]),
+            (64, vec![128, 1]),
+        ] {
             let mut out = Vec::new();
             put_varint(&mut out, v);
             assert_eq!(out, enc, "value {v}");
@@ -482,13 +488,19 @@ mod tests {
     #[test]
     fn overlong_varint_is_rejected() {
         let mut b = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff, 0xff, 0x01]);
-        assert_eq!(get_unsigned_varint(&mut b), Err(DecodeError::VarintTooLong(5)));
+        assert_eq!(
+            get_unsigned_varint(&mut b),
+            Err(DecodeError::VarintTooLong(5))
+        );
     }
 
     #[test]
     fn huge_array_length_is_rejected_before_allocating() {
         let mut b = Bytes::from_static(&[0x7f, 0xff, 0xff, 0xff, 0]);
-        assert!(matches!(get_array_len(&mut b, false), Err(DecodeError::InvalidLength(_))));
+        assert!(matches!(
+            get_array_len(&mut b, false),
+            Err(DecodeError::InvalidLength(_))
+        ));
         let mut b = Bytes::from_static(&[0xff, 0xff, 0xff, 0xff]);
         assert_eq!(get_array_len(&mut b, false), Ok(None));
         let mut b = Bytes::from_static(&[0xff, 0xff, 0xff, 0xfe]);
