@@ -186,7 +186,9 @@ impl Driver {
                 moved = true;
                 if let Event::Done { op, result } = event {
                     if let Some(reply) = self.waiting.remove(&op) {
-                        // Refresh the snapshot first, so the caller sees what the op did.
+                        // Refresh the snapshot first, so the caller sees what the op did
+                        // (a partial refresh does not move `updated_at`).
+                        self.snapshot_at = None;
                         self.refresh_snapshot();
                         let _ = reply.send(result);
                     }
@@ -201,7 +203,7 @@ impl Driver {
 
     fn refresh_snapshot(&mut self) {
         let at = self.client.cluster().updated_at();
-        if at != self.snapshot_at {
+        if at.is_none() || at != self.snapshot_at {
             self.snapshot_at = at;
             *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) =
                 self.client.cluster().clone();
