@@ -1,6 +1,104 @@
-//! grete-smol: drives the IO-free [grete] core over smol.
+//! grete-smol: drives the IO-free [grete] core on smol.
 //!
-//! The connection, cluster and client state machines arrive with the client-core issue;
-//! this crate currently re-exports the core so that the workspace layout is in place.
+//! ```no_run
+//! use grete_smol::{ClientConfig, KafkaClient};
+//! use grete_smol::config::{Bootstrap, BrokerAddress};
+//!
+//! # fn main() -> Result<(), grete_smol::Error> {
+//! smol::block_on(async {
+//!     let client = KafkaClient::connect(ClientConfig {
+//!         bootstrap: Bootstrap::Brokers(BrokerAddress::parse("127.0.0.1:9092")?),
+//!         ..ClientConfig::default()
+//!     })
+//!     .await?;
+//!     println!("{:?}", client.brokers());
+//!     client.close().await;
+//!     Ok(())
+//! })
+//! # }
+//! ```
+//!
+//! The driver and one task per connection run on smol's global executor
+//! (`smol::spawn`), so any executor may await the client. TLS is futures-rustls directly
+//! on async-net's streams.
+//!
+//! ZooKeeper bootstrap (feature `zookeeper`, on by default) uses zookeeper-async, which
+//! only runs on tokio: its futures run on a small private tokio runtime (one worker
+//! thread, started the first time a client bootstraps from ZooKeeper).
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use grete_async::{BoxFuture, BoxStream};
 
 pub use grete;
+pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
+pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
+pub use grete::config::{self, ClientConfig, TlsConfig};
+pub use grete::error::{Error, TransportError, TransportErrorKind};
+pub use grete_async::Runtime;
+
+/// A Kafka client on smol. See [`grete_async::KafkaClient`] for the methods.
+pub type KafkaClient = grete_async::KafkaClient<Smol>;
+
+/// A topic handle on smol. See [`grete_async::Topic`] for the methods.
+pub type Topic = grete_async::Topic<Smol>;
+
+/// The smol [`Runtime`]: tasks go to smol's global executor.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Smol;
+
+impl Runtime for Smol {
+    fn spawn(&self, task: BoxFuture<()>) {
+        smol::spawn(task).detach();
+    }
+
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+        Box::pin(async move { smol::net::resolve((host.as_str(), port)).await })
+    }
+
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<BoxStream>> {
+        Box::pin(async move {
+            let stream = smol::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            Ok(Box::new(stream) as BoxStream)
+        })
+    }
+
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+        Box::pin(async move {
+            smol::Timer::at(deadline).await;
+        })
+    }
+
+    #[cfg(feature = "zookeeper")]
+    fn spawn_zookeeper(&self, task: BoxFuture<()>) -> Result<(), String> {
+        let handle = zookeeper_runtime()
+            .map_err(|e| format!("cannot start the private tokio runtime for ZooKeeper: {e}"))?;
+        handle.spawn(task);
+        Ok(())
+    }
+}
+
+/// The private tokio runtime zookeeper-async runs on.
+#[cfg(feature = "zookeeper")]
+fn zookeeper_runtime() -> Result<&'static tokio::runtime::Handle, String> {
+    use std::sync::OnceLock;
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .thread_name("grete-smol-zookeeper")
+                .enable_all()
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map(tokio::runtime::Runtime::handle)
+        .map_err(Clone::clone)
+}

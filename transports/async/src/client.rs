@@ -1,0 +1,306 @@
+//! The application's handles: [`KafkaClient`] and [`Topic`].
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_channel::{mpsc, oneshot};
+use grete::client::{NewTopic, Output, PartitionOffset, Target, TopicResult};
+use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
+use grete::config::ClientConfig;
+use grete::error::Error;
+use grete::protocol::messages::{RequestBody, ResponseBody};
+use grete::protocol::ErrorCode;
+
+use crate::driver::{self, Command, OpRequest, Shared};
+use crate::Runtime;
+
+/// The non-generic part of a client handle.
+#[derive(Clone)]
+struct Handle {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+}
+
+fn closed() -> Error {
+    Error::Misuse("the client is closed".into())
+}
+
+fn unexpected(what: &str, output: Output) -> Error {
+    Error::Misuse(format!("{what}: unexpected result {output:?}"))
+}
+
+impl Handle {
+    async fn op(&self, request: OpRequest) -> Result<Output, Error> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .unbounded_send(Command::Op { request, reply })
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    async fn update_cluster(&self) -> Result<(), Error> {
+        self.op(OpRequest::UpdateCluster).await.map(|_| ())
+    }
+
+    async fn topic_partitions(&self, name: &str) -> Result<Vec<PartitionInfo>, Error> {
+        let request = OpRequest::TopicMetadata {
+            names: vec![name.to_owned()],
+            auto_create: true,
+        };
+        match self.op(request).await? {
+            Output::Topics(results) => {
+                if let Some(error) = results
+                    .into_iter()
+                    .find(|r| r.name == name)
+                    .and_then(|r| r.error)
+                {
+                    return Err(error);
+                }
+            }
+            Output::Cluster => {}
+            other => return Err(unexpected("topic metadata", other)),
+        }
+        self.shared
+            .with_cluster(|c| {
+                c.topic(name)
+                    .map(|t| t.partitions.values().cloned().collect())
+            })
+            .ok_or_else(|| {
+                Error::broker(ErrorCode::UnknownTopicOrPartition, format!("topic {name}"))
+            })
+    }
+
+    async fn offsets(
+        &self,
+        topic: &str,
+        partitions: &[PartitionInfo],
+        timestamp: i64,
+    ) -> Result<Vec<PartitionOffset>, Error> {
+        let request = OpRequest::ListOffsets {
+            topic: topic.to_owned(),
+            partitions: partitions.iter().map(|p| (p.id, timestamp)).collect(),
+        };
+        match self.op(request).await? {
+            Output::Offsets(offsets) => Ok(offsets),
+            other => Err(unexpected("list offsets", other)),
+        }
+    }
+
+    async fn topics_op(&self, request: OpRequest) -> Result<Vec<TopicResult>, Error> {
+        match self.op(request).await? {
+            Output::Topics(results) => Ok(results),
+            other => Err(unexpected("topics", other)),
+        }
+    }
+
+    async fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
+        match self
+            .op(OpRequest::Send {
+                target,
+                body: Box::new(body),
+            })
+            .await?
+        {
+            Output::Response(body) => Ok(body),
+            other => Err(unexpected("send", other)),
+        }
+    }
+
+    async fn close(self) {
+        let (done, finished) = oneshot::channel();
+        if self
+            .commands
+            .unbounded_send(Command::Close { done })
+            .is_ok()
+        {
+            let _ = finished.await;
+        }
+    }
+}
+
+/// A Kafka client on runtime `R`: a cheap handle (clone it freely) to a driver task that
+/// owns the connections and the metadata cache. The driver stops when [`close`](Self::close)
+/// is called or the last handle (including every [`Topic`]) is dropped.
+pub struct KafkaClient<R> {
+    handle: Handle,
+    runtime: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for KafkaClient<R> {
+    fn clone(&self) -> Self {
+        KafkaClient {
+            handle: self.handle.clone(),
+            runtime: PhantomData,
+        }
+    }
+}
+
+impl<R> fmt::Debug for KafkaClient<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaClient")
+            .field(
+                "brokers",
+                &self.handle.shared.with_cluster(|c| c.brokers().count()),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime + Default> KafkaClient<R> {
+    /// Starts the driver and bootstraps: returns once the first metadata request (for
+    /// all topics) has been answered, or with its error.
+    pub async fn connect(config: ClientConfig) -> Result<Self, Error> {
+        Self::connect_with(R::default(), config).await
+    }
+}
+
+impl<R: Runtime> KafkaClient<R> {
+    /// [`connect`](Self::connect) with an explicit runtime value.
+    pub async fn connect_with(runtime: R, config: ClientConfig) -> Result<Self, Error> {
+        let (commands, shared) = driver::start(Arc::new(runtime), config)?;
+        let client = KafkaClient {
+            handle: Handle { commands, shared },
+            runtime: PhantomData,
+        };
+        match client.update_cluster().await {
+            Ok(()) => Ok(client),
+            Err(e) => {
+                client.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The names of the topics in the cached metadata (internal topics hidden unless
+    /// `exclude_internal_topics` is off).
+    pub fn topics(&self) -> Vec<String> {
+        self.handle
+            .shared
+            .with_cluster(|c| c.topics().map(|t| t.name.clone()).collect())
+    }
+
+    /// Fetches the metadata of topic `name` (the broker creates it first if it is
+    /// configured to auto-create topics) and returns a handle to it.
+    pub async fn topic(&self, name: &str) -> Result<Topic<R>, Error> {
+        let partitions = self.handle.topic_partitions(name).await?;
+        Ok(Topic {
+            client: self.clone(),
+            name: name.to_owned(),
+            partitions,
+        })
+    }
+
+    /// The brokers in the cached metadata.
+    pub fn brokers(&self) -> Vec<BrokerInfo> {
+        self.handle
+            .shared
+            .with_cluster(|c| c.brokers().cloned().collect())
+    }
+
+    /// A snapshot of the metadata cache.
+    pub fn cluster(&self) -> Cluster {
+        self.handle.shared.cluster()
+    }
+
+    /// Refreshes the metadata of every topic.
+    pub async fn update_cluster(&self) -> Result<(), Error> {
+        self.handle.update_cluster().await
+    }
+
+    /// Creates topics (CreateTopics, through the controller). On brokers without the API
+    /// (Kafka 0.9) this is [`Error::Unsupported`].
+    pub async fn create_topics(
+        &self,
+        topics: Vec<NewTopic>,
+        timeout: Duration,
+    ) -> Result<Vec<TopicResult>, Error> {
+        self.handle
+            .topics_op(OpRequest::CreateTopics { topics, timeout })
+            .await
+    }
+
+    /// Deletes topics (DeleteTopics, through the controller). On brokers without the API
+    /// (Kafka 0.9) this is [`Error::Unsupported`].
+    pub async fn delete_topics(
+        &self,
+        names: Vec<String>,
+        timeout: Duration,
+    ) -> Result<Vec<TopicResult>, Error> {
+        self.handle
+            .topics_op(OpRequest::DeleteTopics { names, timeout })
+            .await
+    }
+
+    /// Sends any request to `target` (in the highest version both sides support) and
+    /// returns the broker's response: the escape hatch.
+    pub async fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
+        self.handle.send(target, body).await
+    }
+
+    /// Stops the driver: unfinished operations fail, connections close. Other handles'
+    /// calls then fail with [`Error::Misuse`].
+    pub async fn close(self) {
+        self.handle.close().await
+    }
+}
+
+/// A topic: its partitions as last fetched, and offset queries.
+pub struct Topic<R> {
+    client: KafkaClient<R>,
+    name: String,
+    partitions: Vec<PartitionInfo>,
+}
+
+impl<R> Clone for Topic<R> {
+    fn clone(&self) -> Self {
+        Topic {
+            client: self.client.clone(),
+            name: self.name.clone(),
+            partitions: self.partitions.clone(),
+        }
+    }
+}
+
+impl<R> fmt::Debug for Topic<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Topic")
+            .field("name", &self.name)
+            .field("partitions", &self.partitions)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Topic<R> {
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its partitions (leader, replicas, ISR) by index, as fetched by
+    /// [`KafkaClient::topic`].
+    pub fn partitions(&self) -> &[PartitionInfo] {
+        &self.partitions
+    }
+
+    /// The first offset of each partition.
+    pub async fn earliest_offsets(&self) -> Result<Vec<PartitionOffset>, Error> {
+        self.offsets_before(-2).await
+    }
+
+    /// The next offset of each partition (one past the last message).
+    pub async fn latest_offsets(&self) -> Result<Vec<PartitionOffset>, Error> {
+        self.offsets_before(-1).await
+    }
+
+    /// The offset of each partition by timestamp (milliseconds since the epoch; `-1`
+    /// latest, `-2` earliest), ListOffsets v0 semantics on 0.9 brokers (the start of the
+    /// segment before `timestamp`).
+    pub async fn offsets_before(&self, timestamp_ms: i64) -> Result<Vec<PartitionOffset>, Error> {
+        self.client
+            .handle
+            .offsets(&self.name, &self.partitions, timestamp_ms)
+            .await
+    }
+}

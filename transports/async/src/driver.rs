@@ -1,0 +1,359 @@
+//! The driver task: owns the core client, feeds it the clock, the connections' bytes and
+//! the application's commands, and drains it in the documented order (IO, transmits,
+//! events, then the timer).
+
+use std::collections::HashMap;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use futures_channel::{mpsc, oneshot};
+use futures_util::StreamExt;
+use grete::client::{
+    Client, ConnectionHandle, Event, Io, NewTopic, OpId, Output, Target, ZkError, ZkErrorKind,
+    ZkOpId, ZkRequest, ZkResponse,
+};
+use grete::cluster::Cluster;
+use grete::config::ClientConfig;
+use grete::error::{Error, TransportError};
+use grete::protocol::messages::RequestBody;
+
+use crate::conn::{self, ConnectSpec};
+use crate::tls::Tls;
+use crate::Runtime;
+
+/// How many messages from the connections may wait for the driver (back-pressure on
+/// the readers beyond that).
+const IO_QUEUE: usize = 64;
+
+/// Consecutive wake-ups at an instant already past after which the driver sleeps a
+/// millisecond anyway, so that a timer the core keeps reporting cannot spin a core.
+const MAX_IMMEDIATE_WAKES: u32 = 1000;
+
+/// What a connection or ZooKeeper task reports.
+pub(crate) enum IoMsg {
+    Connected {
+        conn: ConnectionHandle,
+    },
+    ConnectFailed {
+        conn: ConnectionHandle,
+        error: TransportError,
+    },
+    Data {
+        conn: ConnectionHandle,
+        data: Vec<u8>,
+    },
+    Closed {
+        conn: ConnectionHandle,
+        error: Option<TransportError>,
+    },
+    #[cfg_attr(not(feature = "zookeeper"), allow(dead_code))]
+    Zk {
+        op: ZkOpId,
+        result: Result<ZkResponse, ZkError>,
+    },
+}
+
+/// An operation the application asks for.
+pub(crate) enum OpRequest {
+    UpdateCluster,
+    TopicMetadata {
+        names: Vec<String>,
+        auto_create: bool,
+    },
+    ListOffsets {
+        topic: String,
+        partitions: Vec<(i32, i64)>,
+    },
+    CreateTopics {
+        topics: Vec<NewTopic>,
+        timeout: Duration,
+    },
+    DeleteTopics {
+        names: Vec<String>,
+        timeout: Duration,
+    },
+    Send {
+        target: Target,
+        body: Box<RequestBody>,
+    },
+}
+
+pub(crate) type Reply = oneshot::Sender<Result<Output, Error>>;
+
+/// A command from a [`KafkaClient`](crate::KafkaClient) handle.
+pub(crate) enum Command {
+    Op { request: OpRequest, reply: Reply },
+    Close { done: oneshot::Sender<()> },
+}
+
+/// What the handles read without asking the driver.
+pub(crate) struct Shared {
+    cluster: Mutex<Cluster>,
+}
+
+impl Shared {
+    pub(crate) fn cluster(&self) -> Cluster {
+        self.cluster
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    pub(crate) fn with_cluster<T>(&self, f: impl FnOnce(&Cluster) -> T) -> T {
+        f(&self.cluster.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+enum Input {
+    Command(Option<Command>),
+    Io(IoMsg),
+    Timer,
+}
+
+pub(crate) struct Driver {
+    rt: Arc<dyn Runtime>,
+    client: Client,
+    shared: Arc<Shared>,
+    conns: HashMap<ConnectionHandle, mpsc::UnboundedSender<Vec<u8>>>,
+    pending: HashMap<OpId, Reply>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    io_tx: mpsc::Sender<IoMsg>,
+    io_rx: mpsc::Receiver<IoMsg>,
+    tls: Option<Arc<Tls>>,
+    connect_timeout: Duration,
+    #[cfg(feature = "zookeeper")]
+    zk: Option<crate::zk::Session>,
+    last_update: Option<Instant>,
+}
+
+/// Validates `config`, spawns the driver and returns the command sender and the shared
+/// state.
+pub(crate) fn start(
+    rt: Arc<dyn Runtime>,
+    config: ClientConfig,
+) -> Result<(mpsc::UnboundedSender<Command>, Arc<Shared>), Error> {
+    rt.check()?;
+    let tls = match &config.tls {
+        Some(t) => Some(Arc::new(Tls::new(t)?)),
+        None => None,
+    };
+    #[cfg(feature = "zookeeper")]
+    let zk = config
+        .bootstrap
+        .zookeeper_hosts()
+        .map(|hosts| crate::zk::Session::new(hosts, config.request_timeout));
+    let connect_timeout = config.connect_timeout;
+    let client = Client::new(config)?;
+    let shared = Arc::new(Shared {
+        cluster: Mutex::new(client.cluster().clone()),
+    });
+    let (cmd_tx, commands) = mpsc::unbounded();
+    let (io_tx, io_rx) = mpsc::channel(IO_QUEUE);
+    let driver = Driver {
+        rt: rt.clone(),
+        client,
+        shared: shared.clone(),
+        conns: HashMap::new(),
+        pending: HashMap::new(),
+        commands,
+        io_tx,
+        io_rx,
+        tls,
+        connect_timeout,
+        #[cfg(feature = "zookeeper")]
+        zk,
+        last_update: None,
+    };
+    rt.spawn(Box::pin(driver.run()));
+    Ok((cmd_tx, shared))
+}
+
+impl Driver {
+    async fn run(mut self) {
+        let mut immediate = 0u32;
+        let mut close_reply = None;
+        loop {
+            let now = Instant::now();
+            self.drain(now);
+            let wake = self.client.poll_timeout();
+            if let Some(at) = wake {
+                if at <= now && immediate < MAX_IMMEDIATE_WAKES {
+                    immediate += 1;
+                    self.client.handle_timeout(now);
+                    continue;
+                }
+            }
+            let wake = if immediate >= MAX_IMMEDIATE_WAKES {
+                wake.map(|at| at.max(now + Duration::from_millis(1)))
+            } else {
+                wake
+            };
+            immediate = 0;
+            let mut sleep = wake.map(|at| self.rt.sleep_until(at));
+            let commands = &mut self.commands;
+            let io_rx = &mut self.io_rx;
+            let input = poll_fn(|cx| {
+                if let Poll::Ready(c) = commands.poll_next_unpin(cx) {
+                    return Poll::Ready(Input::Command(c));
+                }
+                if let Poll::Ready(Some(m)) = io_rx.poll_next_unpin(cx) {
+                    return Poll::Ready(Input::Io(m));
+                }
+                if let Some(s) = sleep.as_mut() {
+                    if s.as_mut().poll(cx).is_ready() {
+                        return Poll::Ready(Input::Timer);
+                    }
+                }
+                Poll::Pending
+            })
+            .await;
+            let now = Instant::now();
+            match input {
+                Input::Command(Some(Command::Op { request, reply })) => {
+                    let op = self.start_op(now, request);
+                    self.pending.insert(op, reply);
+                }
+                Input::Command(Some(Command::Close { done })) => {
+                    close_reply = Some(done);
+                    break;
+                }
+                // Every handle is gone.
+                Input::Command(None) => break,
+                Input::Io(msg) => self.handle_io(now, msg),
+                Input::Timer => self.client.handle_timeout(now),
+            }
+        }
+        let now = Instant::now();
+        self.client.close(now);
+        self.drain(now);
+        self.conns.clear();
+        #[cfg(feature = "zookeeper")]
+        if let Some(zk) = &self.zk {
+            zk.close(&*self.rt);
+        }
+        if let Some(done) = close_reply {
+            let _ = done.send(());
+        }
+    }
+
+    fn start_op(&mut self, now: Instant, request: OpRequest) -> OpId {
+        let c = &mut self.client;
+        match request {
+            OpRequest::UpdateCluster => c.update_cluster(now),
+            OpRequest::TopicMetadata { names, auto_create } => {
+                c.topic_metadata(now, names, auto_create)
+            }
+            OpRequest::ListOffsets { topic, partitions } => c.list_offsets(now, &topic, partitions),
+            OpRequest::CreateTopics { topics, timeout } => c.create_topics(now, topics, timeout),
+            OpRequest::DeleteTopics { names, timeout } => c.delete_topics(now, names, timeout),
+            OpRequest::Send { target, body } => c.send(now, target, *body),
+        }
+    }
+
+    fn handle_io(&mut self, now: Instant, msg: IoMsg) {
+        match msg {
+            IoMsg::Connected { conn } => {
+                if self.conns.contains_key(&conn) {
+                    self.client.handle_connected(now, conn);
+                }
+            }
+            IoMsg::ConnectFailed { conn, error } => {
+                if self.conns.remove(&conn).is_some() {
+                    self.client.handle_connect_failed(now, conn, error);
+                }
+            }
+            IoMsg::Data { conn, data } => {
+                if self.conns.contains_key(&conn) {
+                    self.client.handle_data(now, conn, &data);
+                }
+            }
+            IoMsg::Closed { conn, error } => {
+                if self.conns.remove(&conn).is_some() {
+                    self.client.handle_closed(now, conn, error);
+                }
+            }
+            IoMsg::Zk { op, result } => self.client.handle_zk_result(now, op, result),
+        }
+    }
+
+    /// The documented drain order: IO, transmits, events.
+    fn drain(&mut self, now: Instant) {
+        while let Some(io) = self.client.poll_io() {
+            match io {
+                Io::Connect { conn, host, port } => self.open(conn, host, port),
+                Io::Close { conn } => {
+                    // Dropping the sender ends the connection's task.
+                    self.conns.remove(&conn);
+                }
+                Io::ZooKeeper { op, request } => self.zookeeper(now, op, request),
+                _ => {}
+            }
+        }
+        let mut buf = Vec::new();
+        while let Some(conn) = self.client.poll_transmit(now, &mut buf) {
+            let bytes = std::mem::take(&mut buf);
+            if let Some(tx) = self.conns.get(&conn) {
+                // A closed receiver means the task ended; its report is on the way.
+                let _ = tx.unbounded_send(bytes);
+            }
+        }
+        let mut done = Vec::new();
+        while let Some(event) = self.client.poll_event() {
+            if let Event::Done { op, result } = event {
+                done.push((op, result));
+            }
+        }
+        let updated = self.client.cluster().updated_at();
+        if !done.is_empty() || updated != self.last_update {
+            self.last_update = updated;
+            let snapshot = self.client.cluster().clone();
+            *self
+                .shared
+                .cluster
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = snapshot;
+        }
+        for (op, result) in done {
+            if let Some(reply) = self.pending.remove(&op) {
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn open(&mut self, conn: ConnectionHandle, host: String, port: u16) {
+        let (tx, rx) = mpsc::unbounded();
+        self.conns.insert(conn, tx);
+        let spec = ConnectSpec {
+            conn,
+            host,
+            port,
+            connect_timeout: self.connect_timeout,
+            tls: self.tls.clone(),
+        };
+        let task = conn::run(self.rt.clone(), spec, rx, self.io_tx.clone());
+        self.rt.spawn(Box::pin(task));
+    }
+
+    fn zookeeper(&mut self, now: Instant, op: ZkOpId, request: ZkRequest) {
+        #[cfg(feature = "zookeeper")]
+        if let Some(zk) = &self.zk {
+            if let Err(error) = zk.spawn(&*self.rt, op, request, self.io_tx.clone()) {
+                self.client.handle_zk_result(now, op, Err(error));
+            }
+            return;
+        }
+        let _ = request;
+        let message = if cfg!(feature = "zookeeper") {
+            "the client was not configured with a ZooKeeper connect string"
+        } else {
+            "this transport was built without its `zookeeper` feature"
+        };
+        let error = ZkError {
+            kind: ZkErrorKind::Other,
+            message: message.into(),
+        };
+        self.client.handle_zk_result(now, op, Err(error));
+    }
+}

@@ -1,0 +1,72 @@
+//! grete-async: the runtime-generic driver shared by `grete-tokio` and `grete-smol`.
+//!
+//! The driver task owns the IO-free core [`Client`](grete::client::Client): it reads the
+//! clock, feeds it what the connections and the application send, drains it in the
+//! documented order and sleeps until its next timer. Each connection is one task that
+//! connects (TCP, then TLS if configured), then forwards what it reads to the driver and
+//! writes what the driver hands it. The application talks to the driver through
+//! [`KafkaClient`], a cheap handle whose calls are commands with a reply channel.
+//!
+//! A runtime is a small [`Runtime`] implementation (spawn, resolve, TCP connect, timer,
+//! and where the tokio-based ZooKeeper client runs); the driver itself is compiled once,
+//! against `dyn Runtime`, not once per runtime. This crate is an implementation detail:
+//! use `grete-tokio` or `grete-smol`, which give [`KafkaClient`] and [`Topic`] for their
+//! runtime.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::time::Instant;
+
+use futures_util::io::{AsyncRead, AsyncWrite};
+
+mod client;
+mod conn;
+mod driver;
+mod tls;
+#[cfg(feature = "zookeeper")]
+mod zk;
+
+pub use client::{KafkaClient, Topic};
+pub use grete;
+
+/// A boxed, sendable future.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A byte stream (TCP or TLS over TCP) in the `futures-io` traits.
+pub trait AsyncStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
+
+impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> AsyncStream for T {}
+
+/// A boxed byte stream.
+pub type BoxStream = Box<dyn AsyncStream>;
+
+/// What the driver needs from an async runtime.
+pub trait Runtime: Send + Sync + 'static {
+    /// Fails with [`grete::error::Error::Misuse`] when the runtime cannot be used from here
+    /// (for example no tokio runtime is running).
+    fn check(&self) -> Result<(), grete::error::Error> {
+        Ok(())
+    }
+
+    /// Runs `task` in the background.
+    fn spawn(&self, task: BoxFuture<()>);
+
+    /// Resolves `host:port` to socket addresses.
+    fn resolve(&self, host: String, port: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>>;
+
+    /// Opens a TCP connection to `addr`.
+    fn connect(&self, addr: SocketAddr) -> BoxFuture<io::Result<BoxStream>>;
+
+    /// Completes at `deadline`.
+    fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
+
+    /// Runs `task`, which needs a tokio context (zookeeper-async), in the background, or
+    /// says why it cannot.
+    #[cfg(feature = "zookeeper")]
+    fn spawn_zookeeper(&self, task: BoxFuture<()>) -> Result<(), String>;
+}

@@ -1,0 +1,668 @@
+//! One test suite for every async transport. A transport's test file includes it with
+//!
+//! ```ignore
+//! use grete_tokio as transport;          // gives transport::KafkaClient
+//! fn block_on(test: impl std::future::Future<Output = ()>) { /* run it on the runtime */ }
+//! #[path = "../../async/testsuite/suite.rs"]
+//! mod suite;
+//! ```
+//!
+//! Broker tests read the addresses `scripts/test` exports (see `scripts/env.sh`) and skip
+//! when they are not set, unless `GRETE_REQUIRE_BROKERS=1`. The bad-input tests run
+//! tiny servers on 127.0.0.1 in threads of their own. Every test is bounded in time (the
+//! including file's `block_on` enforces an overall limit too) and every loop in count.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use grete::client::{NewTopic, PartitionOffset, Target};
+use grete::config::{Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, TlsConfig};
+use grete::error::{Error, TransportErrorKind};
+use grete::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use grete::protocol::messages::{ApiKey, ProduceRequest, RequestBody, ResponseBody};
+use grete::protocol::records::legacy::{encode_message_set, MessageSetOptions};
+use grete::protocol::records::{Record, TimestampType};
+
+use super::transport::{KafkaClient, Topic};
+
+macro_rules! tests {
+    ($($name:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $name() {
+                super::block_on(bodies::$name());
+            }
+        )*
+    };
+}
+
+tests!(
+    kafka09_single_metadata_and_auto_create,
+    kafka09_single_offsets_after_producing,
+    kafka09_admin_apis_are_unsupported,
+    kafka09_cluster3_leaders_spread_and_replicas,
+    kafka09_zookeeper_bootstrap_single,
+    kafka09_zookeeper_bootstrap_cluster3,
+    kafka09_zookeeper_missing_chroot_is_an_error,
+    tansu_negotiates_and_creates_and_deletes_topics,
+    tls_with_the_right_ca,
+    tls_server_name_override,
+    tls_with_a_wrong_ca_fails_clearly,
+    tls_with_a_wrong_server_name_fails_clearly,
+    refused_connection_is_a_typed_error,
+    non_kafka_server_is_a_protocol_error,
+    broker_closing_mid_response_is_a_typed_error,
+    oversize_frame_is_a_protocol_error,
+    calls_after_close_fail_with_misuse,
+);
+
+// ---- helpers ------------------------------------------------------------------------
+
+/// The value of `var`, or `None` (skip) when it is unset; a failure instead when
+/// `GRETE_REQUIRE_BROKERS=1`.
+fn env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ => {
+            assert!(
+                std::env::var("GRETE_REQUIRE_BROKERS").as_deref() != Ok("1"),
+                "{var} is not set but GRETE_REQUIRE_BROKERS=1"
+            );
+            eprintln!("skipped: {var} is not set (run scripts/test to start the brokers)");
+            None
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+fn config(bootstrap: Bootstrap) -> ClientConfig {
+    ClientConfig {
+        client_id: "grete-async-suite".into(),
+        bootstrap,
+        request_timeout: Duration::from_secs(15),
+        connect_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    }
+}
+
+fn brokers(list: &str) -> ClientConfig {
+    config(Bootstrap::Brokers(
+        BrokerAddress::parse(list).expect("broker list"),
+    ))
+}
+
+/// A client with short timeouts, for the bad-input tests.
+fn impatient(port: u16) -> ClientConfig {
+    ClientConfig {
+        request_timeout: Duration::from_secs(3),
+        connect_timeout: Duration::from_secs(2),
+        reconnect_backoff: Duration::from_millis(50),
+        reconnect_backoff_max: Duration::from_millis(200),
+        ..brokers(&format!("127.0.0.1:{port}"))
+    }
+}
+
+async fn connect(config: ClientConfig) -> KafkaClient {
+    match KafkaClient::connect(config).await {
+        Ok(c) => c,
+        Err(e) => panic!("connect: {e}"),
+    }
+}
+
+/// Produces `values` to `topic`/`partition` with Produce (magic 0 messages), waiting for
+/// every in-sync replica (ListOffsets answers up to the high watermark only).
+async fn produce(client: &KafkaClient, topic: &str, partition: i32, values: &[&str]) {
+    let records: Vec<Record> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| Record {
+            offset: i as i64,
+            timestamp: -1,
+            timestamp_type: TimestampType::CreateTime,
+            key: None,
+            value: Some(Bytes::from(v.to_string())),
+            headers: Vec::new(),
+        })
+        .collect();
+    let mut set = Vec::new();
+    let options = MessageSetOptions {
+        magic: 0,
+        ..MessageSetOptions::default()
+    };
+    encode_message_set(&mut set, &options, &records).expect("message set");
+    let request = ProduceRequest {
+        acks: -1,
+        timeout_ms: 5000,
+        topic_data: vec![TopicProduceData {
+            name: topic.to_owned(),
+            partition_data: vec![PartitionProduceData {
+                index: partition,
+                records: Some(Bytes::from(set)),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let target = Target::Leader {
+        topic: topic.to_owned(),
+        partition,
+    };
+    match client.send(target, RequestBody::Produce(request)).await {
+        Ok(ResponseBody::Produce(r)) => {
+            let codes: Vec<i16> = r
+                .responses
+                .iter()
+                .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
+                .collect();
+            assert_eq!(codes, vec![0], "produce error codes");
+        }
+        other => panic!("produce: {other:?}"),
+    }
+}
+
+fn offsets(result: Result<Vec<PartitionOffset>, Error>) -> Vec<(i32, i64)> {
+    let mut out: Vec<(i32, i64)> = result
+        .expect("offsets")
+        .into_iter()
+        .map(|p| (p.partition, p.result.expect("partition offset")))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+async fn timed<T>(limit: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    let start = Instant::now();
+    let out = f.await;
+    let took = start.elapsed();
+    assert!(took <= limit, "{what} took {took:?}, more than {limit:?}");
+    out
+}
+
+/// Generates a CA nobody else uses, with openssl; `None` (skip) without openssl.
+fn wrong_ca() -> Option<PathBuf> {
+    let dir = std::env::temp_dir().join(unique("grete-wrong-ca"));
+    std::fs::create_dir_all(&dir).ok()?;
+    let pem = dir.join("ca.pem");
+    let status = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=grete wrong CA", "-keyout"])
+        .arg(dir.join("ca.key"))
+        .arg("-out")
+        .arg(&pem)
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => Some(pem),
+        _ => {
+            assert!(
+                std::env::var("GRETE_REQUIRE_BROKERS").as_deref() != Ok("1"),
+                "openssl is needed to generate a CA"
+            );
+            eprintln!("skipped: openssl not available");
+            None
+        }
+    }
+}
+
+/// Whether `e` is (or, after retries, times out because of) a transport error of `kind`.
+fn is_transport(e: &Error, kind: TransportErrorKind) -> bool {
+    match e {
+        Error::Transport(t) => t.kind == kind,
+        Error::Timeout { what } => what.contains(&format!("{kind:?}")),
+        _ => false,
+    }
+}
+
+/// A server on 127.0.0.1 that runs `serve` on each connection (at most 50, for at most
+/// 20 s), in a thread of its own. Returns the port.
+fn fake_server(serve: fn(TcpStream)) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(20);
+        let mut served = 0;
+        while served < 50 && Instant::now() < end {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    served += 1;
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+                    thread::spawn(move || serve(stream));
+                }
+                Err(_) => thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    });
+    port
+}
+
+/// Reads one size-prefixed request (bounded), or gives up.
+fn read_request(stream: &mut TcpStream) -> bool {
+    let mut size = [0u8; 4];
+    if stream.read_exact(&mut size).is_err() {
+        return false;
+    }
+    let n = u32::from_be_bytes(size) as usize;
+    if n > 1 << 20 {
+        return false;
+    }
+    let mut body = vec![0u8; n];
+    stream.read_exact(&mut body).is_ok()
+}
+
+fn assert_bounded_failure(
+    result: Result<KafkaClient, Error>,
+    limit: Duration,
+    start: Instant,
+) -> Error {
+    let took = start.elapsed();
+    assert!(took <= limit, "failing took {took:?}, more than {limit:?}");
+    match result {
+        Ok(_) => panic!("connect succeeded against a bad server"),
+        Err(e) => e,
+    }
+}
+
+mod bodies {
+    use super::*;
+
+    pub async fn kafka09_single_metadata_and_auto_create() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        let ids: Vec<i32> = client.brokers().iter().map(|b| b.id).collect();
+        assert_eq!(ids, vec![0]);
+        let name = unique("grete-async-auto");
+        assert!(!client.topics().contains(&name));
+        let topic: Topic = client.topic(&name).await.expect("auto-created topic");
+        assert_eq!(topic.name(), name);
+        assert_eq!(topic.partitions().len(), 1, "{:?}", topic.partitions());
+        let p = &topic.partitions()[0];
+        assert_eq!((p.id, p.leader), (0, Some(0)));
+        assert_eq!(p.replicas, vec![0]);
+        assert_eq!(p.isr, vec![0]);
+        assert!(client.topics().contains(&name), "{:?}", client.topics());
+        client.update_cluster().await.expect("update_cluster");
+        assert!(client.topics().contains(&name));
+        assert!(client.cluster().topic(&name).is_some());
+        client.close().await;
+    }
+
+    pub async fn kafka09_single_offsets_after_producing() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        let name = unique("grete-async-offsets");
+        let topic = client.topic(&name).await.expect("topic");
+        assert_eq!(offsets(topic.earliest_offsets().await), vec![(0, 0)]);
+        assert_eq!(offsets(topic.latest_offsets().await), vec![(0, 0)]);
+        produce(&client, &name, 0, &["a", "b", "c"]).await;
+        produce(&client, &name, 0, &["d", "e"]).await;
+        assert_eq!(offsets(topic.earliest_offsets().await), vec![(0, 0)]);
+        assert_eq!(offsets(topic.latest_offsets().await), vec![(0, 5)]);
+        assert_eq!(offsets(topic.offsets_before(-1).await), vec![(0, 5)]);
+        assert_eq!(offsets(topic.offsets_before(-2).await), vec![(0, 0)]);
+        client.close().await;
+    }
+
+    pub async fn kafka09_admin_apis_are_unsupported() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        let new = NewTopic {
+            name: unique("grete-async-create"),
+            num_partitions: 1,
+            replication_factor: 1,
+            configs: Vec::new(),
+        };
+        let e = timed(Duration::from_secs(5), "create_topics", async {
+            client
+                .create_topics(vec![new], Duration::from_secs(5))
+                .await
+        })
+        .await
+        .expect_err("CreateTopics on 0.9");
+        assert!(
+            matches!(
+                e,
+                Error::Unsupported {
+                    api: ApiKey::CreateTopics,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        let e = client
+            .delete_topics(vec!["x".into()], Duration::from_secs(5))
+            .await
+            .expect_err("DeleteTopics on 0.9");
+        assert!(
+            matches!(
+                e,
+                Error::Unsupported {
+                    api: ApiKey::DeleteTopics,
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("does not support"), "{e}");
+        client.close().await;
+    }
+
+    pub async fn kafka09_cluster3_leaders_spread_and_replicas() {
+        let Some(list) = env("GRETE_KAFKA09_CLUSTER3_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        let ids: BTreeSet<i32> = client.brokers().iter().map(|b| b.id).collect();
+        assert_eq!(ids, BTreeSet::from([1, 2, 3]));
+        let name = unique("grete-async-triple");
+        let topic = client.topic(&name).await.expect("auto-created topic");
+        assert_eq!(topic.partitions().len(), 3, "{:?}", topic.partitions());
+        let leaders: BTreeSet<i32> = topic.partitions().iter().filter_map(|p| p.leader).collect();
+        assert_eq!(
+            leaders,
+            BTreeSet::from([1, 2, 3]),
+            "{:?}",
+            topic.partitions()
+        );
+        for p in topic.partitions() {
+            let replicas: BTreeSet<i32> = p.replicas.iter().copied().collect();
+            let isr: BTreeSet<i32> = p.isr.iter().copied().collect();
+            assert_eq!(replicas, BTreeSet::from([1, 2, 3]), "{p:?}");
+            assert_eq!(isr, BTreeSet::from([1, 2, 3]), "{p:?}");
+        }
+        // Offsets come from each partition's leader.
+        produce(&client, &name, 2, &["x"]).await;
+        assert_eq!(
+            offsets(topic.latest_offsets().await),
+            vec![(0, 0), (1, 0), (2, 1)]
+        );
+        client.close().await;
+    }
+
+    pub async fn kafka09_zookeeper_bootstrap_single() {
+        let Some(zk) = env("GRETE_KAFKA09_ZK") else {
+            return;
+        };
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(config(Bootstrap::ZooKeeper { connect: zk })).await;
+        let expected = BrokerAddress::parse(&list).expect("list");
+        let found: Vec<(i32, u16)> = client.brokers().iter().map(|b| (b.id, b.port)).collect();
+        assert_eq!(found, vec![(0, expected[0].port)]);
+        let topic = client
+            .topic(&unique("grete-async-zk"))
+            .await
+            .expect("topic");
+        assert_eq!(topic.partitions().len(), 1);
+        client.close().await;
+    }
+
+    pub async fn kafka09_zookeeper_bootstrap_cluster3() {
+        let Some(zk) = env("GRETE_KAFKA09_CLUSTER3_ZK") else {
+            return;
+        };
+        let Some(list) = env("GRETE_KAFKA09_CLUSTER3_BROKERS") else {
+            return;
+        };
+        let client = connect(config(Bootstrap::ZooKeeper { connect: zk })).await;
+        let mut expected: Vec<u16> = BrokerAddress::parse(&list)
+            .expect("list")
+            .iter()
+            .map(|b| b.port)
+            .collect();
+        expected.sort_unstable();
+        let mut found: Vec<u16> = client.brokers().iter().map(|b| b.port).collect();
+        found.sort_unstable();
+        assert_eq!(found, expected);
+        client.close().await;
+    }
+
+    pub async fn kafka09_zookeeper_missing_chroot_is_an_error() {
+        let Some(zk) = env("GRETE_KAFKA09_ZK") else {
+            return;
+        };
+        let mut config = config(Bootstrap::ZooKeeper {
+            connect: format!("{zk}/grete-no-such-chroot"),
+        });
+        config.request_timeout = Duration::from_secs(5);
+        let start = Instant::now();
+        let e = KafkaClient::connect(config)
+            .await
+            .expect_err("no brokers under the chroot");
+        assert!(
+            start.elapsed() <= Duration::from_secs(8),
+            "{:?}",
+            start.elapsed()
+        );
+        let text = e.to_string();
+        assert!(
+            matches!(e, Error::ZooKeeper(_) | Error::Timeout { .. }) && text.contains("NoNode"),
+            "{e:?}"
+        );
+    }
+
+    pub async fn tansu_negotiates_and_creates_and_deletes_topics() {
+        let Some(list) = env("GRETE_TANSU_BROKERS") else {
+            return;
+        };
+        let mut config = brokers(&list);
+        config.broker_version = BrokerVersion::parse("2.8").expect("version");
+        let client = connect(config).await;
+        assert!(!client.brokers().is_empty());
+        // Metadata v2+ carries the cluster id: ApiVersions was negotiated (a 0.9 table
+        // would have used Metadata v0).
+        assert!(client.cluster().cluster_id().is_some(), "no cluster id");
+        let name = unique("grete-async-tansu");
+        let new = NewTopic {
+            name: name.clone(),
+            num_partitions: 3,
+            replication_factor: 1,
+            configs: Vec::new(),
+        };
+        let created = client
+            .create_topics(vec![new], Duration::from_secs(5))
+            .await
+            .expect("create_topics");
+        assert_eq!(created.len(), 1);
+        assert_eq!(created[0].name, name);
+        assert!(created[0].error.is_none(), "{created:?}");
+        let topic = client.topic(&name).await.expect("topic");
+        assert_eq!(topic.partitions().len(), 3);
+        let deleted = client
+            .delete_topics(vec![name.clone()], Duration::from_secs(5))
+            .await
+            .expect("delete_topics");
+        assert!(deleted.iter().all(|r| r.error.is_none()), "{deleted:?}");
+        client.update_cluster().await.expect("update_cluster");
+        assert!(!client.topics().contains(&name), "{:?}", client.topics());
+        client.close().await;
+    }
+
+    fn tls_config(list: &str, tls: TlsConfig) -> ClientConfig {
+        ClientConfig {
+            tls: Some(tls),
+            ..brokers(list)
+        }
+    }
+
+    pub async fn tls_with_the_right_ca() {
+        let Some(list) = env("GRETE_KAFKA09_SSL_BROKERS") else {
+            return;
+        };
+        let Some(ca) = env("GRETE_KAFKA09_CA") else {
+            return;
+        };
+        let tls = TlsConfig {
+            ca_file: Some(ca.into()),
+            ..TlsConfig::default()
+        };
+        let client = connect(tls_config(&list, tls)).await;
+        let ssl_port = BrokerAddress::parse(&list).expect("list")[0].port;
+        let ports: Vec<u16> = client.brokers().iter().map(|b| b.port).collect();
+        assert_eq!(ports, vec![ssl_port]);
+        let name = unique("grete-async-tls");
+        let topic = client.topic(&name).await.expect("topic over TLS");
+        produce(&client, &name, 0, &["over", "tls"]).await;
+        assert_eq!(offsets(topic.latest_offsets().await), vec![(0, 2)]);
+        client.close().await;
+    }
+
+    pub async fn tls_server_name_override() {
+        let Some(list) = env("GRETE_KAFKA09_SSL_BROKERS") else {
+            return;
+        };
+        let Some(ca) = env("GRETE_KAFKA09_CA") else {
+            return;
+        };
+        let tls = TlsConfig {
+            ca_file: Some(ca.into()),
+            server_name: Some("localhost".into()),
+            ..TlsConfig::default()
+        };
+        let client = connect(tls_config(&list, tls)).await;
+        assert_eq!(client.brokers().len(), 1);
+        client.close().await;
+    }
+
+    async fn expect_tls_failure(config: ClientConfig) {
+        let start = Instant::now();
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        assert!(is_transport(&e, TransportErrorKind::Tls), "{e:?}");
+    }
+
+    pub async fn tls_with_a_wrong_ca_fails_clearly() {
+        let Some(list) = env("GRETE_KAFKA09_SSL_BROKERS") else {
+            return;
+        };
+        let Some(ca) = wrong_ca() else { return };
+        let tls = TlsConfig {
+            ca_file: Some(ca),
+            ..TlsConfig::default()
+        };
+        let mut config = tls_config(&list, tls);
+        config.request_timeout = Duration::from_secs(5);
+        expect_tls_failure(config).await;
+    }
+
+    pub async fn tls_with_a_wrong_server_name_fails_clearly() {
+        let Some(list) = env("GRETE_KAFKA09_SSL_BROKERS") else {
+            return;
+        };
+        let Some(ca) = env("GRETE_KAFKA09_CA") else {
+            return;
+        };
+        let tls = TlsConfig {
+            ca_file: Some(ca.into()),
+            server_name: Some("not-the-broker.example".into()),
+            ..TlsConfig::default()
+        };
+        let mut config = tls_config(&list, tls);
+        config.request_timeout = Duration::from_secs(5);
+        expect_tls_failure(config).await;
+    }
+
+    pub async fn refused_connection_is_a_typed_error() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let config = impatient(port);
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let start = Instant::now();
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        assert!(is_transport(&e, TransportErrorKind::Refused), "{e:?}");
+    }
+
+    pub async fn non_kafka_server_is_a_protocol_error() {
+        let port = fake_server(|mut s| {
+            let _ = read_request(&mut s);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            thread::sleep(Duration::from_millis(500));
+        });
+        let config = impatient(port);
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let start = Instant::now();
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        let text = e.to_string();
+        assert!(
+            matches!(e, Error::Protocol(_)) || text.contains("frame"),
+            "{e:?}"
+        );
+    }
+
+    pub async fn broker_closing_mid_response_is_a_typed_error() {
+        let port = fake_server(|mut s| {
+            if read_request(&mut s) {
+                // A frame announcing 100 bytes, of which 10 come.
+                let mut half = 100u32.to_be_bytes().to_vec();
+                half.extend_from_slice(&[0u8; 10]);
+                let _ = s.write_all(&half);
+            }
+        });
+        let config = impatient(port);
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let start = Instant::now();
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        assert!(is_transport(&e, TransportErrorKind::Closed), "{e:?}");
+    }
+
+    pub async fn oversize_frame_is_a_protocol_error() {
+        let port = fake_server(|mut s| {
+            if read_request(&mut s) {
+                let _ = s.write_all(&0x8000_0000u32.to_be_bytes());
+                let _ = s.write_all(&[0u8; 64]);
+                thread::sleep(Duration::from_millis(500));
+            }
+        });
+        let config = impatient(port);
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let start = Instant::now();
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        let text = e.to_string();
+        assert!(
+            matches!(e, Error::Protocol(_)) || text.contains("frame"),
+            "{e:?}"
+        );
+    }
+
+    pub async fn calls_after_close_fail_with_misuse() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        let other = client.clone();
+        client.close().await;
+        let e = other.update_cluster().await.expect_err("closed");
+        assert!(matches!(e, Error::Misuse(_)), "{e:?}");
+        // The cache stays readable.
+        assert_eq!(other.brokers().len(), 1);
+    }
+}

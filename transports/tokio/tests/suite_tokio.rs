@@ -1,0 +1,58 @@
+//! The shared async transport suite (`transports/async/testsuite/suite.rs`) on tokio.
+
+use std::future::Future;
+use std::time::Duration;
+
+use grete_tokio as transport;
+
+/// The most any one test may take.
+const TEST_LIMIT: Duration = Duration::from_secs(90);
+
+fn block_on(test: impl Future<Output = ()>) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        tokio::time::timeout(TEST_LIMIT, test)
+            .await
+            .expect("the test took too long");
+    });
+}
+
+#[path = "../../async/testsuite/suite.rs"]
+mod suite;
+
+#[test]
+fn connect_outside_a_runtime_is_misuse() {
+    let result = futures_lite_block_on(transport::KafkaClient::connect(
+        transport::ClientConfig::default(),
+    ));
+    assert!(
+        matches!(result, Err(transport::Error::Misuse(_))),
+        "{result:?}"
+    );
+}
+
+/// A minimal executor for a future that must not need tokio.
+fn futures_lite_block_on<F: Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Thread(std::thread::Thread);
+    impl Wake for Thread {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Thread(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    for _ in 0..1000 {
+        if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+            return out;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+    panic!("the future did not finish");
+}
