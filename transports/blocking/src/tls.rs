@@ -132,7 +132,7 @@ fn handshake_error(e: &std::io::Error) -> TransportError {
 pub fn decrypt(session: &mut ClientConnection, mut data: &[u8]) -> Result<Vec<u8>, TransportError> {
     let mut plain = Vec::new();
     while !data.is_empty() {
-        session
+        let taken = session
             .read_tls(&mut data)
             .map_err(|e| tls_error(format!("TLS read: {e}")))?;
         let state = session
@@ -147,7 +147,7 @@ pub fn decrypt(session: &mut ClientConnection, mut data: &[u8]) -> Result<Vec<u8
                 .read_exact(&mut plain[start..])
                 .map_err(|e| tls_error(format!("TLS read: {e}")))?;
         }
-        if state.peer_has_closed() {
+        if state.peer_has_closed() || taken == 0 {
             break;
         }
     }

@@ -331,6 +331,35 @@ fn kafka09_tls_with_a_wrong_ca_is_a_tls_error() {
     assert!(text.to_lowercase().contains("certificate"), "{text}");
 }
 
+#[test]
+fn kafka09_tls_server_name_override_and_no_verification() {
+    let (Some(brokers), Some(ca)) = (env("GRETE_KAFKA09_SSL_BROKERS"), env("GRETE_KAFKA09_CA"))
+    else {
+        return;
+    };
+    let with = |ca: PathBuf, name: Option<&str>, verify: bool| {
+        let mut config = tls_config(&brokers, ca);
+        config.request_timeout = Duration::from_secs(5);
+        if let Some(tls) = &mut config.tls {
+            tls.server_name = name.map(str::to_owned);
+            tls.verify = verify;
+        }
+        KafkaClient::connect(config)
+    };
+    // The certificate names localhost as well as 127.0.0.1.
+    let client = with(ca.clone().into(), Some("localhost"), true).expect("server name localhost");
+    assert_eq!(client.brokers().len(), 1);
+    client.close();
+    let err = with(ca.clone().into(), Some("kafka.example.invalid"), true)
+        .expect_err("a name the certificate does not carry");
+    assert!(is_tls(&err), "{err:?}");
+    // Verification off (explicitly): an untrusted certificate is accepted.
+    let wrong = PathBuf::from(&ca).with_file_name("broker.pem");
+    let client = with(wrong, None, false).expect("verify: false");
+    assert_eq!(client.brokers().len(), 1);
+    client.close();
+}
+
 fn is_tls(err: &Error) -> bool {
     match err {
         Error::Transport(t) => t.kind == TransportErrorKind::Tls,
