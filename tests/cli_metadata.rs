@@ -193,7 +193,9 @@ fn metadata_matches_kcat_single_broker() {
         return;
     };
     ensure_topic(&brokers, "grete-cli", 1);
-    compare(&brokers, "blocking");
+    for runtime in ["blocking", "tokio", "smol"] {
+        compare(&brokers, runtime);
+    }
     // One topic only.
     let name = format!("grete-cli-{}", std::process::id());
     let one = parse_cli(&grete_cli(&["metadata", "-b", &brokers, "-t", &name]));
@@ -207,7 +209,9 @@ fn metadata_matches_kcat_three_brokers() {
         return;
     };
     ensure_topic(&brokers, "grete-cli3", 3);
-    compare(&brokers, "blocking");
+    for runtime in ["blocking", "tokio", "smol"] {
+        compare(&brokers, runtime);
+    }
     let ours = parse_cli(&grete_cli(&["metadata", "-b", &brokers]));
     assert_eq!(
         ours.brokers.keys().copied().collect::<Vec<_>>(),
@@ -223,9 +227,12 @@ fn metadata_through_zookeeper_matches_brokers() {
     ) else {
         return;
     };
-    let by_zk = parse_cli(&grete_cli(&["metadata", "-z", &zk]));
     let by_brokers = parse_cli(&grete_cli(&["metadata", "-b", &brokers]));
-    assert_eq!(by_zk.brokers, by_brokers.brokers);
+    assert_eq!(by_brokers.brokers.len(), 3);
+    for runtime in ["blocking", "tokio", "smol"] {
+        let by_zk = parse_cli(&grete_cli(&["metadata", "-z", &zk, "--runtime", runtime]));
+        assert_eq!(by_zk.brokers, by_brokers.brokers, "{runtime}");
+    }
 }
 
 #[test]

@@ -173,10 +173,28 @@ pub fn fetch(options: &Options) -> Result<Cluster, CliError> {
             client.close();
             Ok(cluster)
         }
-        Runtime::Tokio | Runtime::Smol => Err(CliError::Failed(format!(
-            "--runtime {:?} is not available yet in this build (use --runtime blocking)",
-            options.runtime
-        ))),
+        Runtime::Tokio => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| CliError::Failed(format!("tokio runtime: {e}")))?;
+            runtime.block_on(async {
+                let client = grete_tokio::KafkaClient::connect(options.config.clone())
+                    .await
+                    .map_err(failed)?;
+                let cluster = client.cluster();
+                client.close().await;
+                Ok(cluster)
+            })
+        }
+        Runtime::Smol => smol::block_on(async {
+            let client = grete_smol::KafkaClient::connect(options.config.clone())
+                .await
+                .map_err(failed)?;
+            let cluster = client.cluster();
+            client.close().await;
+            Ok(cluster)
+        }),
     }
 }
 
