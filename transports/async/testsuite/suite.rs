@@ -58,6 +58,7 @@ tests!(
     tls_with_a_wrong_ca_fails_clearly,
     tls_with_a_wrong_server_name_fails_clearly,
     refused_connection_is_a_typed_error,
+    hanging_connect_is_a_connect_timeout,
     non_kafka_server_is_a_protocol_error,
     broker_closing_mid_response_is_a_typed_error,
     oversize_frame_is_a_protocol_error,
@@ -669,6 +670,38 @@ mod bodies {
         let start = Instant::now();
         let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
         assert!(is_transport(&e, TransportErrorKind::Refused), "{e:?}");
+    }
+
+    pub async fn hanging_connect_is_a_connect_timeout() {
+        // A listener that never accepts: once its accept queue is full, further
+        // handshakes go unanswered and connecting hangs.
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut fillers = Vec::new();
+        let mut full = false;
+        for _ in 0..1000 {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
+                Ok(s) => fillers.push(s),
+                Err(_) => {
+                    full = true;
+                    break;
+                }
+            }
+        }
+        if !full {
+            eprintln!("skipped: could not fill the accept queue");
+            return;
+        }
+        let mut config = impatient(addr.port());
+        config.connect_timeout = Duration::from_millis(500);
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let start = Instant::now();
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        assert!(
+            is_transport(&e, TransportErrorKind::ConnectTimeout),
+            "{e:?}"
+        );
+        drop(listener);
     }
 
     pub async fn non_kafka_server_is_a_protocol_error() {

@@ -8,9 +8,10 @@ use grete_tokio as transport;
 /// The most any one test may take.
 const TEST_LIMIT: Duration = Duration::from_secs(90);
 
+/// Runs a test on a current-thread runtime (what `#[tokio::test]` gives): the driver,
+/// the connections and the test share one thread.
 fn block_on(test: impl Future<Output = ()>) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("tokio runtime");
@@ -23,6 +24,34 @@ fn block_on(test: impl Future<Output = ()>) {
 
 #[path = "../../async/testsuite/suite.rs"]
 mod suite;
+
+#[test]
+fn works_on_a_multi_thread_runtime_too() {
+    let Ok(list) = std::env::var("GRETE_KAFKA09_BROKERS") else {
+        eprintln!("skipped: GRETE_KAFKA09_BROKERS is not set");
+        return;
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async {
+        let config = transport::ClientConfig {
+            bootstrap: transport::config::Bootstrap::Brokers(
+                transport::config::BrokerAddress::parse(&list).expect("list"),
+            ),
+            request_timeout: Duration::from_secs(10),
+            ..transport::ClientConfig::default()
+        };
+        let client = tokio::time::timeout(TEST_LIMIT, transport::KafkaClient::connect(config))
+            .await
+            .expect("in time")
+            .expect("connect");
+        assert!(!client.brokers().is_empty());
+        client.close().await;
+    });
+}
 
 #[test]
 fn connect_outside_a_runtime_is_misuse() {
