@@ -30,7 +30,13 @@ impl Drop for MockServer {
 }
 
 impl MockServer {
-    fn start(mut config: MockConfig) -> MockServer {
+    fn start(config: MockConfig) -> MockServer {
+        MockServer::start_with(config, &[])
+    }
+
+    /// Like [`start`](Self::start), but the brokers in `black_holes` accept connections
+    /// and then never read nor answer.
+    fn start_with(mut config: MockConfig, black_holes: &[i32]) -> MockServer {
         let listeners: Vec<TcpListener> = config
             .brokers
             .iter()
@@ -44,12 +50,30 @@ impl MockServer {
         }
         let cluster = Arc::new(Mutex::new(MockCluster::new(config)));
         let stop = Arc::new(AtomicBool::new(false));
-        for (listener, port) in listeners.into_iter().zip(ports.clone()) {
+        let ids: Vec<i32> = cluster
+            .lock()
+            .unwrap()
+            .config()
+            .brokers
+            .iter()
+            .map(|b| b.id)
+            .collect();
+        for ((listener, port), id) in listeners.into_iter().zip(ports.clone()).zip(ids) {
             let (cluster, stop) = (cluster.clone(), stop.clone());
+            let black_hole = black_holes.contains(&id);
             listener.set_nonblocking(true).expect("nonblocking");
             thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
+                        Ok((s, _)) if black_hole => {
+                            let stop = stop.clone();
+                            thread::spawn(move || {
+                                while !stop.load(Ordering::SeqCst) {
+                                    thread::sleep(Duration::from_millis(20));
+                                }
+                                drop(s);
+                            });
+                        }
                         Ok((s, _)) => {
                             let (cluster, stop) = (cluster.clone(), stop.clone());
                             thread::spawn(move || serve(s, port, &cluster, &stop));
@@ -268,5 +292,60 @@ fn many_threads_share_one_client() {
     for h in handles {
         h.join().expect("thread");
     }
+    client.close();
+}
+
+#[test]
+fn a_peer_that_never_reads_does_not_block_the_driver() {
+    use grete::protocol::messages::{produce_request, ProduceRequest};
+    use grete_blocking::{RequestBody, Target};
+
+    let server = MockServer::start_with(MockConfig::new(2).with_topic("t", 2, 1), &[1]);
+    // As for a 0.9 broker: no ApiVersions probe, so the connection to broker 1 is ready at
+    // once and the big write starts right away.
+    let client = KafkaClient::connect(ClientConfig {
+        bootstrap: Bootstrap::Brokers(vec![BrokerAddress::new("127.0.0.1", server.ports[0])]),
+        request_timeout: Duration::from_secs(5),
+        ..ClientConfig::default()
+    })
+    .expect("connect");
+    // 48 MiB for broker 1, which never reads: more than the socket buffers hold.
+    let big = ProduceRequest {
+        acks: 1,
+        timeout_ms: 1000,
+        topic_data: vec![produce_request::TopicProduceData {
+            name: "t".into(),
+            partition_data: vec![produce_request::PartitionProduceData {
+                index: 0,
+                records: Some(Bytes::from(vec![0u8; 48 << 20])),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let stuck = {
+        let client = client.clone();
+        thread::spawn(move || {
+            let start = Instant::now();
+            let result = client.send(Target::Broker(1), RequestBody::Produce(big));
+            (result.is_err(), start.elapsed())
+        })
+    };
+    thread::sleep(Duration::from_millis(300));
+    // Meanwhile the driver keeps serving everything else (broker 0) promptly.
+    for _ in 0..10 {
+        let start = Instant::now();
+        client.update_cluster().expect("metadata from broker 0");
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            start.elapsed()
+        );
+    }
+    let (failed, took) = stuck.join().expect("thread");
+    assert!(failed, "a request to a broker that never reads must fail");
+    // request_timeout is 5 s.
+    assert!(took < Duration::from_secs(9), "{took:?}");
     client.close();
 }
