@@ -222,6 +222,32 @@ fn kafka09_zookeeper_bootstrap() {
 }
 
 #[test]
+fn zookeeper_chroot_without_brokers_is_an_error() {
+    let Some(zk) = env("GRETE_KAFKA09_CLUSTER3_ZK") else {
+        return;
+    };
+    let config = ClientConfig {
+        bootstrap: Bootstrap::ZooKeeper {
+            connect: format!("{zk}/no-kafka-here"),
+        },
+        request_timeout: Duration::from_secs(3),
+        ..ClientConfig::default()
+    };
+    let start = Instant::now();
+    let err = KafkaClient::connect(config).expect_err("no /brokers/ids under the chroot");
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
+    let text = format!("{err}");
+    assert!(
+        text.contains("no-kafka-here") || text.contains("NoNode"),
+        "{text}"
+    );
+}
+
+#[test]
 fn zookeeper_unreachable_fails_in_time() {
     let port = free_port();
     let config = ClientConfig {
