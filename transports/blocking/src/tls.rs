@@ -22,6 +22,11 @@ fn tls_error(message: impl Into<String>) -> TransportError {
 /// A rustls client configuration for `tls`: its CA file (or the system roots), its client
 /// certificate, and verification unless `verify` is false.
 pub fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, TransportError> {
+    if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
+        return Err(tls_error(
+            "a client certificate needs both client_cert_file and client_key_file",
+        ));
+    }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
@@ -73,12 +78,7 @@ pub fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, TransportErro
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| tls_error(format!("client certificate: {e}")))?
         }
-        (None, None) => builder.with_no_client_auth(),
-        _ => {
-            return Err(tls_error(
-                "a client certificate needs both client_cert_file and client_key_file",
-            ))
-        }
+        _ => builder.with_no_client_auth(),
     };
     Ok(Arc::new(config))
 }

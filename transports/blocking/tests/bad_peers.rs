@@ -142,3 +142,40 @@ fn unresolvable_host() {
     eprintln!("unresolvable: {err}");
     assert!(format!("{err:?}").contains("Resolve"), "{err:?}");
 }
+
+fn tls(ca: Option<&std::path::Path>, cert: Option<&std::path::Path>) -> ClientConfig {
+    ClientConfig {
+        tls: Some(grete_blocking::TlsConfig {
+            ca_file: ca.map(Into::into),
+            client_cert_file: cert.map(Into::into),
+            client_key_file: None,
+            verify: true,
+            server_name: None,
+        }),
+        ..config(9)
+    }
+}
+
+fn tls_kind(err: &Error) -> bool {
+    matches!(err, Error::Transport(t) if t.kind == grete_blocking::TransportErrorKind::Tls)
+}
+
+#[test]
+fn tls_configuration_errors_are_reported_before_connecting() {
+    let dir = std::env::temp_dir().join(format!("grete-blocking-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let missing = dir.join("missing.pem");
+    let err = KafkaClient::connect(tls(Some(&missing), None)).expect_err("missing CA file");
+    assert!(tls_kind(&err), "{err:?}");
+    assert!(format!("{err}").contains("missing.pem"), "{err}");
+
+    let junk = dir.join("junk.pem");
+    std::fs::write(&junk, b"not a certificate\n").unwrap();
+    let err = KafkaClient::connect(tls(Some(&junk), None)).expect_err("no certificate");
+    assert!(tls_kind(&err), "{err:?}");
+
+    let err = KafkaClient::connect(tls(Some(&junk), Some(&junk))).expect_err("cert without key");
+    assert!(tls_kind(&err), "{err:?}");
+    assert!(format!("{err}").contains("client_key_file"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
