@@ -140,10 +140,9 @@ pub(crate) fn start(
         None => None,
     };
     #[cfg(feature = "zookeeper")]
-    let zk = config
-        .bootstrap
-        .zookeeper_hosts()
-        .map(|hosts| crate::zk::Session::new(hosts, config.request_timeout));
+    let zk = config.bootstrap.zookeeper_hosts().map(|hosts| {
+        crate::zk::Session::new(hosts, config.request_timeout, config.connect_timeout)
+    });
     let connect_timeout = config.connect_timeout;
     let client = Client::new(config)?;
     let shared = Arc::new(Shared {

@@ -1,6 +1,7 @@
 //! ZooKeeper reads with zookeeper-async, which runs on tokio: its futures go through
 //! [`Runtime::spawn_zookeeper`]. One session per client, opened on first use and dropped
-//! after a failure; every operation is bounded by the client's `request_timeout`.
+//! after a failure; every operation is bounded by the client's `connect_timeout` (and half
+//! its `request_timeout`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,14 +29,20 @@ struct Inner {
 }
 
 impl Session {
-    pub(crate) fn new(hosts: &str, request_timeout: Duration) -> Session {
+    /// A session for `hosts`. Each read gets `connect_timeout`, but at most half of
+    /// `request_timeout`, so that the core can still retry and report why it failed.
+    pub(crate) fn new(
+        hosts: &str,
+        request_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Session {
         Session {
             inner: Arc::new(Inner {
                 hosts: hosts.to_owned(),
                 // Within what a default ZooKeeper accepts (2 to 20 ticks of 2 s).
                 session_timeout: request_timeout
                     .clamp(Duration::from_secs(4), Duration::from_secs(30)),
-                op_timeout: request_timeout,
+                op_timeout: connect_timeout.min(request_timeout / 2),
                 zk: tokio::sync::Mutex::new(None),
             }),
         }

@@ -52,6 +52,7 @@ tests!(
     kafka09_zookeeper_bootstrap_single,
     kafka09_zookeeper_bootstrap_cluster3,
     kafka09_zookeeper_missing_chroot_is_an_error,
+    zookeeper_unreachable_is_an_error_within_the_timeout,
     tansu_negotiates_and_creates_and_deletes_topics,
     tls_with_the_right_ca,
     tls_server_name_override,
@@ -537,6 +538,25 @@ mod bodies {
             matches!(e, Error::ZooKeeper(_) | Error::Timeout { .. }) && text.contains("NoNode"),
             "{e:?}"
         );
+    }
+
+    pub async fn zookeeper_unreachable_is_an_error_within_the_timeout() {
+        let port = {
+            let l = TcpListener::bind("127.0.0.1:0").expect("bind");
+            l.local_addr().expect("addr").port()
+        };
+        let mut config = config(Bootstrap::ZooKeeper {
+            connect: format!("127.0.0.1:{port}"),
+        });
+        config.request_timeout = Duration::from_secs(3);
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let start = Instant::now();
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        assert!(
+            matches!(e, Error::ZooKeeper(_) | Error::Timeout { .. }),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("no answer from ZooKeeper"), "{e}");
     }
 
     pub async fn tansu_negotiates_and_creates_and_deletes_topics() {
