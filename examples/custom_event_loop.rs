@@ -17,6 +17,7 @@ use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
 use grete::client::{Client, ConnectionHandle, Event, Io, OpId, Output, ZkError, ZkErrorKind};
+use grete::cluster::Cluster;
 use grete::config::{Bootstrap, BrokerAddress, ClientConfig};
 use grete::error::{Error, TransportError, TransportErrorKind};
 use grete::mock::{MockCluster, MockConfig, MockConn, MockTransmit};
@@ -265,26 +266,11 @@ fn connect(host: &str, port: u16, timeout: Duration) -> Result<Peer, TransportEr
     Err(last)
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let (config, mock) = match std::env::var("KAFKA_BROKERS") {
-        Ok(list) if !list.trim().is_empty() => {
-            let config = ClientConfig {
-                bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&list)?),
-                request_timeout: Duration::from_secs(10),
-                ..ClientConfig::default()
-            };
-            (config, None)
-        }
-        _ => {
-            let cluster = MockCluster::new(MockConfig::new(3).with_topic("events", 3, 2));
-            println!("KAFKA_BROKERS is not set: using an in-process mock cluster");
-            let config = ClientConfig {
-                bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&cluster.bootstrap_servers())?),
-                ..ClientConfig::default()
-            };
-            (config, Some(cluster))
-        }
-    };
+/// Bootstraps the client from `config` through the event loop and returns the cluster.
+fn run(
+    config: ClientConfig,
+    mock: Option<MockCluster>,
+) -> Result<Cluster, Box<dyn std::error::Error>> {
     let mut event_loop = EventLoop {
         client: Client::new(config)?,
         links: BTreeMap::new(),
@@ -293,7 +279,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let op = event_loop.client.update_cluster(Instant::now());
     event_loop.wait(op)?;
-    let cluster = event_loop.client.cluster();
+    let cluster = event_loop.client.cluster().clone();
+    event_loop.client.close(Instant::now());
+    event_loop.drain(op);
+    Ok(cluster)
+}
+
+/// The mock cluster this example uses when `KAFKA_BROKERS` is not set.
+fn mock_setup() -> Result<(ClientConfig, MockCluster), Box<dyn std::error::Error>> {
+    let cluster = MockCluster::new(MockConfig::new(3).with_topic("events", 3, 2));
+    let config = ClientConfig {
+        bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&cluster.bootstrap_servers())?),
+        ..ClientConfig::default()
+    };
+    Ok((config, cluster))
+}
+
+/// Bootstraps from the mock cluster (used by the tests).
+pub fn bootstrap_mock() -> Result<Cluster, Box<dyn std::error::Error>> {
+    let (config, cluster) = mock_setup()?;
+    run(config, Some(cluster))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let cluster = match std::env::var("KAFKA_BROKERS") {
+        Ok(list) if !list.trim().is_empty() => {
+            let config = ClientConfig {
+                bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&list)?),
+                request_timeout: Duration::from_secs(10),
+                ..ClientConfig::default()
+            };
+            run(config, None)?
+        }
+        _ => {
+            println!("KAFKA_BROKERS is not set: using an in-process mock cluster");
+            let (config, cluster) = mock_setup()?;
+            run(config, Some(cluster))?
+        }
+    };
     println!("brokers:");
     for b in cluster.brokers() {
         println!("  {} at {}:{}", b.id, b.host, b.port);
@@ -302,7 +325,5 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for t in cluster.topics() {
         println!("  {} ({} partitions)", t.name, t.partitions.len());
     }
-    event_loop.client.close(Instant::now());
-    event_loop.drain(op);
     Ok(())
 }

@@ -22,11 +22,11 @@ use grete::protocol::records::Record;
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
 /// What the quickstart shows, whichever way it got there.
-struct Report {
-    cluster: Cluster,
-    topic: String,
-    partitions: Vec<PartitionInfo>,
-    latest: Vec<PartitionOffset>,
+pub struct Report {
+    pub cluster: Cluster,
+    pub topic: String,
+    pub partitions: Vec<PartitionInfo>,
+    pub latest: Vec<PartitionOffset>,
 }
 
 fn with_brokers(list: &str, topic: Option<String>) -> Result<Report> {
@@ -60,7 +60,8 @@ fn with_brokers(list: &str, topic: Option<String>) -> Result<Report> {
     Ok(report)
 }
 
-fn with_mock(topic: Option<String>) -> Result<Report> {
+/// The report from grete's in-process mock cluster (also used by the tests).
+pub fn with_mock(topic: Option<String>) -> Result<Report> {
     let name = topic.unwrap_or_else(|| "events".into());
     let mock = MockConfig::new(3)
         .with_topic(&name, 3, 2)

@@ -1,0 +1,31 @@
+//! The examples' mock-cluster paths run as tests, so they keep working: the quickstart's
+//! report and the custom event loop's bootstrap, both without brokers.
+
+#[allow(dead_code)]
+#[path = "../examples/quickstart.rs"]
+mod quickstart;
+
+#[allow(dead_code)]
+#[path = "../examples/custom_event_loop.rs"]
+mod custom_event_loop;
+
+#[test]
+fn quickstart_on_the_mock_cluster() {
+    let report = quickstart::with_mock(None).expect("quickstart");
+    assert_eq!(report.cluster.brokers().count(), 3);
+    assert_eq!(report.topic, "events");
+    assert_eq!(report.partitions.len(), 3);
+    let latest: Vec<i64> = report
+        .latest
+        .iter()
+        .map(|o| o.result.clone().expect("offset"))
+        .collect();
+    assert_eq!(latest, vec![3, 1, 5]);
+}
+
+#[test]
+fn custom_event_loop_on_the_mock_cluster() {
+    let cluster = custom_event_loop::bootstrap_mock().expect("custom event loop");
+    assert_eq!(cluster.brokers().count(), 3);
+    assert!(cluster.topic("events").is_some());
+}
