@@ -56,6 +56,7 @@ tests!(
     tansu_negotiates_and_creates_and_deletes_topics,
     tls_with_the_right_ca,
     tls_server_name_override,
+    tls_with_a_client_certificate_configured,
     tls_with_a_wrong_ca_fails_clearly,
     tls_with_a_wrong_server_name_fails_clearly,
     refused_connection_is_a_typed_error,
@@ -622,6 +623,36 @@ mod bodies {
         let topic = client.topic(&name).await.expect("topic over TLS");
         produce(&client, &name, 0, &["over", "tls"]).await;
         assert_eq!(offsets(topic.latest_offsets().await), vec![(0, 2)]);
+        client.close().await;
+    }
+
+    /// The test broker does not ask for client certificates (`ssl.client.auth=none`), so
+    /// this shows that a certificate and key load and do not get in the way; it does not
+    /// show mutual TLS.
+    pub async fn tls_with_a_client_certificate_configured() {
+        let Some(list) = env("GRETE_KAFKA09_SSL_BROKERS") else {
+            return;
+        };
+        let Some(ca) = env("GRETE_KAFKA09_CA") else {
+            return;
+        };
+        let dir = PathBuf::from(&ca)
+            .parent()
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let (cert, key) = (dir.join("broker.pem"), dir.join("broker.key"));
+        if !cert.exists() || !key.exists() {
+            eprintln!("skipped: no broker.pem / broker.key beside {ca}");
+            return;
+        }
+        let tls = TlsConfig {
+            ca_file: Some(ca.into()),
+            client_cert_file: Some(cert),
+            client_key_file: Some(key),
+            ..TlsConfig::default()
+        };
+        let client = connect(tls_config(&list, tls)).await;
+        assert_eq!(client.brokers().len(), 1);
         client.close().await;
     }
 
