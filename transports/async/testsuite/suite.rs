@@ -485,6 +485,15 @@ mod bodies {
         let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
             return;
         };
+        if !cfg!(feature = "zookeeper") {
+            let mut config = config(Bootstrap::ZooKeeper { connect: zk });
+            config.request_timeout = Duration::from_secs(2);
+            let e = KafkaClient::connect(config)
+                .await
+                .expect_err("no ZooKeeper support");
+            assert!(e.to_string().contains("`zookeeper` feature"), "{e}");
+            return;
+        }
         let client = connect(config(Bootstrap::ZooKeeper { connect: zk })).await;
         let expected = BrokerAddress::parse(&list).expect("list");
         let found: Vec<(i32, u16)> = client.brokers().iter().map(|b| (b.id, b.port)).collect();
@@ -498,6 +507,10 @@ mod bodies {
     }
 
     pub async fn kafka09_zookeeper_bootstrap_cluster3() {
+        if !cfg!(feature = "zookeeper") {
+            eprintln!("skipped: built without the zookeeper feature");
+            return;
+        }
         let Some(zk) = env("GRETE_KAFKA09_CLUSTER3_ZK") else {
             return;
         };
@@ -518,6 +531,10 @@ mod bodies {
     }
 
     pub async fn kafka09_zookeeper_missing_chroot_is_an_error() {
+        if !cfg!(feature = "zookeeper") {
+            eprintln!("skipped: built without the zookeeper feature");
+            return;
+        }
         let Some(zk) = env("GRETE_KAFKA09_ZK") else {
             return;
         };
@@ -542,6 +559,10 @@ mod bodies {
     }
 
     pub async fn zookeeper_unreachable_is_an_error_within_the_timeout() {
+        if !cfg!(feature = "zookeeper") {
+            eprintln!("skipped: built without the zookeeper feature");
+            return;
+        }
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr").port()
