@@ -363,6 +363,13 @@ mod bodies {
         assert_eq!(offsets(topic.latest_offsets().await), vec![(0, 5)]);
         assert_eq!(offsets(topic.offsets_before(-1).await), vec![(0, 5)]);
         assert_eq!(offsets(topic.offsets_before(-2).await), vec![(0, 0)]);
+        // By timestamp (ListOffsets v0 on 0.9): an hour from now is past every message.
+        let later = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+            + 3_600_000;
+        assert_eq!(offsets(topic.offsets_before(later).await), vec![(0, 5)]);
         client.close().await;
     }
 
@@ -608,6 +615,15 @@ mod bodies {
         assert!(created[0].error.is_none(), "{created:?}");
         let topic = client.topic(&name).await.expect("topic");
         assert_eq!(topic.partitions().len(), 3);
+        // ListOffsets in a negotiated (v1+) version.
+        assert_eq!(
+            offsets(topic.latest_offsets().await),
+            vec![(0, 0), (1, 0), (2, 0)]
+        );
+        assert_eq!(
+            offsets(topic.earliest_offsets().await),
+            vec![(0, 0), (1, 0), (2, 0)]
+        );
         let deleted = client
             .delete_topics(vec![name.clone()], Duration::from_secs(5))
             .await
