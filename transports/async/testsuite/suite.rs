@@ -30,6 +30,10 @@ use grete::protocol::messages::{ApiKey, ProduceRequest, RequestBody, ResponseBod
 use grete::protocol::records::legacy::{encode_message_set, MessageSetOptions};
 use grete::protocol::records::{Record, TimestampType};
 
+use grete::mock::{MockCluster, MockConfig, MockConn, MockTransmit};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use super::transport::{KafkaClient, Topic};
 
 macro_rules! tests {
@@ -69,6 +73,8 @@ tests!(
     tls_unreadable_files_are_config_errors,
     plaintext_to_the_tls_port_fails_within_the_timeout,
     calls_after_close_fail_with_misuse,
+    mock_cluster_over_tcp_metadata_offsets_and_admin,
+    mock_cluster_over_tcp_broker_down_fails_over,
 );
 
 // ---- helpers ------------------------------------------------------------------------
@@ -111,6 +117,14 @@ fn brokers(list: &str) -> ClientConfig {
     config(Bootstrap::Brokers(
         BrokerAddress::parse(list).expect("broker list"),
     ))
+}
+
+/// A client that asks brokers for their API versions (falling back to 2.8's).
+fn modern(list: &str) -> ClientConfig {
+    ClientConfig {
+        broker_version: BrokerVersion::parse("2.8").expect("version"),
+        ..brokers(list)
+    }
 }
 
 /// A client with short timeouts, for the bad-input tests.
@@ -320,6 +334,144 @@ fn assert_bounded_failure(
             e
         }
     }
+}
+
+// ---- the mock cluster served over TCP ------------------------------------------------
+
+type Control = Box<dyn FnOnce(&mut MockCluster, Instant) + Send>;
+
+/// grete's in-memory mock cluster, served over real TCP on 127.0.0.1 by a thread (one
+/// listener per broker), so that the transports can be tested without external brokers.
+/// The thread stops when this is dropped, or after 60 s.
+struct MockServer {
+    ports: Vec<u16>,
+    stop: Arc<AtomicBool>,
+    control: std::sync::mpsc::Sender<Control>,
+}
+
+impl MockServer {
+    fn start(brokers: usize, setup: impl FnOnce(MockConfig) -> MockConfig) -> MockServer {
+        let listeners: Vec<TcpListener> = (0..brokers)
+            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let ports: Vec<u16> = listeners
+            .iter()
+            .map(|l| l.local_addr().expect("addr").port())
+            .collect();
+        let mut config = setup(MockConfig::new(brokers));
+        for (b, port) in config.brokers.iter_mut().zip(&ports) {
+            b.host = "127.0.0.1".into();
+            b.port = *port;
+        }
+        let ids: Vec<i32> = config.brokers.iter().map(|b| b.id).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (control, commands) = std::sync::mpsc::channel::<Control>();
+        let stopping = stop.clone();
+        thread::spawn(move || {
+            let mut cluster = MockCluster::new(config);
+            let mut conns: Vec<(TcpStream, MockConn)> = Vec::new();
+            for l in &listeners {
+                l.set_nonblocking(true).expect("nonblocking");
+            }
+            let end = Instant::now() + Duration::from_secs(60);
+            let mut buf = vec![0u8; 64 * 1024];
+            while !stopping.load(Ordering::Relaxed) && Instant::now() < end {
+                let now = Instant::now();
+                for (l, id) in listeners.iter().zip(&ids) {
+                    for _ in 0..16 {
+                        let Ok((stream, _)) = l.accept() else { break };
+                        if let Ok(conn) = cluster.connect(now, *id) {
+                            let _ = stream.set_nonblocking(true);
+                            let _ = stream.set_nodelay(true);
+                            conns.push((stream, conn));
+                        }
+                    }
+                }
+                while let Ok(f) = commands.try_recv() {
+                    f(&mut cluster, now);
+                }
+                if cluster.poll_timeout().is_some_and(|t| t <= now) {
+                    cluster.handle_timeout(now);
+                }
+                conns
+                    .retain_mut(|(stream, conn)| serve(&mut cluster, now, stream, *conn, &mut buf));
+                thread::sleep(Duration::from_millis(1));
+            }
+        });
+        MockServer {
+            ports,
+            stop,
+            control,
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        let list: Vec<String> = self
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        list.join(",")
+    }
+
+    /// Runs `f` on the cluster in the server thread and waits for it (at most 5 s).
+    fn with_cluster<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut MockCluster, Instant) -> T + Send + 'static,
+    ) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let job: Control = Box::new(move |c, now| {
+            let _ = tx.send(f(c, now));
+        });
+        self.control.send(job).expect("mock server running");
+        rx.recv_timeout(Duration::from_secs(5))
+            .expect("mock server answered")
+    }
+}
+
+impl Drop for MockServer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Moves one connection's bytes both ways; false once it is over.
+fn serve(
+    cluster: &mut MockCluster,
+    now: Instant,
+    stream: &mut TcpStream,
+    conn: MockConn,
+    buf: &mut [u8],
+) -> bool {
+    if !cluster.is_open(conn) {
+        return false;
+    }
+    for _ in 0..64 {
+        match stream.read(buf) {
+            Ok(0) => {
+                cluster.close(conn);
+                return false;
+            }
+            Ok(n) => cluster.handle_data(now, conn, &buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(_) => {
+                cluster.close(conn);
+                return false;
+            }
+        }
+    }
+    let mut out = Vec::new();
+    let transmit = cluster.poll_transmit(now, conn, &mut out);
+    if !out.is_empty() {
+        let _ = stream.set_nonblocking(false);
+        let written = stream.write_all(&out);
+        let _ = stream.set_nonblocking(true);
+        if written.is_err() {
+            cluster.close(conn);
+            return false;
+        }
+    }
+    !matches!(transmit, Some(MockTransmit::Closed))
 }
 
 mod bodies {
@@ -592,9 +744,7 @@ mod bodies {
         let Some(list) = env("GRETE_TANSU_BROKERS") else {
             return;
         };
-        let mut config = brokers(&list);
-        config.broker_version = BrokerVersion::parse("2.8").expect("version");
-        let client = connect(config).await;
+        let client = connect(modern(&list)).await;
         assert!(!client.brokers().is_empty());
         // Metadata v2+ carries the cluster id: ApiVersions was negotiated (a 0.9 table
         // would have used Metadata v0).
@@ -914,5 +1064,83 @@ mod bodies {
         assert!(matches!(e, Error::Misuse(_)), "{e:?}");
         // The cache stays readable.
         assert_eq!(other.brokers().len(), 1);
+    }
+
+    pub async fn mock_cluster_over_tcp_metadata_offsets_and_admin() {
+        let server = MockServer::start(3, |c| c.with_topic("events", 4, 2));
+        let client = connect(modern(&server.bootstrap())).await;
+        let ids: BTreeSet<i32> = client.brokers().iter().map(|b| b.id).collect();
+        assert_eq!(ids, BTreeSet::from([0, 1, 2]));
+        assert_eq!(client.topics(), vec!["events".to_owned()]);
+        assert_eq!(client.cluster().cluster_id(), Some("grete-mock-cluster"));
+        let topic = client.topic("events").await.expect("topic");
+        assert_eq!(topic.partitions().len(), 4);
+        for p in topic.partitions() {
+            assert!(p.leader.is_some(), "{p:?}");
+            assert_eq!(p.replicas.len(), 2, "{p:?}");
+        }
+        assert_eq!(
+            offsets(topic.latest_offsets().await),
+            vec![(0, 0), (1, 0), (2, 0), (3, 0)]
+        );
+        let new = NewTopic {
+            name: "made".into(),
+            num_partitions: 2,
+            replication_factor: 3,
+            configs: Vec::new(),
+        };
+        let created = client
+            .create_topics(vec![new], Duration::from_secs(5))
+            .await
+            .expect("create_topics");
+        assert!(created.iter().all(|r| r.error.is_none()), "{created:?}");
+        let made = client.topic("made").await.expect("made");
+        assert_eq!(made.partitions().len(), 2);
+        assert!(made.partitions().iter().all(|p| p.replicas.len() == 3));
+        let deleted = client
+            .delete_topics(vec!["made".into()], Duration::from_secs(5))
+            .await
+            .expect("delete_topics");
+        assert!(deleted.iter().all(|r| r.error.is_none()), "{deleted:?}");
+        client.update_cluster().await.expect("update_cluster");
+        assert_eq!(client.topics(), vec!["events".to_owned()]);
+        assert_eq!(
+            server.with_cluster(|c, _| c.topic_names()),
+            vec!["events".to_owned()]
+        );
+        client.close().await;
+    }
+
+    pub async fn mock_cluster_over_tcp_broker_down_fails_over() {
+        let server = MockServer::start(3, |c| c.with_topic("events", 3, 3));
+        let client = connect(modern(&server.bootstrap())).await;
+        let topic = client.topic("events").await.expect("topic");
+        assert_eq!(
+            offsets(topic.latest_offsets().await),
+            vec![(0, 0), (1, 0), (2, 0)]
+        );
+        let leader = topic.partitions()[0].leader.expect("leader");
+        // The broker's connections drop and its listener refuses service; the mock
+        // elects new leaders, the client refreshes its metadata and asks them.
+        server.with_cluster(move |c, now| c.broker_down(now, leader));
+        let start = Instant::now();
+        let after = topic.latest_offsets().await;
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(offsets(after), vec![(0, 0), (1, 0), (2, 0)]);
+        client.update_cluster().await.expect("update_cluster");
+        let now_leaders: BTreeSet<i32> = client
+            .cluster()
+            .topic("events")
+            .expect("events")
+            .partitions
+            .values()
+            .filter_map(|p| p.leader)
+            .collect();
+        assert!(!now_leaders.contains(&leader), "{now_leaders:?}");
+        client.close().await;
     }
 }
