@@ -23,7 +23,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use grete::client::{NewTopic, PartitionOffset, Target};
-use grete::config::{Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, TlsConfig};
+use grete::config::{
+    Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, SaslConfig, SaslMechanism, TlsConfig,
+};
 use grete::error::{Error, TransportErrorKind};
 use grete::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use grete::protocol::messages::{ApiKey, ProduceRequest, RequestBody, ResponseBody};
@@ -75,6 +77,8 @@ tests!(
     calls_after_close_fail_with_misuse,
     mock_cluster_over_tcp_metadata_offsets_and_admin,
     mock_cluster_over_tcp_broker_down_fails_over,
+    mock_cluster_over_tcp_sasl_plain_and_scram,
+    mock_cluster_over_tcp_sasl_wrong_password_is_a_clear_error,
 );
 
 // ---- helpers ------------------------------------------------------------------------
@@ -1142,5 +1146,45 @@ mod bodies {
             .collect();
         assert!(!now_leaders.contains(&leader), "{now_leaders:?}");
         client.close().await;
+    }
+
+    fn sasl(list: &str, mechanism: SaslMechanism, password: &str) -> ClientConfig {
+        ClientConfig {
+            sasl: Some(SaslConfig {
+                mechanism,
+                username: "alice".into(),
+                password: password.into(),
+            }),
+            ..modern(list)
+        }
+    }
+
+    pub async fn mock_cluster_over_tcp_sasl_plain_and_scram() {
+        let server = MockServer::start(2, |c| {
+            c.with_topic("events", 2, 2)
+                .with_sasl_scram("SCRAM-SHA-256", "alice", "secret")
+        });
+        for mechanism in [SaslMechanism::Plain, SaslMechanism::ScramSha256] {
+            let client = connect(sasl(&server.bootstrap(), mechanism, "secret")).await;
+            let topic = client.topic("events").await.expect("topic");
+            // Both brokers (both leaders) authenticated the client.
+            assert_eq!(offsets(topic.latest_offsets().await), vec![(0, 0), (1, 0)]);
+            client.close().await;
+        }
+    }
+
+    pub async fn mock_cluster_over_tcp_sasl_wrong_password_is_a_clear_error() {
+        let server =
+            MockServer::start(1, |c| c.with_sasl_scram("SCRAM-SHA-512", "alice", "secret"));
+        let mut config = sasl(&server.bootstrap(), SaslMechanism::ScramSha512, "wrong");
+        config.request_timeout = Duration::from_secs(3);
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let start = Instant::now();
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        let text = e.to_string();
+        assert!(
+            text.contains("SASL") || text.contains("AUTHENTICATION"),
+            "{e:?}"
+        );
     }
 }
