@@ -73,6 +73,7 @@ tests!(
     negative_frame_size_is_a_protocol_error,
     tls_without_verification_is_explicit_and_works,
     tls_unreadable_files_are_config_errors,
+    tls_handshake_without_answer_is_a_connect_timeout,
     plaintext_to_the_tls_port_fails_within_the_timeout,
     calls_after_close_fail_with_misuse,
     mock_cluster_over_tcp_metadata_offsets_and_admin,
@@ -1184,6 +1185,28 @@ mod bodies {
         let text = e.to_string();
         assert!(
             text.contains("SASL") || text.contains("AUTHENTICATION"),
+            "{e:?}"
+        );
+    }
+
+    pub async fn tls_handshake_without_answer_is_a_connect_timeout() {
+        // Accepts TCP, reads the ClientHello, never answers.
+        let port = fake_server(|mut s| {
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            thread::sleep(Duration::from_secs(6));
+        });
+        let mut config = impatient(port);
+        config.connect_timeout = Duration::from_millis(800);
+        config.tls = Some(TlsConfig {
+            verify: false,
+            ..TlsConfig::default()
+        });
+        let limit = config.request_timeout + Duration::from_secs(2);
+        let start = Instant::now();
+        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        assert!(
+            is_transport(&e, TransportErrorKind::ConnectTimeout),
             "{e:?}"
         );
     }
