@@ -69,7 +69,9 @@ struct Shared {
 impl Drop for Shared {
     fn drop(&mut self) {
         let (done, _) = mpsc::channel();
-        let _ = self.tx.try_send(Msg::Close(done));
+        // The driver drains its queue continuously, so this waits briefly at most; it
+        // fails at once if the driver is gone.
+        let _ = self.tx.send(Msg::Close(done));
     }
 }
 
