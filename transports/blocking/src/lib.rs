@@ -86,7 +86,7 @@ impl KafkaClient {
     /// (or failed, within `request_timeout`).
     pub fn connect(config: ClientConfig) -> Result<KafkaClient, Error> {
         let tls = match &config.tls {
-            Some(t) => Some((tls::client_config(t).map_err(Error::Transport)?, t.clone())),
+            Some(t) => Some((grete_tls::client_config(t)?, t.clone())),
             None => None,
         };
         let op_limit = config.request_timeout + config.connect_timeout + Duration::from_secs(5);

@@ -1,5 +1,5 @@
-//! TLS with rustls (ring provider, TLS 1.2 and 1.3): builds the client configuration from
-//! [`TlsConfig`] and runs the handshake on a connected socket.
+//! TLS with rustls on std sockets: the handshake and the record layer, with the client
+//! configuration that `grete-tls` builds for every transport.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -7,80 +7,10 @@ use std::sync::Arc;
 
 use grete::config::TlsConfig;
 use grete::error::{TransportError, TransportErrorKind};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
-use rustls::{
-    ClientConfig, ClientConnection, DigitallySignedStruct, RootCertStore, SignatureScheme,
-};
+use rustls::{ClientConfig, ClientConnection};
 
 fn tls_error(message: impl Into<String>) -> TransportError {
     TransportError::new(TransportErrorKind::Tls, message)
-}
-
-/// A rustls client configuration for `tls`: its CA file (or the system roots), its client
-/// certificate, and verification unless `verify` is false.
-pub fn client_config(tls: &TlsConfig) -> Result<Arc<ClientConfig>, TransportError> {
-    if tls.client_cert_file.is_some() != tls.client_key_file.is_some() {
-        return Err(tls_error(
-            "a client certificate needs both client_cert_file and client_key_file",
-        ));
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-        .map_err(|e| tls_error(format!("TLS setup: {e}")))?;
-    let builder = if tls.verify {
-        let mut roots = RootCertStore::empty();
-        match &tls.ca_file {
-            Some(path) => {
-                let certs = CertificateDer::pem_file_iter(path)
-                    .map_err(|e| tls_error(format!("CA file {}: {e}", path.display())))?;
-                for cert in certs {
-                    let cert =
-                        cert.map_err(|e| tls_error(format!("CA file {}: {e}", path.display())))?;
-                    roots
-                        .add(cert)
-                        .map_err(|e| tls_error(format!("CA file {}: {e}", path.display())))?;
-                }
-                if roots.is_empty() {
-                    return Err(tls_error(format!(
-                        "CA file {} holds no certificate",
-                        path.display()
-                    )));
-                }
-            }
-            None => {
-                let found = rustls_native_certs::load_native_certs();
-                roots.add_parsable_certificates(found.certs);
-                if roots.is_empty() {
-                    return Err(tls_error(
-                        "no system root certificates found; set a CA file",
-                    ));
-                }
-            }
-        }
-        builder.with_root_certificates(roots)
-    } else {
-        builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
-    };
-    let config = match (&tls.client_cert_file, &tls.client_key_file) {
-        (Some(cert), Some(key)) => {
-            let chain = CertificateDer::pem_file_iter(cert)
-                .and_then(|i| i.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| tls_error(format!("client certificate {}: {e}", cert.display())))?;
-            let key = PrivateKeyDer::from_pem_file(key)
-                .map_err(|e| tls_error(format!("client key {}: {e}", key.display())))?;
-            builder
-                .with_client_auth_cert(chain, key)
-                .map_err(|e| tls_error(format!("client certificate: {e}")))?
-        }
-        _ => builder.with_no_client_auth(),
-    };
-    Ok(Arc::new(config))
 }
 
 /// Runs the handshake on `stream` (whose timeouts bound it) and returns the session.
@@ -90,9 +20,7 @@ pub fn handshake(
     host: &str,
     stream: &mut TcpStream,
 ) -> Result<ClientConnection, TransportError> {
-    let name = tls.server_name.as_deref().unwrap_or(host);
-    let name = ServerName::try_from(name.to_owned())
-        .map_err(|e| tls_error(format!("invalid TLS server name {name:?}: {e}")))?;
+    let name = grete_tls::server_name(tls, host)?;
     let mut session =
         ClientConnection::new(config, name).map_err(|e| tls_error(format!("TLS setup: {e}")))?;
     // Bounded by the socket's timeouts: each read or write gives up after them.
@@ -170,53 +98,4 @@ pub fn encrypt(session: &mut ClientConnection, plain: &[u8]) -> Result<Vec<u8>, 
             .map_err(|e| tls_error(format!("TLS write: {e}")))?;
     }
     Ok(out)
-}
-
-/// `verify: false`: accepts any certificate (signatures are still checked).
-#[derive(Debug)]
-struct NoVerification(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for NoVerification {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
 }

@@ -156,8 +156,9 @@ fn tls(ca: Option<&std::path::Path>, cert: Option<&std::path::Path>) -> ClientCo
     }
 }
 
+/// Unusable TLS files are configuration errors, reported by `connect` before connecting.
 fn tls_kind(err: &Error) -> bool {
-    matches!(err, Error::Transport(t) if t.kind == grete_blocking::TransportErrorKind::Tls)
+    matches!(err, Error::Config(m) if m.starts_with("TLS"))
 }
 
 #[test]
