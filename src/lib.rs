@@ -10,13 +10,13 @@
 pub mod client;
 pub mod cluster;
 pub mod config;
+pub mod connection;
 pub mod error;
+#[cfg(feature = "mock")]
+pub mod mock;
 pub mod protocol;
 pub mod rng;
 pub mod sasl;
-pub mod connection;
-#[cfg(feature = "mock")]
-pub mod mock;
 pub mod zk;
 
 /// The README's examples, compiled and run as doctests so that they stay true.
