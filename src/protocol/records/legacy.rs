@@ -271,6 +271,13 @@ fn timestamp_type(magic: i8, attributes: u8) -> TimestampType {
 pub(super) fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<Batch, DecodeError> {
     let m = parse_message(&bytes, 0, limits.verify_crc)?;
     let compression = Compression::from_code(m.attributes & COMPRESSION_MASK)?;
+    // Zstandard exists only from record batches (magic 2) on; Kafka rejects it in legacy
+    // messages, and so does grete's encoder.
+    if compression == Compression::Zstd {
+        return Err(DecodeError::UnsupportedCompression(
+            Compression::Zstd.code(),
+        ));
+    }
     let ts_type = timestamp_type(m.magic, m.attributes);
     let mut batch = Batch {
         base_offset: m.offset,

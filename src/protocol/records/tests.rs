@@ -834,3 +834,30 @@ fn unknown_or_disabled_codecs_are_typed_errors() {
         }
     }
 }
+
+#[test]
+fn zstd_in_a_legacy_wrapper_is_refused() {
+    // A gzip magic 1 wrapper, relabelled as zstd (codec 4) with a valid CRC: Kafka allows
+    // zstd only in record batches, so the reader refuses it rather than decompress it.
+    let recs = vec![Record {
+        offset: 0,
+        timestamp: 1,
+        value: Some(Bytes::from_static(b"v")),
+        ..Record::default()
+    }];
+    let options = legacy::MessageSetOptions {
+        magic: 1,
+        compression: Compression::Gzip,
+        ..Default::default()
+    };
+    let mut buf = Vec::new();
+    legacy::encode_message_set(&mut buf, &options, &recs).unwrap();
+    buf[17] = (buf[17] & !0x07) | Compression::Zstd.code();
+    let crc = crc32fast::hash(&buf[16..]);
+    buf[12..16].copy_from_slice(&crc.to_be_bytes());
+    let mut batches = Batches::new(Bytes::from(buf), DecodeLimits::default());
+    assert_eq!(
+        batches.next().unwrap().unwrap_err(),
+        DecodeError::UnsupportedCompression(4)
+    );
+}
