@@ -1,7 +1,9 @@
 //! The client's public handles, transport instructions, operation inputs and outputs.
 
+use crate::cluster::{Cluster, PartitionInfo};
 use crate::error::Error;
 use crate::protocol::messages::ResponseBody;
+use crate::protocol::ErrorCode;
 use crate::zk::{ZkOpId, ZkRequest};
 
 /// Identifies a connection between the core and a transport.
@@ -106,6 +108,63 @@ pub enum Output {
     Response(ResponseBody),
 }
 
+impl Output {
+    fn unexpected(self, wanted: &str) -> Error {
+        Error::Misuse(format!("expected {wanted}, the operation gave {self:?}"))
+    }
+
+    /// The per-topic outcomes of `create_topics` / `delete_topics` / `topic_metadata`.
+    pub fn into_topics(self) -> Result<Vec<TopicResult>, Error> {
+        match self {
+            Output::Topics(t) => Ok(t),
+            other => Err(other.unexpected("per-topic results")),
+        }
+    }
+
+    /// The offsets of `list_offsets`.
+    pub fn into_offsets(self) -> Result<Vec<PartitionOffset>, Error> {
+        match self {
+            Output::Offsets(o) => Ok(o),
+            other => Err(other.unexpected("offsets")),
+        }
+    }
+
+    /// The broker's response to `send`.
+    pub fn into_response(self) -> Result<ResponseBody, Error> {
+        match self {
+            Output::Response(r) => Ok(r),
+            other => Err(other.unexpected("a response")),
+        }
+    }
+
+    /// The partitions of topic `name` after a `topic_metadata` operation for it: the
+    /// topic's own error if the broker gave one, otherwise its partitions as `cluster`
+    /// (the client's cache, updated by the operation) now knows them, by partition id.
+    pub fn into_topic_partitions(
+        self,
+        name: &str,
+        cluster: &Cluster,
+    ) -> Result<Vec<PartitionInfo>, Error> {
+        if let Output::Topics(results) = &self {
+            if let Some(e) = results
+                .iter()
+                .find(|r| r.name == name)
+                .and_then(|r| r.error.clone())
+            {
+                return Err(e);
+            }
+        } else if self != Output::Cluster {
+            return Err(self.unexpected("topic metadata"));
+        }
+        cluster
+            .topic(name)
+            .map(|t| t.partitions.values().cloned().collect())
+            .ok_or_else(|| {
+                Error::broker(ErrorCode::UnknownTopicOrPartition, format!("topic {name}"))
+            })
+    }
+}
+
 /// Something the application should know.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -128,4 +187,33 @@ pub enum Event {
         /// Why.
         error: Error,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn topic_partitions_report_the_topic_error_then_an_unknown_topic() {
+        let cluster = Cluster::new(Duration::from_secs(60), true);
+        let denied = Error::broker(ErrorCode::TopicAuthorizationFailed, "t");
+        let out = Output::Topics(vec![TopicResult {
+            name: "t".into(),
+            error: Some(denied.clone()),
+        }]);
+        assert_eq!(out.into_topic_partitions("t", &cluster), Err(denied));
+        let missing = Output::Topics(vec![]).into_topic_partitions("t", &cluster);
+        assert_eq!(
+            missing.unwrap_err().code(),
+            Some(ErrorCode::UnknownTopicOrPartition)
+        );
+        let wrong = Output::Offsets(vec![]).into_topic_partitions("t", &cluster);
+        assert!(matches!(wrong, Err(Error::Misuse(_))));
+        assert!(matches!(
+            Output::Cluster.into_offsets(),
+            Err(Error::Misuse(_))
+        ));
+        assert_eq!(Output::Topics(vec![]).into_topics(), Ok(vec![]));
+    }
 }

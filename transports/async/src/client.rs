@@ -11,7 +11,6 @@ use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 use grete::config::ClientConfig;
 use grete::error::Error;
 use grete::protocol::messages::{RequestBody, ResponseBody};
-use grete::protocol::ErrorCode;
 
 use crate::driver::{self, Command, OpRequest, Shared};
 use crate::Runtime;
@@ -25,10 +24,6 @@ struct Handle {
 
 fn closed() -> Error {
     Error::Misuse("the client is closed".into())
-}
-
-fn unexpected(what: &str, output: Output) -> Error {
-    Error::Misuse(format!("{what}: unexpected result {output:?}"))
 }
 
 impl Handle {
@@ -49,27 +44,9 @@ impl Handle {
             names: vec![name.to_owned()],
             auto_create: true,
         };
-        match self.op(request).await? {
-            Output::Topics(results) => {
-                if let Some(error) = results
-                    .into_iter()
-                    .find(|r| r.name == name)
-                    .and_then(|r| r.error)
-                {
-                    return Err(error);
-                }
-            }
-            Output::Cluster => {}
-            other => return Err(unexpected("topic metadata", other)),
-        }
+        let output = self.op(request).await?;
         self.shared
-            .with_cluster(|c| {
-                c.topic(name)
-                    .map(|t| t.partitions.values().cloned().collect())
-            })
-            .ok_or_else(|| {
-                Error::broker(ErrorCode::UnknownTopicOrPartition, format!("topic {name}"))
-            })
+            .with_cluster(|c| output.into_topic_partitions(name, c))
     }
 
     async fn offsets(
@@ -82,30 +59,20 @@ impl Handle {
             topic: topic.to_owned(),
             partitions: partitions.iter().map(|p| (p.id, timestamp)).collect(),
         };
-        match self.op(request).await? {
-            Output::Offsets(offsets) => Ok(offsets),
-            other => Err(unexpected("list offsets", other)),
-        }
+        self.op(request).await?.into_offsets()
     }
 
     async fn topics_op(&self, request: OpRequest) -> Result<Vec<TopicResult>, Error> {
-        match self.op(request).await? {
-            Output::Topics(results) => Ok(results),
-            other => Err(unexpected("topics", other)),
-        }
+        self.op(request).await?.into_topics()
     }
 
     async fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
-        match self
-            .op(OpRequest::Send {
-                target,
-                body: Box::new(body),
-            })
-            .await?
-        {
-            Output::Response(body) => Ok(body),
-            other => Err(unexpected("send", other)),
-        }
+        self.op(OpRequest::Send {
+            target,
+            body: Box::new(body),
+        })
+        .await?
+        .into_response()
     }
 
     async fn close(self) {

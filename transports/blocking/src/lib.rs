@@ -165,29 +165,12 @@ impl KafkaClient {
         let wanted = name.to_owned();
         let names = vec![wanted.clone()];
         let out = self.op(Box::new(move |c, now| c.topic_metadata(now, names, true)))?;
-        if let Output::Topics(results) = out {
-            if let Some(e) = results
-                .into_iter()
-                .find(|r| r.name == wanted)
-                .and_then(|r| r.error)
-            {
-                return Err(e);
-            }
-        }
-        let partitions = self.with_cluster(|c| {
-            c.topic(&wanted)
-                .map(|t| t.partitions.values().cloned().collect::<Vec<_>>())
-        });
-        match partitions {
-            Some(partitions) => Ok(Topic {
-                name: wanted,
-                partitions,
-                client: self.clone(),
-            }),
-            None => Err(Error::Misuse(format!(
-                "topic {wanted:?} is not in the metadata after asking for it"
-            ))),
-        }
+        let partitions = self.with_cluster(|c| out.into_topic_partitions(&wanted, c))?;
+        Ok(Topic {
+            name: wanted,
+            partitions,
+            client: self.clone(),
+        })
     }
 
     /// Creates topics (through the controller); one result per topic.
@@ -196,9 +179,10 @@ impl KafkaClient {
         topics: Vec<NewTopic>,
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
-        topic_results(self.op(Box::new(move |c, now| {
+        self.op(Box::new(move |c, now| {
             c.create_topics(now, topics, timeout)
-        }))?)
+        }))?
+        .into_topics()
     }
 
     /// Deletes topics (through the controller); one result per topic.
@@ -207,15 +191,14 @@ impl KafkaClient {
         names: Vec<String>,
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
-        topic_results(self.op(Box::new(move |c, now| c.delete_topics(now, names, timeout)))?)
+        self.op(Box::new(move |c, now| c.delete_topics(now, names, timeout)))?
+            .into_topics()
     }
 
     /// Sends any request to `target` and returns the broker's response (the escape hatch).
     pub fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
-        match self.op(Box::new(move |c, now| c.send(now, target, body)))? {
-            Output::Response(r) => Ok(r),
-            other => Err(unexpected(&other)),
-        }
+        self.op(Box::new(move |c, now| c.send(now, target, body)))?
+            .into_response()
     }
 
     /// Closes the client: unfinished operations fail with `Error::Misuse`, connections
@@ -242,28 +225,15 @@ impl KafkaClient {
         partitions: Vec<(i32, i64)>,
     ) -> Result<Vec<PartitionOffset>, Error> {
         let topic = topic.to_owned();
-        match self.op(Box::new(move |c, now| {
+        self.op(Box::new(move |c, now| {
             c.list_offsets(now, &topic, partitions)
-        }))? {
-            Output::Offsets(o) => Ok(o),
-            other => Err(unexpected(&other)),
-        }
+        }))?
+        .into_offsets()
     }
 }
 
 fn closed() -> Error {
     Error::Misuse("client closed".into())
-}
-
-fn unexpected(out: &Output) -> Error {
-    Error::Misuse(format!("unexpected operation output {out:?}"))
-}
-
-fn topic_results(out: Output) -> Result<Vec<TopicResult>, Error> {
-    match out {
-        Output::Topics(t) => Ok(t),
-        other => Err(unexpected(&other)),
-    }
 }
 
 /// A topic's metadata, as of [`KafkaClient::topic`], and offset queries on it.
