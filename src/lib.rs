@@ -14,6 +14,7 @@ pub mod connection;
 pub mod error;
 #[cfg(feature = "mock")]
 pub mod mock;
+pub mod producer;
 pub mod protocol;
 pub mod rng;
 pub mod sasl;
