@@ -19,6 +19,7 @@ use super::{
 };
 use crate::protocol::compression::{self, CompressOptions, Compression};
 use crate::protocol::error::{DecodeError, EncodeError};
+use crate::protocol::primitives::EncodeResult;
 
 /// The smallest whole magic 0 message, log overhead included.
 pub(super) const MIN_MESSAGE_V0: usize = LOG_OVERHEAD + 4 + 1 + 1 + 4 + 4;
@@ -52,6 +53,197 @@ impl Default for MessageSetOptions {
     }
 }
 
+/// Appends a legacy message set to a caller-owned buffer, record by record: the
+/// incremental form of [`encode_message_set`], for producers.
+///
+/// Uncompressed, each record becomes one message written straight into the output.
+/// Compressed, the records are written into a scratch buffer as inner messages (with offsets
+/// relative to the first in magic 1, absolute in magic 0) and [`finish`](Self::finish)
+/// compresses them into the value of one wrapper message, whose offset is the last inner
+/// message's and whose timestamp is the largest. Nothing is allocated per record. Dropping the
+/// encoder without finishing leaves a partial set in the buffer: truncate it to
+/// [`start`](Self::start) to discard it.
+///
+/// ```
+/// # use grete::protocol::records::legacy::*;
+/// let mut out = Vec::new();
+/// let mut enc = MessageSetEncoder::new(&mut out, &MessageSetOptions::default())?;
+/// enc.append(1_700_000_000_000, None, Some(b"hello"))?;
+/// enc.append(1_700_000_000_001, Some(b"k"), Some(b"world"))?;
+/// let size = enc.finish()?;
+/// assert_eq!(size, out.len());
+/// # Ok::<(), grete::protocol::EncodeError>(())
+/// ```
+#[derive(Debug)]
+pub struct MessageSetEncoder<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    options: MessageSetOptions,
+    /// The timestamp-type attribute bit (magic 1 with log-append time).
+    ts_bit: u8,
+    /// The inner messages of a compressed set.
+    scratch: Option<Vec<u8>>,
+    count: i32,
+    first_offset: i64,
+    last_offset: i64,
+    max_timestamp: i64,
+}
+
+impl<'a> MessageSetEncoder<'a> {
+    /// Starts a message set at the end of `out`. Fails for a magic other than 0 and 1 and
+    /// for Zstandard (which needs magic 2).
+    pub fn new(out: &'a mut Vec<u8>, options: &MessageSetOptions) -> Result<Self, EncodeError> {
+        let magic = options.magic;
+        if !(0..=1).contains(&magic) {
+            return Err(EncodeError::UnsupportedVersion {
+                message: "MessageSet",
+                version: magic as i16,
+            });
+        }
+        if options.compression == Compression::Zstd {
+            return Err(EncodeError::UnsupportedField {
+                message: "MessageSet",
+                field: "compression (zstd)",
+                version: magic as i16,
+            });
+        }
+        let ts_bit = if magic >= 1 && options.timestamp_type == TimestampType::LogAppendTime {
+            TIMESTAMP_TYPE_BIT
+        } else {
+            0
+        };
+        Ok(MessageSetEncoder {
+            start: out.len(),
+            out,
+            options: *options,
+            ts_bit,
+            scratch: (options.compression != Compression::None).then(Vec::new),
+            count: 0,
+            first_offset: 0,
+            last_offset: -1,
+            max_timestamp: -1,
+        })
+    }
+
+    /// Where the set starts in the output buffer.
+    pub fn start(&self) -> usize {
+        self.start
+    }
+
+    /// How many records have been appended.
+    pub fn record_count(&self) -> i32 {
+        self.count
+    }
+
+    /// The bytes written so far (uncompressed inner messages included), for size-based
+    /// batching.
+    pub fn uncompressed_size(&self) -> usize {
+        self.out.len() - self.start + self.scratch.as_ref().map_or(0, Vec::len)
+    }
+
+    /// Appends a record with the next offset (the previous one's plus one, from 0).
+    #[inline]
+    pub fn append(
+        &mut self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> EncodeResult {
+        self.append_at(self.last_offset.wrapping_add(1), timestamp, key, value)
+    }
+
+    /// Appends a record with its own offset. Offsets must increase.
+    pub fn append_at(
+        &mut self,
+        offset: i64,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+    ) -> EncodeResult {
+        if self.count > 0 && offset <= self.last_offset {
+            return Err(EncodeError::Invalid(
+                "message offset (offsets must increase within a message set)",
+            ));
+        }
+        if self.count == i32::MAX {
+            return Err(EncodeError::TooLong("message set"));
+        }
+        if self.count == 0 {
+            self.first_offset = offset;
+        }
+        let magic = self.options.magic;
+        match &mut self.scratch {
+            None => put_message(self.out, magic, offset, timestamp, self.ts_bit, key, value)?,
+            Some(inner) => {
+                let inner_offset = if magic >= 1 {
+                    offset.wrapping_sub(self.first_offset)
+                } else {
+                    offset
+                };
+                put_message(inner, magic, inner_offset, timestamp, 0, key, value)?;
+            }
+        }
+        self.count += 1;
+        self.last_offset = offset;
+        self.max_timestamp = self.max_timestamp.max(timestamp);
+        Ok(())
+    }
+
+    /// Completes the set: with a codec, compresses the inner messages into one wrapper
+    /// message. Returns the set's size in bytes.
+    pub fn finish(self) -> Result<usize, EncodeError> {
+        let MessageSetEncoder {
+            out,
+            start,
+            options,
+            ts_bit,
+            scratch,
+            count,
+            last_offset,
+            max_timestamp,
+            ..
+        } = self;
+        if let Some(inner) = scratch.filter(|_| count > 0) {
+            if let Err(e) = put_wrapper(out, &options, ts_bit, last_offset, max_timestamp, &inner) {
+                out.truncate(start);
+                return Err(e);
+            }
+        }
+        Ok(out.len() - start)
+    }
+}
+
+/// Appends a wrapper message whose value is `inner` compressed, compressing straight into
+/// `out` (no intermediate buffer for the compressed value).
+fn put_wrapper(
+    out: &mut Vec<u8>,
+    options: &MessageSetOptions,
+    ts_bit: u8,
+    offset: i64,
+    timestamp: i64,
+    inner: &[u8],
+) -> EncodeResult {
+    let magic = options.magic;
+    let start = out.len();
+    out.extend_from_slice(&offset.to_be_bytes());
+    out.extend_from_slice(&[0; 8]); // size and CRC, filled in below
+    out.push(magic as u8);
+    out.push(options.compression.code() | ts_bit);
+    if magic >= 1 {
+        out.extend_from_slice(&timestamp.to_be_bytes());
+    }
+    put_bytes(out, None)?;
+    let value_len_at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    let mut copts = options.compress_options;
+    copts.lz4_legacy_header_checksum = magic == 0;
+    compression::compress(options.compression, inner, out, &copts)?;
+    let value_len = i32::try_from(out.len() - value_len_at - 4)
+        .map_err(|_| EncodeError::TooLong("message field"))?;
+    out[value_len_at..value_len_at + 4].copy_from_slice(&value_len.to_be_bytes());
+    finish_message(out, start)
+}
+
 /// Appends `records` as a legacy message set to `out`: one message each, or one wrapper
 /// holding them all when compressed. Records keep their offsets (relative to the first
 /// inside a magic 1 wrapper, as the format asks). Returns the bytes written.
@@ -60,99 +252,22 @@ pub fn encode_message_set(
     options: &MessageSetOptions,
     records: &[Record],
 ) -> Result<usize, EncodeError> {
-    let magic = options.magic;
-    if !(0..=1).contains(&magic) {
-        return Err(EncodeError::UnsupportedVersion {
-            message: "MessageSet",
-            version: magic as i16,
-        });
-    }
-    if options.compression == Compression::Zstd {
-        return Err(EncodeError::UnsupportedField {
-            message: "MessageSet",
-            field: "compression (zstd)",
-            version: magic as i16,
-        });
-    }
     if records.iter().any(|r| !r.headers.is_empty()) {
         return Err(EncodeError::UnsupportedField {
             message: "Record",
             field: "headers",
-            version: magic as i16,
+            version: options.magic as i16,
         });
     }
-    let ts_bit = if magic >= 1 && options.timestamp_type == TimestampType::LogAppendTime {
-        TIMESTAMP_TYPE_BIT
-    } else {
-        0
-    };
-    let start = out.len();
-    let result = if options.compression == Compression::None {
-        records.iter().try_for_each(|r| {
-            put_message(
-                out,
-                magic,
-                r.offset,
-                r.timestamp,
-                ts_bit,
-                r.key.as_deref(),
-                r.value.as_deref(),
-            )
-        })
-    } else {
-        encode_wrapper(out, options, ts_bit, records)
-    };
-    match result {
-        Ok(()) => Ok(out.len() - start),
-        Err(e) => {
-            out.truncate(start);
-            Err(e)
+    let mut enc = MessageSetEncoder::new(out, options)?;
+    for r in records {
+        if let Err(e) = enc.append_at(r.offset, r.timestamp, r.key.as_deref(), r.value.as_deref()) {
+            let start = enc.start;
+            enc.out.truncate(start);
+            return Err(e);
         }
     }
-}
-
-fn encode_wrapper(
-    out: &mut Vec<u8>,
-    options: &MessageSetOptions,
-    ts_bit: u8,
-    records: &[Record],
-) -> Result<(), EncodeError> {
-    let (Some(first), Some(last)) = (records.first(), records.last()) else {
-        return Ok(());
-    };
-    let magic = options.magic;
-    let mut inner = Vec::new();
-    for r in records {
-        let offset = if magic >= 1 {
-            r.offset.wrapping_sub(first.offset)
-        } else {
-            r.offset
-        };
-        put_message(
-            &mut inner,
-            magic,
-            offset,
-            r.timestamp,
-            0,
-            r.key.as_deref(),
-            r.value.as_deref(),
-        )?;
-    }
-    let mut copts = options.compress_options;
-    copts.lz4_legacy_header_checksum = magic == 0;
-    let mut value = Vec::new();
-    compression::compress(options.compression, &inner, &mut value, &copts)?;
-    let max_timestamp = records.iter().map(|r| r.timestamp).max().unwrap_or(-1);
-    let attributes = options.compression.code() | ts_bit;
-    put_message(
-        out,
-        magic,
-        last.offset,
-        max_timestamp,
-        attributes,
-        None,
-        Some(&value),
-    )
+    enc.finish()
 }
 
 fn put_bytes(out: &mut Vec<u8>, v: Option<&[u8]>) -> Result<(), EncodeError> {
@@ -187,6 +302,11 @@ pub(super) fn put_message(
     }
     put_bytes(out, key)?;
     put_bytes(out, value)?;
+    finish_message(out, start)
+}
+
+/// Fills in the size and CRC of the message that starts at `start` and ends the buffer.
+fn finish_message(out: &mut [u8], start: usize) -> EncodeResult {
     let size = i32::try_from(out.len() - start - LOG_OVERHEAD)
         .map_err(|_| EncodeError::TooLong("message"))?;
     out[start + 8..start + 12].copy_from_slice(&size.to_be_bytes());
@@ -387,3 +507,6 @@ pub(super) fn parse_inner(
         headers: (0, 0, 0),
     })
 }
+
+#[cfg(test)]
+mod tests;
