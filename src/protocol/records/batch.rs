@@ -228,36 +228,99 @@ impl<'a> RecordBatchEncoder<'a> {
             max_timestamp,
             ..
         } = self;
-        if let Some(records) = scratch {
-            let mut options = header.compress_options;
-            options.lz4_legacy_header_checksum = false;
-            if let Err(e) = compression::compress(header.compression, &records, out, &options) {
+        let summary = BatchSummary {
+            count,
+            last_offset_delta,
+            base_timestamp,
+            max_timestamp,
+        };
+        let result = match scratch {
+            Some(records) => compress_records(out, &header, &records),
+            None => Ok(()),
+        }
+        .and_then(|()| fill_header(out, start, &header, &summary));
+        match result {
+            Ok(size) => Ok(size),
+            Err(e) => {
                 out.truncate(start);
-                return Err(e);
+                Err(e)
             }
         }
-        let size = out.len() - start;
-        let Ok(batch_length) = i32::try_from(size - LOG_OVERHEAD) else {
-            out.truncate(start);
-            return Err(EncodeError::TooLong("record batch"));
-        };
-        let h = &mut out[start..start + HEADER_LEN];
-        h[0..8].copy_from_slice(&header.base_offset.to_be_bytes());
-        h[8..12].copy_from_slice(&batch_length.to_be_bytes());
-        h[12..16].copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
-        h[16] = MAGIC as u8;
-        h[21..23].copy_from_slice(&header.attributes().to_be_bytes());
-        h[23..27].copy_from_slice(&last_offset_delta.to_be_bytes());
-        h[27..35].copy_from_slice(&base_timestamp.to_be_bytes());
-        h[35..43].copy_from_slice(&max_timestamp.to_be_bytes());
-        h[43..51].copy_from_slice(&header.producer_id.to_be_bytes());
-        h[51..53].copy_from_slice(&header.producer_epoch.to_be_bytes());
-        h[53..57].copy_from_slice(&header.base_sequence.to_be_bytes());
-        h[57..61].copy_from_slice(&count.to_be_bytes());
-        let crc = crc32c::crc32c(&out[start + ATTRIBUTES_OFFSET..]);
-        out[start + CRC_OFFSET..start + ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
-        Ok(size)
     }
+}
+
+/// What a batch's header says about its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchSummary {
+    /// How many records the batch holds.
+    pub count: i32,
+    /// The offset delta of the last record.
+    pub last_offset_delta: i32,
+    /// The first record's timestamp.
+    pub base_timestamp: i64,
+    /// The largest timestamp.
+    pub max_timestamp: i64,
+}
+
+/// Appends a whole v2 batch to `out` from a records section written by [`encode_record`]
+/// (uncompressed; compressed here if `header` asks for a codec) and what it holds. This is
+/// how a producer seals a batch it accumulated record by record: the producer id, epoch and
+/// sequence number can be chosen at that moment. Returns the batch's size; on error nothing
+/// is appended.
+pub fn seal_batch(
+    out: &mut Vec<u8>,
+    header: &BatchHeader,
+    records: &[u8],
+    summary: &BatchSummary,
+) -> Result<usize, EncodeError> {
+    let start = out.len();
+    out.resize(start + HEADER_LEN, 0);
+    let result = if header.compression == Compression::None {
+        out.extend_from_slice(records);
+        Ok(())
+    } else {
+        compress_records(out, header, records)
+    }
+    .and_then(|()| fill_header(out, start, header, summary));
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn compress_records(out: &mut Vec<u8>, header: &BatchHeader, records: &[u8]) -> EncodeResult {
+    let mut options = header.compress_options;
+    options.lz4_legacy_header_checksum = false;
+    compression::compress(header.compression, records, out, &options)
+}
+
+/// Fills in the header, length and CRC of the batch that starts at `start` and ends the
+/// buffer; returns its size.
+fn fill_header(
+    out: &mut [u8],
+    start: usize,
+    header: &BatchHeader,
+    summary: &BatchSummary,
+) -> Result<usize, EncodeError> {
+    let size = out.len() - start;
+    let batch_length =
+        i32::try_from(size - LOG_OVERHEAD).map_err(|_| EncodeError::TooLong("record batch"))?;
+    let h = &mut out[start..start + HEADER_LEN];
+    h[0..8].copy_from_slice(&header.base_offset.to_be_bytes());
+    h[8..12].copy_from_slice(&batch_length.to_be_bytes());
+    h[12..16].copy_from_slice(&header.partition_leader_epoch.to_be_bytes());
+    h[16] = MAGIC as u8;
+    h[21..23].copy_from_slice(&header.attributes().to_be_bytes());
+    h[23..27].copy_from_slice(&summary.last_offset_delta.to_be_bytes());
+    h[27..35].copy_from_slice(&summary.base_timestamp.to_be_bytes());
+    h[35..43].copy_from_slice(&summary.max_timestamp.to_be_bytes());
+    h[43..51].copy_from_slice(&header.producer_id.to_be_bytes());
+    h[51..53].copy_from_slice(&header.producer_epoch.to_be_bytes());
+    h[53..57].copy_from_slice(&header.base_sequence.to_be_bytes());
+    h[57..61].copy_from_slice(&summary.count.to_be_bytes());
+    let crc = crc32c::crc32c(&out[start + ATTRIBUTES_OFFSET..]);
+    out[start + CRC_OFFSET..start + ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+    Ok(size)
 }
 
 /// Encodes `records` as one v2 batch appended to `out`. Each record's offset delta is its
@@ -382,22 +445,62 @@ impl Prefix {
     }
 }
 
-/// Writes one record, its length computed up front so that nothing is moved afterwards.
-#[inline(always)]
-fn put_record(
+/// A record header as the encoder reads it: owned ([`Header`]) or borrowed
+/// (`(&str, Option<&[u8]>)`), so that a producer need not allocate to pass headers.
+pub trait HeaderSource {
+    /// The header's key.
+    fn key(&self) -> &str;
+    /// The header's value; `None` is null.
+    fn value(&self) -> Option<&[u8]>;
+}
+
+impl HeaderSource for Header {
+    fn key(&self) -> &str {
+        &self.key
+    }
+    fn value(&self) -> Option<&[u8]> {
+        self.value.as_deref()
+    }
+}
+
+impl HeaderSource for (&str, Option<&[u8]>) {
+    fn key(&self) -> &str {
+        self.0
+    }
+    fn value(&self) -> Option<&[u8]> {
+        self.1
+    }
+}
+
+/// Appends one record in the v2 layout to `out`, a batch's records section (see
+/// [`seal_batch`]). Nothing is allocated beyond the growth of `out`.
+pub fn encode_record<H: HeaderSource>(
     out: &mut Vec<u8>,
     offset_delta: i32,
     timestamp_delta: i64,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
-    headers: &[Header],
+    headers: &[H],
+) -> EncodeResult {
+    put_record(out, offset_delta, timestamp_delta, key, value, headers)
+}
+
+/// Writes one record, its length computed up front so that nothing is moved afterwards.
+#[inline(always)]
+fn put_record<H: HeaderSource>(
+    out: &mut Vec<u8>,
+    offset_delta: i32,
+    timestamp_delta: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[H],
 ) -> EncodeResult {
     let mut body = 1 + zigzag_size(timestamp_delta) + zigzag_size(offset_delta as i64);
     body += nullable_size(key)? + nullable_size(value)?;
     body += zigzag_size(len_i32(headers.len(), "record headers")? as i64);
     for h in headers {
-        body += zigzag_size(len_i32(h.key.len(), "header key")? as i64) + h.key.len();
-        body += nullable_size(h.value.as_deref())?;
+        body += zigzag_size(len_i32(h.key().len(), "header key")? as i64) + h.key().len();
+        body += nullable_size(h.value())?;
     }
     let body_len = len_i32(body, "record")?;
     let total = zigzag_size(body_len as i64) + body;
@@ -428,12 +531,12 @@ fn put_record(
     p.varint(headers.len() as i32);
     p.flush(out);
     for h in headers {
-        p.varint(h.key.len() as i32);
+        p.varint(h.key().len() as i32);
         p.flush(out);
-        out.extend_from_slice(h.key.as_bytes());
-        p.nullable_len(h.value.as_deref());
+        out.extend_from_slice(h.key().as_bytes());
+        p.nullable_len(h.value());
         p.flush(out);
-        if let Some(v) = &h.value {
+        if let Some(v) = h.value() {
             out.extend_from_slice(v);
         }
     }

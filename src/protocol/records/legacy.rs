@@ -93,25 +93,7 @@ impl<'a> MessageSetEncoder<'a> {
     /// Starts a message set at the end of `out`. Fails for a magic other than 0 and 1 and
     /// for Zstandard (which needs magic 2).
     pub fn new(out: &'a mut Vec<u8>, options: &MessageSetOptions) -> Result<Self, EncodeError> {
-        let magic = options.magic;
-        if !(0..=1).contains(&magic) {
-            return Err(EncodeError::UnsupportedVersion {
-                message: "MessageSet",
-                version: magic as i16,
-            });
-        }
-        if options.compression == Compression::Zstd {
-            return Err(EncodeError::UnsupportedField {
-                message: "MessageSet",
-                field: "compression (zstd)",
-                version: magic as i16,
-            });
-        }
-        let ts_bit = if magic >= 1 && options.timestamp_type == TimestampType::LogAppendTime {
-            TIMESTAMP_TYPE_BIT
-        } else {
-            0
-        };
+        let ts_bit = check_options(options)?;
         Ok(MessageSetEncoder {
             start: out.len(),
             out,
@@ -170,6 +152,7 @@ impl<'a> MessageSetEncoder<'a> {
         }
         if self.count == 0 {
             self.first_offset = offset;
+            self.max_timestamp = timestamp;
         }
         let magic = self.options.magic;
         match &mut self.scratch {
@@ -210,6 +193,77 @@ impl<'a> MessageSetEncoder<'a> {
             }
         }
         Ok(out.len() - start)
+    }
+}
+
+/// Refuses what a message set cannot be (a magic other than 0 and 1, Zstandard); returns
+/// the timestamp-type attribute bit the options ask for.
+fn check_options(options: &MessageSetOptions) -> Result<u8, EncodeError> {
+    let magic = options.magic;
+    if !(0..=1).contains(&magic) {
+        return Err(EncodeError::UnsupportedVersion {
+            message: "MessageSet",
+            version: magic as i16,
+        });
+    }
+    if options.compression == Compression::Zstd {
+        return Err(EncodeError::UnsupportedField {
+            message: "MessageSet",
+            field: "compression (zstd)",
+            version: magic as i16,
+        });
+    }
+    Ok(
+        if magic >= 1 && options.timestamp_type == TimestampType::LogAppendTime {
+            TIMESTAMP_TYPE_BIT
+        } else {
+            0
+        },
+    )
+}
+
+/// Appends one uncompressed message (magic 0 or 1; the timestamp is dropped for magic 0)
+/// to `out`: a message set's worth of these is what [`seal_message_set`] seals.
+pub fn encode_message(
+    out: &mut Vec<u8>,
+    magic: i8,
+    offset: i64,
+    timestamp: i64,
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) -> EncodeResult {
+    put_message(out, magic, offset, timestamp, 0, key, value)
+}
+
+/// Appends a message set built from `messages`, uncompressed messages written by
+/// [`encode_message`] with `options.magic`: copied as they are, or compressed into one
+/// wrapper message whose offset is `last_offset` and whose timestamp is `max_timestamp`.
+/// For magic 1 the inner offsets must be relative (0 for the first). Returns the bytes
+/// written; on error nothing is appended.
+pub fn seal_message_set(
+    out: &mut Vec<u8>,
+    options: &MessageSetOptions,
+    messages: &[u8],
+    last_offset: i64,
+    max_timestamp: i64,
+) -> Result<usize, EncodeError> {
+    let start = out.len();
+    let ts_bit = check_options(options)?;
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let result = if options.compression == Compression::None {
+        out.extend_from_slice(messages);
+        Ok(())
+    } else {
+        put_wrapper(out, options, ts_bit, last_offset, max_timestamp, messages)
+    };
+    match result {
+        Ok(()) => Ok(out.len() - start),
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
     }
 }
 

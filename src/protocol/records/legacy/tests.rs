@@ -98,3 +98,25 @@ fn an_empty_compressed_set_writes_nothing() {
     assert_eq!(enc.finish().unwrap(), 0);
     assert!(out.is_empty());
 }
+
+#[test]
+fn a_wrapper_takes_the_largest_timestamp_even_when_negative() {
+    let mut out = Vec::new();
+    let options = MessageSetOptions {
+        compression: Compression::Gzip,
+        timestamp_type: TimestampType::LogAppendTime,
+        ..Default::default()
+    };
+    let mut enc = MessageSetEncoder::new(&mut out, &options).unwrap();
+    enc.append(-5, None, Some(b"a")).unwrap();
+    enc.append(-7, None, Some(b"b")).unwrap();
+    enc.finish().unwrap();
+    let batch = Batches::new(Bytes::from(out), DecodeLimits::default())
+        .next()
+        .unwrap()
+        .unwrap();
+    // With log-append time, inner records read the wrapper's timestamp.
+    assert_eq!(batch.max_timestamp, -5);
+    let timestamps: Vec<i64> = batch.records().map(|r| r.unwrap().timestamp).collect();
+    assert_eq!(timestamps, [-5, -5]);
+}
