@@ -6,9 +6,11 @@
 //! Java client would put a key.
 
 pub mod batch;
+pub mod config;
 pub mod partitioner;
 
 pub use batch::{BatchBuilder, ProducerStamp, RecordFormat, Seal};
+pub use config::{Acks, Partitioning, ProducerConfig};
 pub use partitioner::{
     murmur2, murmur2_partition, sha1_partition, DefaultPartitioner, Murmur2, Partitioner,
     RoundRobin, Sha1Hashing, Sticky,
