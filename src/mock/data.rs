@@ -3,6 +3,7 @@
 use bytes::Bytes;
 
 use super::config::BrokerMode;
+use super::idempotence::{BatchSeq, SeqCheck};
 use super::{Reply, State};
 use crate::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use crate::protocol::messages::list_offsets_response::{
@@ -10,12 +11,63 @@ use crate::protocol::messages::list_offsets_response::{
 };
 use crate::protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use crate::protocol::messages::{
-    FetchRequest, FetchResponse, ListOffsetsRequest, ListOffsetsResponse, ProduceRequest,
-    ProduceResponse, ResponseBody,
+    FetchRequest, FetchResponse, InitProducerIdRequest, InitProducerIdResponse, ListOffsetsRequest,
+    ListOffsetsResponse, ProduceRequest, ProduceResponse, ResponseBody,
 };
+use crate::protocol::records::{Batches, DecodeLimits};
 use crate::protocol::ErrorCode;
 
+/// The producer fields of an idempotent producer's batch (the first v2 batch with a producer
+/// id); `None` for other producers and legacy message sets.
+fn producer_seq(records: &Bytes) -> Option<BatchSeq> {
+    let batch = Batches::new(records.clone(), DecodeLimits::default())
+        .next()?
+        .ok()?;
+    (batch.magic == 2 && batch.producer_id >= 0).then_some(BatchSeq {
+        producer_id: batch.producer_id,
+        epoch: batch.producer_epoch,
+        first_seq: batch.base_sequence,
+        count: batch.record_count,
+    })
+}
+
 impl State {
+    /// InitProducerId without transactions: a new producer id at epoch 0, or, when the
+    /// request names an id this cluster issued with its current epoch, the next epoch
+    /// (KIP-360).
+    pub(super) fn init_producer_id(&mut self, r: &InitProducerIdRequest) -> ResponseBody {
+        let mut out = InitProducerIdResponse {
+            producer_id: -1,
+            producer_epoch: -1,
+            ..Default::default()
+        };
+        if r.transactional_id.is_some() {
+            // The mock has no transaction coordinator.
+            out.error_code = ErrorCode::TransactionalIdAuthorizationFailed.code();
+            return ResponseBody::InitProducerId(out);
+        }
+        let (id, epoch) = match self.producer_ids.get(&r.producer_id) {
+            Some(&epoch) if r.producer_id >= 0 && epoch == r.producer_epoch => {
+                (r.producer_id, epoch.wrapping_add(1).max(0))
+            }
+            Some(_) => {
+                out.error_code = ErrorCode::InvalidProducerEpoch.code();
+                return ResponseBody::InitProducerId(out);
+            }
+            None => (
+                self.producer_ids
+                    .keys()
+                    .next_back()
+                    .map_or(1000, |last| last + 1),
+                0,
+            ),
+        };
+        self.producer_ids.insert(id, epoch);
+        out.producer_id = id;
+        out.producer_epoch = epoch;
+        ResponseBody::InitProducerId(out)
+    }
+
     pub(super) fn produce(&mut self, broker: i32, v: i16, r: &ProduceRequest) -> Reply {
         let allow_v2 = self
             .broker(broker)
@@ -38,8 +90,17 @@ impl State {
                         return Err(ErrorCode::NotEnoughReplicas);
                     }
                     let records = pd.records.clone().unwrap_or_default();
+                    let seq = producer_seq(&records);
+                    if let Some(seq) = &seq {
+                        if let SeqCheck::Duplicate(base) = p.producers.check(seq)? {
+                            return Ok((base, p.log.log_start_offset));
+                        }
+                    }
                     let epoch = p.leader_epoch;
                     let base = p.log.append(&records, epoch, allow_v2)?;
+                    if let Some(seq) = &seq {
+                        p.producers.record(seq, base);
+                    }
                     Ok((base, p.log.log_start_offset))
                 });
                 let mut out = PartitionProduceResponse {

@@ -54,6 +54,7 @@ pub(super) fn version_table(b: &MockBrokerConfig, _sasl: bool) -> BTreeMap<ApiKe
                 ApiKey::CreateTopics,
                 ApiKey::DeleteTopics,
                 ApiKey::SaslAuthenticate,
+                ApiKey::InitProducerId,
             ] {
                 t.insert(api, (api.min_version(), api.max_version()));
             }
@@ -167,6 +168,7 @@ impl State {
                     replicas,
                     isr,
                     log: Default::default(),
+                    producers: Default::default(),
                 }
             })
             .collect();
@@ -344,6 +346,7 @@ impl State {
             RequestBody::FindCoordinator(r) => Reply::Respond(self.find_coordinator(version, &r)),
             RequestBody::OffsetCommit(r) => Reply::Respond(self.offset_commit(broker, version, &r)),
             RequestBody::OffsetFetch(r) => Reply::Respond(self.offset_fetch(broker, version, &r)),
+            RequestBody::InitProducerId(r) => Reply::Respond(self.init_producer_id(&r)),
             _ => Reply::Close,
         }
     }

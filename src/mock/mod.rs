@@ -70,6 +70,7 @@ mod errors;
 mod fault;
 mod groups;
 mod handlers;
+mod idempotence;
 mod log;
 mod sasl;
 pub mod sim;
@@ -152,6 +153,8 @@ pub(crate) struct Partition {
     pub(crate) replicas: Vec<i32>,
     pub(crate) isr: Vec<i32>,
     pub(crate) log: Log,
+    /// Idempotent producers' sequence state (kept across leader changes, as replicas do).
+    pub(crate) producers: idempotence::ProducerStates,
 }
 
 #[derive(Debug, Clone)]
@@ -175,6 +178,8 @@ pub(crate) struct State {
     pub(crate) requests: Vec<RequestRecord>,
     /// Set when records were appended, so parked fetches are looked at again.
     pub(crate) appended: bool,
+    /// Producer ids handed out by InitProducerId, with their current epoch.
+    pub(crate) producer_ids: BTreeMap<i64, i16>,
     /// Set when leadership or topics changed without a `now` to act on: parked fetches
     /// are looked at again at the next `handle_timeout` (which `poll_timeout` asks for).
     pub(crate) changed: bool,
@@ -243,6 +248,7 @@ impl MockCluster {
             controller,
             requests: Vec::new(),
             appended: false,
+            producer_ids: BTreeMap::new(),
             changed: false,
             cfg: config,
         };
@@ -615,6 +621,19 @@ impl MockCluster {
         self.state
             .partition(topic, partition)
             .map(|p| (p.log.log_start_offset, p.log.high_watermark))
+    }
+
+    /// The epoch and last sequence number an idempotent producer wrote to a partition, if
+    /// it wrote there.
+    pub fn producer_state(
+        &self,
+        topic: &str,
+        partition: i32,
+        producer_id: i64,
+    ) -> Option<(i16, i32)> {
+        self.state
+            .partition(topic, partition)
+            .and_then(|p| p.producers.last(producer_id))
     }
 
     /// Deletes a partition's records before `offset` (whole batches), as retention would.

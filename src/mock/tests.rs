@@ -1085,3 +1085,78 @@ mod properties {
         }
     }
 }
+
+/// An idempotent producer against the mock: ids from InitProducerId, sequence numbers
+/// checked per partition, a retried batch answered with its first offset and not written
+/// twice, a gap refused.
+#[test]
+fn idempotent_produce_checks_sequences() {
+    use crate::producer::{BatchBuilder, ProducerStamp, RecordFormat, Seal};
+    use crate::protocol::messages::InitProducerIdRequest;
+    use crate::protocol::records::Header;
+
+    let now = Instant::now();
+    let mut cluster = MockCluster::new(MockConfig::new(1).with_topic("t", 1, 1));
+    let mut peer = Peer::open(&mut cluster, now, 0);
+    let init = InitProducerIdRequest {
+        transactional_id: None,
+        producer_id: -1,
+        producer_epoch: -1,
+        transaction_timeout_ms: 60_000,
+        ..Default::default()
+    };
+    let r = peer.call(&mut cluster, now, 4, &init);
+    assert_eq!((r.error_code, r.producer_epoch), (0, 0));
+    let pid = r.producer_id;
+    assert!(pid >= 0);
+
+    let batch = |first_seq: i32, values: &[&str]| {
+        let mut b = BatchBuilder::new(RecordFormat::RecordBatch);
+        for v in values {
+            b.append::<Header>(1, None, Some(v.as_bytes()), &[])
+                .unwrap();
+        }
+        let mut out = Vec::new();
+        let seal = Seal {
+            compression: Compression::None,
+            compress_options: Default::default(),
+            stamp: ProducerStamp {
+                producer_id: pid,
+                producer_epoch: 0,
+                base_sequence: first_seq,
+            },
+        };
+        b.seal(&mut out, &seal).unwrap();
+        Bytes::from(out)
+    };
+    let produce_at = |peer: &mut Peer, cluster: &mut MockCluster, records| {
+        let r = peer.call(cluster, now, 7, &produce("t", 0, -1, records));
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    };
+    assert_eq!(
+        produce_at(&mut peer, &mut cluster, batch(0, &["a", "b"])),
+        (0, 0)
+    );
+    assert_eq!(
+        produce_at(&mut peer, &mut cluster, batch(2, &["c"])),
+        (0, 2)
+    );
+    // The retry of the first batch: its first offset again, nothing written.
+    assert_eq!(
+        produce_at(&mut peer, &mut cluster, batch(0, &["a", "b"])),
+        (0, 0)
+    );
+    assert_eq!(cluster.offsets("t", 0), Some((0, 3)));
+    // A gap.
+    assert_eq!(
+        produce_at(&mut peer, &mut cluster, batch(5, &["x"])),
+        (ErrorCode::OutOfOrderSequenceNumber.code(), -1)
+    );
+    assert_eq!(cluster.producer_state("t", 0, pid), Some((0, 2)));
+    // An unknown producer id that does not start at 0.
+    let r = peer.call(&mut cluster, now, 4, &init);
+    let other = r.producer_id;
+    assert_ne!(other, pid);
+    assert_eq!(cluster.producer_state("t", 0, other), None);
+}
