@@ -1,7 +1,14 @@
 //! The metadata cache: brokers, controller, topics and partitions (leader, replicas, ISR),
 //! and when to refresh it.
+//!
+//! The core keeps its [`Cluster`] in a [`ClusterCache`]: one immutable, shared snapshot
+//! ([`Arc<Cluster>`]) and a generation number that every change moves. A transport that
+//! shows the cluster to its handles publishes the `Arc` only when the generation changed;
+//! a change copies the cluster at most once (copy on write), however many operations run.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::protocol::messages::MetadataResponse;
@@ -212,6 +219,62 @@ impl Cluster {
     /// The leader of a partition, if known.
     pub fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
         self.topics.get(topic)?.partitions.get(&partition)?.leader
+    }
+}
+
+/// The core's [`Cluster`]: an immutable snapshot shared with whoever holds it (a
+/// transport's handles), replaced on write, and a generation number that counts the
+/// changes (Java's `Metadata.updateVersion`).
+///
+/// Reading goes through `Deref`. [`apply`](Self::apply) and
+/// [`invalidate`](Self::invalidate) copy the cluster only when a snapshot handed out by
+/// [`snapshot`](Self::snapshot) is still held, and move the generation.
+#[derive(Debug, Clone)]
+pub struct ClusterCache {
+    current: Arc<Cluster>,
+    generation: u64,
+}
+
+impl ClusterCache {
+    /// A cache holding `cluster`, at generation 0.
+    pub fn new(cluster: Cluster) -> ClusterCache {
+        ClusterCache {
+            current: Arc::new(cluster),
+            generation: 0,
+        }
+    }
+
+    /// The current cluster, shared: holding it costs nothing and never sees later changes.
+    pub fn snapshot(&self) -> Arc<Cluster> {
+        Arc::clone(&self.current)
+    }
+
+    /// How many changes have been made: equal generations mean equal snapshots.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// [`Cluster::apply`], as a new generation.
+    pub fn apply(&mut self, response: &MetadataResponse, all_topics: bool, now: Instant) {
+        self.change().apply(response, all_topics, now);
+    }
+
+    /// [`Cluster::invalidate`], as a new generation.
+    pub fn invalidate(&mut self, reason: impl Into<String>) {
+        self.change().invalidate(reason);
+    }
+
+    fn change(&mut self) -> &mut Cluster {
+        self.generation += 1;
+        Arc::make_mut(&mut self.current)
+    }
+}
+
+impl Deref for ClusterCache {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.current
     }
 }
 
