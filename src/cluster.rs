@@ -343,6 +343,35 @@ mod tests {
         assert_eq!(shown.topics().count(), 2);
     }
 
+    /// Issue #6, item 7: the transports copied the cluster after every operation. The cache
+    /// hands out one shared snapshot, and a change copies it at most once.
+    #[test]
+    fn cluster_cache_copies_once_per_change_not_per_read() {
+        let now = Instant::now();
+        let mut cache = ClusterCache::new(Cluster::new(Duration::from_secs(60), true));
+        cache.apply(&response(), true, now);
+        assert_eq!(cache.generation(), 1);
+        let shown = cache.snapshot();
+        for _ in 0..100 {
+            assert!(Arc::ptr_eq(&shown, &cache.snapshot()));
+            assert_eq!(cache.leader("t", 0), Some(1));
+        }
+        assert_eq!(cache.generation(), 1);
+        // A change while the snapshot is held: the holder keeps what it saw.
+        cache.invalidate("test");
+        assert_eq!(cache.generation(), 2);
+        assert_eq!(shown.stale_reason(), None);
+        assert_eq!(cache.stale_reason(), Some("test"));
+        let second = cache.snapshot();
+        assert!(!Arc::ptr_eq(&shown, &second));
+        // Nobody else holds it: changed in place, no copy.
+        drop((shown, second));
+        let before = Arc::as_ptr(&cache.snapshot());
+        cache.apply(&response(), true, now);
+        assert_eq!(Arc::as_ptr(&cache.snapshot()), before);
+        assert_eq!(cache.generation(), 3);
+    }
+
     #[test]
     fn refresh_policy_age_and_invalidation() {
         let t0 = Instant::now();

@@ -859,7 +859,8 @@ pub fn mod_file(msgs: &[Message], test_msg: &Message) -> String {
         }
         let _ = writeln!(
             out,
-            "}} }}\n\n/// Decodes a body of API `api_key` in `version`.\n\
+            "}} }}\n\n/// Decodes a body of API `api_key` in `version`. For the memory it holds, see\n\
+             /// [`decode_response`](crate::protocol::header::decode_response).\n\
              pub fn decode(api_key: ApiKey, version: i16, buf: &mut Bytes) -> DecodeResult<Self> {{ Ok(match api_key {{"
         );
         for (q, r, b) in &apis {

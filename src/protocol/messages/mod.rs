@@ -660,7 +660,8 @@ impl RequestBody {
         }
     }
 
-    /// Decodes a body of API `api_key` in `version`.
+    /// Decodes a body of API `api_key` in `version`. For the memory it holds, see
+    /// [`decode_response`](crate::protocol::header::decode_response).
     pub fn decode(api_key: ApiKey, version: i16, buf: &mut Bytes) -> DecodeResult<Self> {
         Ok(match api_key {
             ApiKey::Produce => Self::Produce(ProduceRequest::decode(buf, version)?),
@@ -830,7 +831,8 @@ impl ResponseBody {
         }
     }
 
-    /// Decodes a body of API `api_key` in `version`.
+    /// Decodes a body of API `api_key` in `version`. For the memory it holds, see
+    /// [`decode_response`](crate::protocol::header::decode_response).
     pub fn decode(api_key: ApiKey, version: i16, buf: &mut Bytes) -> DecodeResult<Self> {
         Ok(match api_key {
             ApiKey::Produce => Self::Produce(ProduceResponse::decode(buf, version)?),
