@@ -639,12 +639,12 @@ pub fn message_file(m: &Message) -> String {
     for (i, s) in m.structs.iter().enumerate() {
         Ctx { m, s, top: i == 0 }.gen(&mut out);
     }
+    array_elements(m, &mut out);
     out.push_str("#[cfg(test)]\nmod arb {\n#[allow(unused_imports)]\nuse quickcheck::Arbitrary;\nuse quickcheck::Gen;\n\nuse super::*;\n\n");
     for (i, s) in m.structs.iter().enumerate() {
         Ctx { m, s, top: i == 0 }.gen_arb(&mut out);
     }
-    out.push_str("}\n\n");
-    array_elements(m, &mut out);
+    out.push_str("}\n");
     out
 }
 
@@ -720,12 +720,12 @@ fn array_elements(m: &Message, out: &mut String) {
     }
     out.push_str(
         "/// Per array element type and version: (type, version, size in memory, fewest wire bytes).\n\
-         #[cfg(test)]\npub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {\nvec![\n",
+         #[cfg(test)]\npub(crate) fn array_elements() -> Vec<ArrayElement> {\nvec![\n",
     );
     for (ty, v, min) in rows {
         let _ = writeln!(out, "({ty:?}, {v}, std::mem::size_of::<{ty}>(), {min}),");
     }
-    out.push_str("]\n}\n");
+    out.push_str("]\n}\n\n");
 }
 
 const UTIL: &str = include_str!("util.rs.txt");

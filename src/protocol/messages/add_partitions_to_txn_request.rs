@@ -260,6 +260,67 @@ impl Decode for AddPartitionsToTxnTopic {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "AddPartitionsToTxnTransaction",
+            4,
+            std::mem::size_of::<AddPartitionsToTxnTransaction>(),
+            14,
+        ),
+        (
+            "AddPartitionsToTxnTransaction",
+            5,
+            std::mem::size_of::<AddPartitionsToTxnTransaction>(),
+            14,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            0,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            1,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            2,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            3,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            4,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            5,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            3,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+        ("i32", 4, std::mem::size_of::<i32>(), 4),
+        ("i32", 5, std::mem::size_of::<i32>(), 4),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -329,65 +390,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "AddPartitionsToTxnTransaction",
-            4,
-            std::mem::size_of::<AddPartitionsToTxnTransaction>(),
-            14,
-        ),
-        (
-            "AddPartitionsToTxnTransaction",
-            5,
-            std::mem::size_of::<AddPartitionsToTxnTransaction>(),
-            14,
-        ),
-        (
-            "AddPartitionsToTxnTopic",
-            0,
-            std::mem::size_of::<AddPartitionsToTxnTopic>(),
-            6,
-        ),
-        (
-            "AddPartitionsToTxnTopic",
-            1,
-            std::mem::size_of::<AddPartitionsToTxnTopic>(),
-            6,
-        ),
-        (
-            "AddPartitionsToTxnTopic",
-            2,
-            std::mem::size_of::<AddPartitionsToTxnTopic>(),
-            6,
-        ),
-        (
-            "AddPartitionsToTxnTopic",
-            3,
-            std::mem::size_of::<AddPartitionsToTxnTopic>(),
-            3,
-        ),
-        (
-            "AddPartitionsToTxnTopic",
-            4,
-            std::mem::size_of::<AddPartitionsToTxnTopic>(),
-            3,
-        ),
-        (
-            "AddPartitionsToTxnTopic",
-            5,
-            std::mem::size_of::<AddPartitionsToTxnTopic>(),
-            3,
-        ),
-        ("i32", 0, std::mem::size_of::<i32>(), 4),
-        ("i32", 1, std::mem::size_of::<i32>(), 4),
-        ("i32", 2, std::mem::size_of::<i32>(), 4),
-        ("i32", 3, std::mem::size_of::<i32>(), 4),
-        ("i32", 4, std::mem::size_of::<i32>(), 4),
-        ("i32", 5, std::mem::size_of::<i32>(), 4),
-    ]
 }

@@ -240,80 +240,9 @@ impl Decode for AddPartitionsToTxnPartitionResult {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl AddPartitionsToTxnResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.throttle_time_ms = i32::arbitrary(g);
-            if v >= 4 {
-                o.error_code = i16::arbitrary(g);
-            }
-            if v >= 4 {
-                o.results_by_transaction = arb_vec(g, &mut |g| AddPartitionsToTxnResult::arb(g, v));
-            }
-            if v <= 3 {
-                o.results_by_topic_v3_and_below =
-                    arb_vec(g, &mut |g| AddPartitionsToTxnTopicResult::arb(g, v));
-            }
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl AddPartitionsToTxnResult {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 4 {
-                o.transactional_id = arb_string(g);
-            }
-            if v >= 4 {
-                o.topic_results = arb_vec(g, &mut |g| AddPartitionsToTxnTopicResult::arb(g, v));
-            }
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl AddPartitionsToTxnTopicResult {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.results_by_partition =
-                arb_vec(g, &mut |g| AddPartitionsToTxnPartitionResult::arb(g, v));
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl AddPartitionsToTxnPartitionResult {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition_index = i32::arbitrary(g);
-            o.partition_error_code = i16::arbitrary(g);
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "AddPartitionsToTxnResult",
@@ -400,4 +329,75 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             7,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl AddPartitionsToTxnResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.throttle_time_ms = i32::arbitrary(g);
+            if v >= 4 {
+                o.error_code = i16::arbitrary(g);
+            }
+            if v >= 4 {
+                o.results_by_transaction = arb_vec(g, &mut |g| AddPartitionsToTxnResult::arb(g, v));
+            }
+            if v <= 3 {
+                o.results_by_topic_v3_and_below =
+                    arb_vec(g, &mut |g| AddPartitionsToTxnTopicResult::arb(g, v));
+            }
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl AddPartitionsToTxnResult {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 4 {
+                o.transactional_id = arb_string(g);
+            }
+            if v >= 4 {
+                o.topic_results = arb_vec(g, &mut |g| AddPartitionsToTxnTopicResult::arb(g, v));
+            }
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl AddPartitionsToTxnTopicResult {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.results_by_partition =
+                arb_vec(g, &mut |g| AddPartitionsToTxnPartitionResult::arb(g, v));
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl AddPartitionsToTxnPartitionResult {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition_index = i32::arbitrary(g);
+            o.partition_error_code = i16::arbitrary(g);
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

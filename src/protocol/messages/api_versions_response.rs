@@ -302,6 +302,42 @@ impl Decode for FinalizedFeatureKey {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("ApiVersion", 0, std::mem::size_of::<ApiVersion>(), 6),
+        ("ApiVersion", 1, std::mem::size_of::<ApiVersion>(), 6),
+        ("ApiVersion", 2, std::mem::size_of::<ApiVersion>(), 6),
+        ("ApiVersion", 3, std::mem::size_of::<ApiVersion>(), 7),
+        ("ApiVersion", 4, std::mem::size_of::<ApiVersion>(), 7),
+        (
+            "SupportedFeatureKey",
+            3,
+            std::mem::size_of::<SupportedFeatureKey>(),
+            6,
+        ),
+        (
+            "SupportedFeatureKey",
+            4,
+            std::mem::size_of::<SupportedFeatureKey>(),
+            6,
+        ),
+        (
+            "FinalizedFeatureKey",
+            3,
+            std::mem::size_of::<FinalizedFeatureKey>(),
+            6,
+        ),
+        (
+            "FinalizedFeatureKey",
+            4,
+            std::mem::size_of::<FinalizedFeatureKey>(),
+            6,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -387,40 +423,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("ApiVersion", 0, std::mem::size_of::<ApiVersion>(), 6),
-        ("ApiVersion", 1, std::mem::size_of::<ApiVersion>(), 6),
-        ("ApiVersion", 2, std::mem::size_of::<ApiVersion>(), 6),
-        ("ApiVersion", 3, std::mem::size_of::<ApiVersion>(), 7),
-        ("ApiVersion", 4, std::mem::size_of::<ApiVersion>(), 7),
-        (
-            "SupportedFeatureKey",
-            3,
-            std::mem::size_of::<SupportedFeatureKey>(),
-            6,
-        ),
-        (
-            "SupportedFeatureKey",
-            4,
-            std::mem::size_of::<SupportedFeatureKey>(),
-            6,
-        ),
-        (
-            "FinalizedFeatureKey",
-            3,
-            std::mem::size_of::<FinalizedFeatureKey>(),
-            6,
-        ),
-        (
-            "FinalizedFeatureKey",
-            4,
-            std::mem::size_of::<FinalizedFeatureKey>(),
-            6,
-        ),
-    ]
 }

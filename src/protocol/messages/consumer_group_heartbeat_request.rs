@@ -168,6 +168,29 @@ impl Decode for TopicPartitions {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 0, std::mem::size_of::<String>(), 1),
+        ("String", 1, std::mem::size_of::<String>(), 1),
+        (
+            "TopicPartitions",
+            0,
+            std::mem::size_of::<TopicPartitions>(),
+            18,
+        ),
+        (
+            "TopicPartitions",
+            1,
+            std::mem::size_of::<TopicPartitions>(),
+            18,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -212,27 +235,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("String", 0, std::mem::size_of::<String>(), 1),
-        ("String", 1, std::mem::size_of::<String>(), 1),
-        (
-            "TopicPartitions",
-            0,
-            std::mem::size_of::<TopicPartitions>(),
-            18,
-        ),
-        (
-            "TopicPartitions",
-            1,
-            std::mem::size_of::<TopicPartitions>(),
-            18,
-        ),
-        ("i32", 0, std::mem::size_of::<i32>(), 4),
-        ("i32", 1, std::mem::size_of::<i32>(), 4),
-    ]
 }

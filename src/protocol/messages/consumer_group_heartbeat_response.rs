@@ -152,6 +152,27 @@ impl Decode for TopicPartitions {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "TopicPartitions",
+            0,
+            std::mem::size_of::<TopicPartitions>(),
+            18,
+        ),
+        (
+            "TopicPartitions",
+            1,
+            std::mem::size_of::<TopicPartitions>(),
+            18,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -199,25 +220,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "TopicPartitions",
-            0,
-            std::mem::size_of::<TopicPartitions>(),
-            18,
-        ),
-        (
-            "TopicPartitions",
-            1,
-            std::mem::size_of::<TopicPartitions>(),
-            18,
-        ),
-        ("i32", 0, std::mem::size_of::<i32>(), 4),
-        ("i32", 1, std::mem::size_of::<i32>(), 4),
-    ]
 }

@@ -91,6 +91,41 @@ impl Decode for TopicPartition {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "TopicPartition",
+            0,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            1,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            2,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            3,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -122,39 +157,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "TopicPartition",
-            0,
-            std::mem::size_of::<TopicPartition>(),
-            6,
-        ),
-        (
-            "TopicPartition",
-            1,
-            std::mem::size_of::<TopicPartition>(),
-            6,
-        ),
-        (
-            "TopicPartition",
-            2,
-            std::mem::size_of::<TopicPartition>(),
-            6,
-        ),
-        (
-            "TopicPartition",
-            3,
-            std::mem::size_of::<TopicPartition>(),
-            6,
-        ),
-        ("i32", 0, std::mem::size_of::<i32>(), 4),
-        ("i32", 1, std::mem::size_of::<i32>(), 4),
-        ("i32", 2, std::mem::size_of::<i32>(), 4),
-        ("i32", 3, std::mem::size_of::<i32>(), 4),
-    ]
 }

@@ -157,6 +157,38 @@ impl Decode for TopicPartition {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+        ("String", 2, std::mem::size_of::<String>(), 2),
+        ("String", 3, std::mem::size_of::<String>(), 2),
+        (
+            "TopicPartition",
+            1,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            2,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            3,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -201,36 +233,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("String", 0, std::mem::size_of::<String>(), 2),
-        ("String", 1, std::mem::size_of::<String>(), 2),
-        ("String", 2, std::mem::size_of::<String>(), 2),
-        ("String", 3, std::mem::size_of::<String>(), 2),
-        (
-            "TopicPartition",
-            1,
-            std::mem::size_of::<TopicPartition>(),
-            6,
-        ),
-        (
-            "TopicPartition",
-            2,
-            std::mem::size_of::<TopicPartition>(),
-            6,
-        ),
-        (
-            "TopicPartition",
-            3,
-            std::mem::size_of::<TopicPartition>(),
-            6,
-        ),
-        ("i32", 1, std::mem::size_of::<i32>(), 4),
-        ("i32", 2, std::mem::size_of::<i32>(), 4),
-        ("i32", 3, std::mem::size_of::<i32>(), 4),
-    ]
 }

@@ -150,57 +150,9 @@ impl Decode for CreatePartitionsAssignment {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl CreatePartitionsRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.topics = arb_vec(g, &mut |g| CreatePartitionsTopic::arb(g, v));
-            o.timeout_ms = i32::arbitrary(g);
-            o.validate_only = bool::arbitrary(g);
-            if v >= 2 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl CreatePartitionsTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.count = i32::arbitrary(g);
-            o.assignments = arb_opt(g, true, &mut |g| {
-                arb_vec(g, &mut |g| CreatePartitionsAssignment::arb(g, v))
-            });
-            if v >= 2 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl CreatePartitionsAssignment {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.broker_ids = arb_vec(g, &mut |g| i32::arbitrary(g));
-            if v >= 2 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "CreatePartitionsTopic",
@@ -255,4 +207,52 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
         ("i32", 2, std::mem::size_of::<i32>(), 4),
         ("i32", 3, std::mem::size_of::<i32>(), 4),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl CreatePartitionsRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.topics = arb_vec(g, &mut |g| CreatePartitionsTopic::arb(g, v));
+            o.timeout_ms = i32::arbitrary(g);
+            o.validate_only = bool::arbitrary(g);
+            if v >= 2 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl CreatePartitionsTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.count = i32::arbitrary(g);
+            o.assignments = arb_opt(g, true, &mut |g| {
+                arb_vec(g, &mut |g| CreatePartitionsAssignment::arb(g, v))
+            });
+            if v >= 2 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl CreatePartitionsAssignment {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.broker_ids = arb_vec(g, &mut |g| i32::arbitrary(g));
+            if v >= 2 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -101,6 +101,37 @@ impl Decode for CreatePartitionsTopicResult {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "CreatePartitionsTopicResult",
+            0,
+            std::mem::size_of::<CreatePartitionsTopicResult>(),
+            6,
+        ),
+        (
+            "CreatePartitionsTopicResult",
+            1,
+            std::mem::size_of::<CreatePartitionsTopicResult>(),
+            6,
+        ),
+        (
+            "CreatePartitionsTopicResult",
+            2,
+            std::mem::size_of::<CreatePartitionsTopicResult>(),
+            5,
+        ),
+        (
+            "CreatePartitionsTopicResult",
+            3,
+            std::mem::size_of::<CreatePartitionsTopicResult>(),
+            5,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -133,35 +164,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "CreatePartitionsTopicResult",
-            0,
-            std::mem::size_of::<CreatePartitionsTopicResult>(),
-            6,
-        ),
-        (
-            "CreatePartitionsTopicResult",
-            1,
-            std::mem::size_of::<CreatePartitionsTopicResult>(),
-            6,
-        ),
-        (
-            "CreatePartitionsTopicResult",
-            2,
-            std::mem::size_of::<CreatePartitionsTopicResult>(),
-            5,
-        ),
-        (
-            "CreatePartitionsTopicResult",
-            3,
-            std::mem::size_of::<CreatePartitionsTopicResult>(),
-            5,
-        ),
-    ]
 }

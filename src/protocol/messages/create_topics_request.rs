@@ -213,72 +213,9 @@ impl Decode for CreatableTopicConfig {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl CreateTopicsRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.topics = arb_vec(g, &mut |g| CreatableTopic::arb(g, v));
-            o.timeout_ms = i32::arbitrary(g);
-            if v >= 1 {
-                o.validate_only = bool::arbitrary(g);
-            }
-            if v >= 5 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl CreatableTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.num_partitions = i32::arbitrary(g);
-            o.replication_factor = i16::arbitrary(g);
-            o.assignments = arb_vec(g, &mut |g| CreatableReplicaAssignment::arb(g, v));
-            o.configs = arb_vec(g, &mut |g| CreatableTopicConfig::arb(g, v));
-            if v >= 5 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl CreatableReplicaAssignment {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition_index = i32::arbitrary(g);
-            o.broker_ids = arb_vec(g, &mut |g| i32::arbitrary(g));
-            if v >= 5 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl CreatableTopicConfig {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.value = arb_opt(g, true, &mut |g| arb_string(g));
-            if v >= 5 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "CreatableTopic",
@@ -433,4 +370,67 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
         ("i32", 6, std::mem::size_of::<i32>(), 4),
         ("i32", 7, std::mem::size_of::<i32>(), 4),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl CreateTopicsRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.topics = arb_vec(g, &mut |g| CreatableTopic::arb(g, v));
+            o.timeout_ms = i32::arbitrary(g);
+            if v >= 1 {
+                o.validate_only = bool::arbitrary(g);
+            }
+            if v >= 5 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl CreatableTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.num_partitions = i32::arbitrary(g);
+            o.replication_factor = i16::arbitrary(g);
+            o.assignments = arb_vec(g, &mut |g| CreatableReplicaAssignment::arb(g, v));
+            o.configs = arb_vec(g, &mut |g| CreatableTopicConfig::arb(g, v));
+            if v >= 5 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl CreatableReplicaAssignment {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition_index = i32::arbitrary(g);
+            o.broker_ids = arb_vec(g, &mut |g| i32::arbitrary(g));
+            if v >= 5 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl CreatableTopicConfig {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.value = arb_opt(g, true, &mut |g| arb_string(g));
+            if v >= 5 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

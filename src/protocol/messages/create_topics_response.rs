@@ -278,6 +278,79 @@ impl Decode for CreatableTopicConfigs {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "CreatableTopicResult",
+            0,
+            std::mem::size_of::<CreatableTopicResult>(),
+            4,
+        ),
+        (
+            "CreatableTopicResult",
+            1,
+            std::mem::size_of::<CreatableTopicResult>(),
+            6,
+        ),
+        (
+            "CreatableTopicResult",
+            2,
+            std::mem::size_of::<CreatableTopicResult>(),
+            6,
+        ),
+        (
+            "CreatableTopicResult",
+            3,
+            std::mem::size_of::<CreatableTopicResult>(),
+            6,
+        ),
+        (
+            "CreatableTopicResult",
+            4,
+            std::mem::size_of::<CreatableTopicResult>(),
+            6,
+        ),
+        (
+            "CreatableTopicResult",
+            5,
+            std::mem::size_of::<CreatableTopicResult>(),
+            12,
+        ),
+        (
+            "CreatableTopicResult",
+            6,
+            std::mem::size_of::<CreatableTopicResult>(),
+            12,
+        ),
+        (
+            "CreatableTopicResult",
+            7,
+            std::mem::size_of::<CreatableTopicResult>(),
+            28,
+        ),
+        (
+            "CreatableTopicConfigs",
+            5,
+            std::mem::size_of::<CreatableTopicConfigs>(),
+            6,
+        ),
+        (
+            "CreatableTopicConfigs",
+            6,
+            std::mem::size_of::<CreatableTopicConfigs>(),
+            6,
+        ),
+        (
+            "CreatableTopicConfigs",
+            7,
+            std::mem::size_of::<CreatableTopicConfigs>(),
+            6,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -356,77 +429,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "CreatableTopicResult",
-            0,
-            std::mem::size_of::<CreatableTopicResult>(),
-            4,
-        ),
-        (
-            "CreatableTopicResult",
-            1,
-            std::mem::size_of::<CreatableTopicResult>(),
-            6,
-        ),
-        (
-            "CreatableTopicResult",
-            2,
-            std::mem::size_of::<CreatableTopicResult>(),
-            6,
-        ),
-        (
-            "CreatableTopicResult",
-            3,
-            std::mem::size_of::<CreatableTopicResult>(),
-            6,
-        ),
-        (
-            "CreatableTopicResult",
-            4,
-            std::mem::size_of::<CreatableTopicResult>(),
-            6,
-        ),
-        (
-            "CreatableTopicResult",
-            5,
-            std::mem::size_of::<CreatableTopicResult>(),
-            12,
-        ),
-        (
-            "CreatableTopicResult",
-            6,
-            std::mem::size_of::<CreatableTopicResult>(),
-            12,
-        ),
-        (
-            "CreatableTopicResult",
-            7,
-            std::mem::size_of::<CreatableTopicResult>(),
-            28,
-        ),
-        (
-            "CreatableTopicConfigs",
-            5,
-            std::mem::size_of::<CreatableTopicConfigs>(),
-            6,
-        ),
-        (
-            "CreatableTopicConfigs",
-            6,
-            std::mem::size_of::<CreatableTopicConfigs>(),
-            6,
-        ),
-        (
-            "CreatableTopicConfigs",
-            7,
-            std::mem::size_of::<CreatableTopicConfigs>(),
-            6,
-        ),
-    ]
 }

@@ -128,6 +128,49 @@ impl Decode for DeleteRecordsPartition {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DeleteRecordsTopic",
+            0,
+            std::mem::size_of::<DeleteRecordsTopic>(),
+            6,
+        ),
+        (
+            "DeleteRecordsTopic",
+            1,
+            std::mem::size_of::<DeleteRecordsTopic>(),
+            6,
+        ),
+        (
+            "DeleteRecordsTopic",
+            2,
+            std::mem::size_of::<DeleteRecordsTopic>(),
+            3,
+        ),
+        (
+            "DeleteRecordsPartition",
+            0,
+            std::mem::size_of::<DeleteRecordsPartition>(),
+            12,
+        ),
+        (
+            "DeleteRecordsPartition",
+            1,
+            std::mem::size_of::<DeleteRecordsPartition>(),
+            12,
+        ),
+        (
+            "DeleteRecordsPartition",
+            2,
+            std::mem::size_of::<DeleteRecordsPartition>(),
+            13,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -171,47 +214,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "DeleteRecordsTopic",
-            0,
-            std::mem::size_of::<DeleteRecordsTopic>(),
-            6,
-        ),
-        (
-            "DeleteRecordsTopic",
-            1,
-            std::mem::size_of::<DeleteRecordsTopic>(),
-            6,
-        ),
-        (
-            "DeleteRecordsTopic",
-            2,
-            std::mem::size_of::<DeleteRecordsTopic>(),
-            3,
-        ),
-        (
-            "DeleteRecordsPartition",
-            0,
-            std::mem::size_of::<DeleteRecordsPartition>(),
-            12,
-        ),
-        (
-            "DeleteRecordsPartition",
-            1,
-            std::mem::size_of::<DeleteRecordsPartition>(),
-            12,
-        ),
-        (
-            "DeleteRecordsPartition",
-            2,
-            std::mem::size_of::<DeleteRecordsPartition>(),
-            13,
-        ),
-    ]
 }

@@ -140,6 +140,49 @@ impl Decode for DeleteRecordsPartitionResult {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DeleteRecordsTopicResult",
+            0,
+            std::mem::size_of::<DeleteRecordsTopicResult>(),
+            6,
+        ),
+        (
+            "DeleteRecordsTopicResult",
+            1,
+            std::mem::size_of::<DeleteRecordsTopicResult>(),
+            6,
+        ),
+        (
+            "DeleteRecordsTopicResult",
+            2,
+            std::mem::size_of::<DeleteRecordsTopicResult>(),
+            3,
+        ),
+        (
+            "DeleteRecordsPartitionResult",
+            0,
+            std::mem::size_of::<DeleteRecordsPartitionResult>(),
+            14,
+        ),
+        (
+            "DeleteRecordsPartitionResult",
+            1,
+            std::mem::size_of::<DeleteRecordsPartitionResult>(),
+            14,
+        ),
+        (
+            "DeleteRecordsPartitionResult",
+            2,
+            std::mem::size_of::<DeleteRecordsPartitionResult>(),
+            15,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -184,47 +227,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "DeleteRecordsTopicResult",
-            0,
-            std::mem::size_of::<DeleteRecordsTopicResult>(),
-            6,
-        ),
-        (
-            "DeleteRecordsTopicResult",
-            1,
-            std::mem::size_of::<DeleteRecordsTopicResult>(),
-            6,
-        ),
-        (
-            "DeleteRecordsTopicResult",
-            2,
-            std::mem::size_of::<DeleteRecordsTopicResult>(),
-            3,
-        ),
-        (
-            "DeleteRecordsPartitionResult",
-            0,
-            std::mem::size_of::<DeleteRecordsPartitionResult>(),
-            14,
-        ),
-        (
-            "DeleteRecordsPartitionResult",
-            1,
-            std::mem::size_of::<DeleteRecordsPartitionResult>(),
-            14,
-        ),
-        (
-            "DeleteRecordsPartitionResult",
-            2,
-            std::mem::size_of::<DeleteRecordsPartitionResult>(),
-            15,
-        ),
-    ]
 }

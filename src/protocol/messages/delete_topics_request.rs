@@ -121,6 +121,25 @@ impl Decode for DeleteTopicState {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DeleteTopicState",
+            6,
+            std::mem::size_of::<DeleteTopicState>(),
+            18,
+        ),
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+        ("String", 2, std::mem::size_of::<String>(), 2),
+        ("String", 3, std::mem::size_of::<String>(), 2),
+        ("String", 4, std::mem::size_of::<String>(), 1),
+        ("String", 5, std::mem::size_of::<String>(), 1),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -161,23 +180,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "DeleteTopicState",
-            6,
-            std::mem::size_of::<DeleteTopicState>(),
-            18,
-        ),
-        ("String", 0, std::mem::size_of::<String>(), 2),
-        ("String", 1, std::mem::size_of::<String>(), 2),
-        ("String", 2, std::mem::size_of::<String>(), 2),
-        ("String", 3, std::mem::size_of::<String>(), 2),
-        ("String", 4, std::mem::size_of::<String>(), 1),
-        ("String", 5, std::mem::size_of::<String>(), 1),
-    ]
 }

@@ -139,50 +139,9 @@ impl Decode for DeletableTopicResult {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl DeleteTopicsResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 1 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            o.responses = arb_vec(g, &mut |g| DeletableTopicResult::arb(g, v));
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl DeletableTopicResult {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_opt(g, v >= 6, &mut |g| arb_string(g));
-            if v >= 6 {
-                o.topic_id = arb_uuid(g);
-            }
-            o.error_code = i16::arbitrary(g);
-            if v >= 5 {
-                o.error_message = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "DeletableTopicResult",
@@ -227,4 +186,45 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             21,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl DeleteTopicsResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 1 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            o.responses = arb_vec(g, &mut |g| DeletableTopicResult::arb(g, v));
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl DeletableTopicResult {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_opt(g, v >= 6, &mut |g| arb_string(g));
+            if v >= 6 {
+                o.topic_id = arb_uuid(g);
+            }
+            o.error_code = i16::arbitrary(g);
+            if v >= 5 {
+                o.error_message = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

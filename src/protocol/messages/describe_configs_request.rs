@@ -133,48 +133,9 @@ impl Decode for DescribeConfigsResource {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl DescribeConfigsRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.resources = arb_vec(g, &mut |g| DescribeConfigsResource::arb(g, v));
-            if v >= 1 {
-                o.include_synonyms = bool::arbitrary(g);
-            }
-            if v >= 3 {
-                o.include_documentation = bool::arbitrary(g);
-            }
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl DescribeConfigsResource {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.resource_type = i8::arbitrary(g);
-            o.resource_name = arb_string(g);
-            o.configuration_keys = arb_opt(g, true, &mut |g| arb_vec(g, &mut |g| arb_string(g)));
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "DescribeConfigsResource",
@@ -212,4 +173,43 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
         ("String", 3, std::mem::size_of::<String>(), 2),
         ("String", 4, std::mem::size_of::<String>(), 1),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl DescribeConfigsRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.resources = arb_vec(g, &mut |g| DescribeConfigsResource::arb(g, v));
+            if v >= 1 {
+                o.include_synonyms = bool::arbitrary(g);
+            }
+            if v >= 3 {
+                o.include_documentation = bool::arbitrary(g);
+            }
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl DescribeConfigsResource {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.resource_type = i8::arbitrary(g);
+            o.resource_name = arb_string(g);
+            o.configuration_keys = arb_opt(g, true, &mut |g| arb_vec(g, &mut |g| arb_string(g)));
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

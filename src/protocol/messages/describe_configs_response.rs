@@ -320,93 +320,9 @@ impl Decode for DescribeConfigsSynonym {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl DescribeConfigsResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.throttle_time_ms = i32::arbitrary(g);
-            o.results = arb_vec(g, &mut |g| DescribeConfigsResult::arb(g, v));
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl DescribeConfigsResult {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.error_code = i16::arbitrary(g);
-            o.error_message = arb_opt(g, true, &mut |g| arb_string(g));
-            o.resource_type = i8::arbitrary(g);
-            o.resource_name = arb_string(g);
-            o.configs = arb_vec(g, &mut |g| DescribeConfigsResourceResult::arb(g, v));
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl DescribeConfigsResourceResult {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.value = arb_opt(g, true, &mut |g| arb_string(g));
-            o.read_only = bool::arbitrary(g);
-            if v <= 0 {
-                o.is_default = bool::arbitrary(g);
-            }
-            if v >= 1 {
-                o.config_source = i8::arbitrary(g);
-            }
-            o.is_sensitive = bool::arbitrary(g);
-            if v >= 1 {
-                o.synonyms = arb_vec(g, &mut |g| DescribeConfigsSynonym::arb(g, v));
-            }
-            if v >= 3 {
-                o.config_type = i8::arbitrary(g);
-            }
-            if v >= 3 {
-                o.documentation = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl DescribeConfigsSynonym {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 1 {
-                o.name = arb_string(g);
-            }
-            if v >= 1 {
-                o.value = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 1 {
-                o.source = i8::arbitrary(g);
-            }
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "DescribeConfigsResult",
@@ -493,4 +409,88 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             4,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl DescribeConfigsResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.throttle_time_ms = i32::arbitrary(g);
+            o.results = arb_vec(g, &mut |g| DescribeConfigsResult::arb(g, v));
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl DescribeConfigsResult {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.error_code = i16::arbitrary(g);
+            o.error_message = arb_opt(g, true, &mut |g| arb_string(g));
+            o.resource_type = i8::arbitrary(g);
+            o.resource_name = arb_string(g);
+            o.configs = arb_vec(g, &mut |g| DescribeConfigsResourceResult::arb(g, v));
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl DescribeConfigsResourceResult {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.value = arb_opt(g, true, &mut |g| arb_string(g));
+            o.read_only = bool::arbitrary(g);
+            if v <= 0 {
+                o.is_default = bool::arbitrary(g);
+            }
+            if v >= 1 {
+                o.config_source = i8::arbitrary(g);
+            }
+            o.is_sensitive = bool::arbitrary(g);
+            if v >= 1 {
+                o.synonyms = arb_vec(g, &mut |g| DescribeConfigsSynonym::arb(g, v));
+            }
+            if v >= 3 {
+                o.config_type = i8::arbitrary(g);
+            }
+            if v >= 3 {
+                o.documentation = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl DescribeConfigsSynonym {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 1 {
+                o.name = arb_string(g);
+            }
+            if v >= 1 {
+                o.value = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 1 {
+                o.source = i8::arbitrary(g);
+            }
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

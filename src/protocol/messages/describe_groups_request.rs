@@ -66,6 +66,19 @@ impl Decode for DescribeGroupsRequest {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+        ("String", 2, std::mem::size_of::<String>(), 2),
+        ("String", 3, std::mem::size_of::<String>(), 2),
+        ("String", 4, std::mem::size_of::<String>(), 2),
+        ("String", 5, std::mem::size_of::<String>(), 1),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -87,17 +100,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("String", 0, std::mem::size_of::<String>(), 2),
-        ("String", 1, std::mem::size_of::<String>(), 2),
-        ("String", 2, std::mem::size_of::<String>(), 2),
-        ("String", 3, std::mem::size_of::<String>(), 2),
-        ("String", 4, std::mem::size_of::<String>(), 2),
-        ("String", 5, std::mem::size_of::<String>(), 1),
-    ]
 }

@@ -197,69 +197,9 @@ impl Decode for DescribedGroupMember {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl DescribeGroupsResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 1 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            o.groups = arb_vec(g, &mut |g| DescribedGroup::arb(g, v));
-            if v >= 5 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl DescribedGroup {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.error_code = i16::arbitrary(g);
-            o.group_id = arb_string(g);
-            o.group_state = arb_string(g);
-            o.protocol_type = arb_string(g);
-            o.protocol_data = arb_string(g);
-            o.members = arb_vec(g, &mut |g| DescribedGroupMember::arb(g, v));
-            if v >= 3 {
-                o.authorized_operations = i32::arbitrary(g);
-            }
-            if v >= 5 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl DescribedGroupMember {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.member_id = arb_string(g);
-            if v >= 4 {
-                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            o.client_id = arb_string(g);
-            o.client_host = arb_string(g);
-            o.member_metadata = arb_bytes(g);
-            o.member_assignment = arb_bytes(g);
-            if v >= 5 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "DescribedGroup",
@@ -334,4 +274,64 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             7,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl DescribeGroupsResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 1 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            o.groups = arb_vec(g, &mut |g| DescribedGroup::arb(g, v));
+            if v >= 5 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl DescribedGroup {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.error_code = i16::arbitrary(g);
+            o.group_id = arb_string(g);
+            o.group_state = arb_string(g);
+            o.protocol_type = arb_string(g);
+            o.protocol_data = arb_string(g);
+            o.members = arb_vec(g, &mut |g| DescribedGroupMember::arb(g, v));
+            if v >= 3 {
+                o.authorized_operations = i32::arbitrary(g);
+            }
+            if v >= 5 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl DescribedGroupMember {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.member_id = arb_string(g);
+            if v >= 4 {
+                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            o.client_id = arb_string(g);
+            o.client_host = arb_string(g);
+            o.member_metadata = arb_bytes(g);
+            o.member_assignment = arb_bytes(g);
+            if v >= 5 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -454,135 +454,9 @@ impl Decode for ForgottenTopic {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl FetchRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 12 {
-                o.cluster_id = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v <= 14 {
-                o.replica_id = i32::arbitrary(g);
-            }
-            if v >= 15 {
-                o.replica_state = ReplicaState::arb(g, v);
-            }
-            o.max_wait_ms = i32::arbitrary(g);
-            o.min_bytes = i32::arbitrary(g);
-            if v >= 3 {
-                o.max_bytes = i32::arbitrary(g);
-            }
-            if v >= 4 {
-                o.isolation_level = i8::arbitrary(g);
-            }
-            if v >= 7 {
-                o.session_id = i32::arbitrary(g);
-            }
-            if v >= 7 {
-                o.session_epoch = i32::arbitrary(g);
-            }
-            o.topics = arb_vec(g, &mut |g| FetchTopic::arb(g, v));
-            if v >= 7 {
-                o.forgotten_topics_data = arb_vec(g, &mut |g| ForgottenTopic::arb(g, v));
-            }
-            if v >= 11 {
-                o.rack_id = arb_string(g);
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 2);
-            }
-            o
-        }
-    }
-
-    impl ReplicaState {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 15 {
-                o.replica_id = i32::arbitrary(g);
-            }
-            if v >= 15 {
-                o.replica_epoch = i64::arbitrary(g);
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl FetchTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v <= 12 {
-                o.topic = arb_string(g);
-            }
-            if v >= 13 {
-                o.topic_id = arb_uuid(g);
-            }
-            o.partitions = arb_vec(g, &mut |g| FetchPartition::arb(g, v));
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl FetchPartition {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition = i32::arbitrary(g);
-            if v >= 9 {
-                o.current_leader_epoch = i32::arbitrary(g);
-            }
-            o.fetch_offset = i64::arbitrary(g);
-            if v >= 12 {
-                o.last_fetched_epoch = i32::arbitrary(g);
-            }
-            if v >= 5 {
-                o.log_start_offset = i64::arbitrary(g);
-            }
-            o.partition_max_bytes = i32::arbitrary(g);
-            if v >= 17 {
-                o.replica_directory_id = arb_uuid(g);
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 1);
-            }
-            o
-        }
-    }
-
-    impl ForgottenTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if (7..=12).contains(&v) {
-                o.topic = arb_string(g);
-            }
-            if v >= 13 {
-                o.topic_id = arb_uuid(g);
-            }
-            if v >= 7 {
-                o.partitions = arb_vec(g, &mut |g| i32::arbitrary(g));
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         ("FetchTopic", 0, std::mem::size_of::<FetchTopic>(), 6),
         ("FetchTopic", 1, std::mem::size_of::<FetchTopic>(), 6),
@@ -788,4 +662,130 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
         ("i32", 16, std::mem::size_of::<i32>(), 4),
         ("i32", 17, std::mem::size_of::<i32>(), 4),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl FetchRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 12 {
+                o.cluster_id = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v <= 14 {
+                o.replica_id = i32::arbitrary(g);
+            }
+            if v >= 15 {
+                o.replica_state = ReplicaState::arb(g, v);
+            }
+            o.max_wait_ms = i32::arbitrary(g);
+            o.min_bytes = i32::arbitrary(g);
+            if v >= 3 {
+                o.max_bytes = i32::arbitrary(g);
+            }
+            if v >= 4 {
+                o.isolation_level = i8::arbitrary(g);
+            }
+            if v >= 7 {
+                o.session_id = i32::arbitrary(g);
+            }
+            if v >= 7 {
+                o.session_epoch = i32::arbitrary(g);
+            }
+            o.topics = arb_vec(g, &mut |g| FetchTopic::arb(g, v));
+            if v >= 7 {
+                o.forgotten_topics_data = arb_vec(g, &mut |g| ForgottenTopic::arb(g, v));
+            }
+            if v >= 11 {
+                o.rack_id = arb_string(g);
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 2);
+            }
+            o
+        }
+    }
+
+    impl ReplicaState {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 15 {
+                o.replica_id = i32::arbitrary(g);
+            }
+            if v >= 15 {
+                o.replica_epoch = i64::arbitrary(g);
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl FetchTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v <= 12 {
+                o.topic = arb_string(g);
+            }
+            if v >= 13 {
+                o.topic_id = arb_uuid(g);
+            }
+            o.partitions = arb_vec(g, &mut |g| FetchPartition::arb(g, v));
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl FetchPartition {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition = i32::arbitrary(g);
+            if v >= 9 {
+                o.current_leader_epoch = i32::arbitrary(g);
+            }
+            o.fetch_offset = i64::arbitrary(g);
+            if v >= 12 {
+                o.last_fetched_epoch = i32::arbitrary(g);
+            }
+            if v >= 5 {
+                o.log_start_offset = i64::arbitrary(g);
+            }
+            o.partition_max_bytes = i32::arbitrary(g);
+            if v >= 17 {
+                o.replica_directory_id = arb_uuid(g);
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 1);
+            }
+            o
+        }
+    }
+
+    impl ForgottenTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if (7..=12).contains(&v) {
+                o.topic = arb_string(g);
+            }
+            if v >= 13 {
+                o.topic_id = arb_uuid(g);
+            }
+            if v >= 7 {
+                o.partitions = arb_vec(g, &mut |g| i32::arbitrary(g));
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

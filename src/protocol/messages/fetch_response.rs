@@ -581,177 +581,9 @@ impl Decode for NodeEndpoint {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl FetchResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 1 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            if v >= 7 {
-                o.error_code = i16::arbitrary(g);
-            }
-            if v >= 7 {
-                o.session_id = i32::arbitrary(g);
-            }
-            o.responses = arb_vec(g, &mut |g| FetchableTopicResponse::arb(g, v));
-            if v >= 16 {
-                o.node_endpoints = arb_vec(g, &mut |g| NodeEndpoint::arb(g, v));
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 1);
-            }
-            o
-        }
-    }
-
-    impl FetchableTopicResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v <= 12 {
-                o.topic = arb_string(g);
-            }
-            if v >= 13 {
-                o.topic_id = arb_uuid(g);
-            }
-            o.partitions = arb_vec(g, &mut |g| PartitionData::arb(g, v));
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl PartitionData {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition_index = i32::arbitrary(g);
-            o.error_code = i16::arbitrary(g);
-            o.high_watermark = i64::arbitrary(g);
-            if v >= 4 {
-                o.last_stable_offset = i64::arbitrary(g);
-            }
-            if v >= 5 {
-                o.log_start_offset = i64::arbitrary(g);
-            }
-            if v >= 12 {
-                o.diverging_epoch = EpochEndOffset::arb(g, v);
-            }
-            if v >= 12 {
-                o.current_leader = LeaderIdAndEpoch::arb(g, v);
-            }
-            if v >= 12 {
-                o.snapshot_id = SnapshotId::arb(g, v);
-            }
-            if v >= 4 {
-                o.aborted_transactions = arb_opt(g, true, &mut |g| {
-                    arb_vec(g, &mut |g| AbortedTransaction::arb(g, v))
-                });
-            }
-            if v >= 11 {
-                o.preferred_read_replica = i32::arbitrary(g);
-            }
-            o.records = arb_opt(g, true, &mut |g| arb_bytes(g));
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 3);
-            }
-            o
-        }
-    }
-
-    impl EpochEndOffset {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 12 {
-                o.epoch = i32::arbitrary(g);
-            }
-            if v >= 12 {
-                o.end_offset = i64::arbitrary(g);
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl LeaderIdAndEpoch {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 12 {
-                o.leader_id = i32::arbitrary(g);
-            }
-            if v >= 12 {
-                o.leader_epoch = i32::arbitrary(g);
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl SnapshotId {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.end_offset = i64::arbitrary(g);
-            o.epoch = i32::arbitrary(g);
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl AbortedTransaction {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 4 {
-                o.producer_id = i64::arbitrary(g);
-            }
-            if v >= 4 {
-                o.first_offset = i64::arbitrary(g);
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl NodeEndpoint {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 16 {
-                o.node_id = i32::arbitrary(g);
-            }
-            if v >= 16 {
-                o.host = arb_string(g);
-            }
-            if v >= 16 {
-                o.port = i32::arbitrary(g);
-            }
-            if v >= 16 {
-                o.rack = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 12 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "FetchableTopicResponse",
@@ -1006,4 +838,172 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             17,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl FetchResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 1 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            if v >= 7 {
+                o.error_code = i16::arbitrary(g);
+            }
+            if v >= 7 {
+                o.session_id = i32::arbitrary(g);
+            }
+            o.responses = arb_vec(g, &mut |g| FetchableTopicResponse::arb(g, v));
+            if v >= 16 {
+                o.node_endpoints = arb_vec(g, &mut |g| NodeEndpoint::arb(g, v));
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 1);
+            }
+            o
+        }
+    }
+
+    impl FetchableTopicResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v <= 12 {
+                o.topic = arb_string(g);
+            }
+            if v >= 13 {
+                o.topic_id = arb_uuid(g);
+            }
+            o.partitions = arb_vec(g, &mut |g| PartitionData::arb(g, v));
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl PartitionData {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition_index = i32::arbitrary(g);
+            o.error_code = i16::arbitrary(g);
+            o.high_watermark = i64::arbitrary(g);
+            if v >= 4 {
+                o.last_stable_offset = i64::arbitrary(g);
+            }
+            if v >= 5 {
+                o.log_start_offset = i64::arbitrary(g);
+            }
+            if v >= 12 {
+                o.diverging_epoch = EpochEndOffset::arb(g, v);
+            }
+            if v >= 12 {
+                o.current_leader = LeaderIdAndEpoch::arb(g, v);
+            }
+            if v >= 12 {
+                o.snapshot_id = SnapshotId::arb(g, v);
+            }
+            if v >= 4 {
+                o.aborted_transactions = arb_opt(g, true, &mut |g| {
+                    arb_vec(g, &mut |g| AbortedTransaction::arb(g, v))
+                });
+            }
+            if v >= 11 {
+                o.preferred_read_replica = i32::arbitrary(g);
+            }
+            o.records = arb_opt(g, true, &mut |g| arb_bytes(g));
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 3);
+            }
+            o
+        }
+    }
+
+    impl EpochEndOffset {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 12 {
+                o.epoch = i32::arbitrary(g);
+            }
+            if v >= 12 {
+                o.end_offset = i64::arbitrary(g);
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl LeaderIdAndEpoch {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 12 {
+                o.leader_id = i32::arbitrary(g);
+            }
+            if v >= 12 {
+                o.leader_epoch = i32::arbitrary(g);
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl SnapshotId {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.end_offset = i64::arbitrary(g);
+            o.epoch = i32::arbitrary(g);
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl AbortedTransaction {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 4 {
+                o.producer_id = i64::arbitrary(g);
+            }
+            if v >= 4 {
+                o.first_offset = i64::arbitrary(g);
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl NodeEndpoint {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 16 {
+                o.node_id = i32::arbitrary(g);
+            }
+            if v >= 16 {
+                o.host = arb_string(g);
+            }
+            if v >= 16 {
+                o.port = i32::arbitrary(g);
+            }
+            if v >= 16 {
+                o.rack = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 12 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -78,6 +78,16 @@ impl Decode for FindCoordinatorRequest {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 4, std::mem::size_of::<String>(), 1),
+        ("String", 5, std::mem::size_of::<String>(), 1),
+        ("String", 6, std::mem::size_of::<String>(), 1),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -104,14 +114,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("String", 4, std::mem::size_of::<String>(), 1),
-        ("String", 5, std::mem::size_of::<String>(), 1),
-        ("String", 6, std::mem::size_of::<String>(), 1),
-    ]
 }

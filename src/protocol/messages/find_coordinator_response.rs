@@ -240,6 +240,16 @@ impl Decode for Coordinator {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("Coordinator", 4, std::mem::size_of::<Coordinator>(), 14),
+        ("Coordinator", 5, std::mem::size_of::<Coordinator>(), 14),
+        ("Coordinator", 6, std::mem::size_of::<Coordinator>(), 14),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -306,14 +316,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("Coordinator", 4, std::mem::size_of::<Coordinator>(), 14),
-        ("Coordinator", 5, std::mem::size_of::<Coordinator>(), 14),
-        ("Coordinator", 6, std::mem::size_of::<Coordinator>(), 14),
-    ]
 }

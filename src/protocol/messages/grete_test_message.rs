@@ -201,6 +201,21 @@ impl Decode for Inner {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("Uuid", 1, std::mem::size_of::<Uuid>(), 16),
+        ("Uuid", 2, std::mem::size_of::<Uuid>(), 16),
+        ("Uuid", 3, std::mem::size_of::<Uuid>(), 16),
+        ("String", 3, std::mem::size_of::<String>(), 1),
+        ("i64", 0, std::mem::size_of::<i64>(), 8),
+        ("i64", 1, std::mem::size_of::<i64>(), 8),
+        ("i64", 2, std::mem::size_of::<i64>(), 8),
+        ("i64", 3, std::mem::size_of::<i64>(), 8),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -251,19 +266,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("Uuid", 1, std::mem::size_of::<Uuid>(), 16),
-        ("Uuid", 2, std::mem::size_of::<Uuid>(), 16),
-        ("Uuid", 3, std::mem::size_of::<Uuid>(), 16),
-        ("String", 3, std::mem::size_of::<String>(), 1),
-        ("i64", 0, std::mem::size_of::<i64>(), 8),
-        ("i64", 1, std::mem::size_of::<i64>(), 8),
-        ("i64", 2, std::mem::size_of::<i64>(), 8),
-        ("i64", 3, std::mem::size_of::<i64>(), 8),
-    ]
 }

@@ -68,6 +68,12 @@ impl Decode for HeartbeatRequest {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -91,10 +97,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![]
 }

@@ -86,6 +86,12 @@ impl Decode for InitProducerIdRequest {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -111,10 +117,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![]
 }

@@ -74,6 +74,12 @@ impl Decode for InitProducerIdResponse {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -95,10 +101,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![]
 }

@@ -151,54 +151,9 @@ impl Decode for JoinGroupRequestProtocol {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl JoinGroupRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.group_id = arb_string(g);
-            o.session_timeout_ms = i32::arbitrary(g);
-            if v >= 1 {
-                o.rebalance_timeout_ms = i32::arbitrary(g);
-            }
-            o.member_id = arb_string(g);
-            if v >= 5 {
-                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            o.protocol_type = arb_string(g);
-            o.protocols = arb_vec(g, &mut |g| JoinGroupRequestProtocol::arb(g, v));
-            if v >= 8 {
-                o.reason = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl JoinGroupRequestProtocol {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.metadata = arb_bytes(g);
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "JoinGroupRequestProtocol",
@@ -261,4 +216,49 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             3,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl JoinGroupRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.group_id = arb_string(g);
+            o.session_timeout_ms = i32::arbitrary(g);
+            if v >= 1 {
+                o.rebalance_timeout_ms = i32::arbitrary(g);
+            }
+            o.member_id = arb_string(g);
+            if v >= 5 {
+                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            o.protocol_type = arb_string(g);
+            o.protocols = arb_vec(g, &mut |g| JoinGroupRequestProtocol::arb(g, v));
+            if v >= 8 {
+                o.reason = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl JoinGroupRequestProtocol {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.metadata = arb_bytes(g);
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

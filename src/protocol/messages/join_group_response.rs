@@ -178,58 +178,9 @@ impl Decode for JoinGroupResponseMember {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl JoinGroupResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 2 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            o.error_code = i16::arbitrary(g);
-            o.generation_id = i32::arbitrary(g);
-            if v >= 7 {
-                o.protocol_type = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            o.protocol_name = arb_opt(g, v >= 7, &mut |g| arb_string(g));
-            o.leader = arb_string(g);
-            if v >= 9 {
-                o.skip_assignment = bool::arbitrary(g);
-            }
-            o.member_id = arb_string(g);
-            o.members = arb_vec(g, &mut |g| JoinGroupResponseMember::arb(g, v));
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl JoinGroupResponseMember {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.member_id = arb_string(g);
-            if v >= 5 {
-                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            o.metadata = arb_bytes(g);
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "JoinGroupResponseMember",
@@ -292,4 +243,53 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             4,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl JoinGroupResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 2 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            o.error_code = i16::arbitrary(g);
+            o.generation_id = i32::arbitrary(g);
+            if v >= 7 {
+                o.protocol_type = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            o.protocol_name = arb_opt(g, v >= 7, &mut |g| arb_string(g));
+            o.leader = arb_string(g);
+            if v >= 9 {
+                o.skip_assignment = bool::arbitrary(g);
+            }
+            o.member_id = arb_string(g);
+            o.members = arb_vec(g, &mut |g| JoinGroupResponseMember::arb(g, v));
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl JoinGroupResponseMember {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.member_id = arb_string(g);
+            if v >= 5 {
+                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            o.metadata = arb_bytes(g);
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

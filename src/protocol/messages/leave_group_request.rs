@@ -129,6 +129,31 @@ impl Decode for MemberIdentity {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "MemberIdentity",
+            3,
+            std::mem::size_of::<MemberIdentity>(),
+            4,
+        ),
+        (
+            "MemberIdentity",
+            4,
+            std::mem::size_of::<MemberIdentity>(),
+            3,
+        ),
+        (
+            "MemberIdentity",
+            5,
+            std::mem::size_of::<MemberIdentity>(),
+            4,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -172,29 +197,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "MemberIdentity",
-            3,
-            std::mem::size_of::<MemberIdentity>(),
-            4,
-        ),
-        (
-            "MemberIdentity",
-            4,
-            std::mem::size_of::<MemberIdentity>(),
-            3,
-        ),
-        (
-            "MemberIdentity",
-            5,
-            std::mem::size_of::<MemberIdentity>(),
-            4,
-        ),
-    ]
 }

@@ -140,6 +140,31 @@ impl Decode for MemberResponse {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "MemberResponse",
+            3,
+            std::mem::size_of::<MemberResponse>(),
+            6,
+        ),
+        (
+            "MemberResponse",
+            4,
+            std::mem::size_of::<MemberResponse>(),
+            5,
+        ),
+        (
+            "MemberResponse",
+            5,
+            std::mem::size_of::<MemberResponse>(),
+            5,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -183,29 +208,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "MemberResponse",
-            3,
-            std::mem::size_of::<MemberResponse>(),
-            6,
-        ),
-        (
-            "MemberResponse",
-            4,
-            std::mem::size_of::<MemberResponse>(),
-            5,
-        ),
-        (
-            "MemberResponse",
-            5,
-            std::mem::size_of::<MemberResponse>(),
-            5,
-        ),
-    ]
 }

@@ -121,6 +121,19 @@ impl Decode for ListedGroup {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("ListedGroup", 0, std::mem::size_of::<ListedGroup>(), 4),
+        ("ListedGroup", 1, std::mem::size_of::<ListedGroup>(), 4),
+        ("ListedGroup", 2, std::mem::size_of::<ListedGroup>(), 4),
+        ("ListedGroup", 3, std::mem::size_of::<ListedGroup>(), 3),
+        ("ListedGroup", 4, std::mem::size_of::<ListedGroup>(), 4),
+        ("ListedGroup", 5, std::mem::size_of::<ListedGroup>(), 5),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -161,17 +174,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("ListedGroup", 0, std::mem::size_of::<ListedGroup>(), 4),
-        ("ListedGroup", 1, std::mem::size_of::<ListedGroup>(), 4),
-        ("ListedGroup", 2, std::mem::size_of::<ListedGroup>(), 4),
-        ("ListedGroup", 3, std::mem::size_of::<ListedGroup>(), 3),
-        ("ListedGroup", 4, std::mem::size_of::<ListedGroup>(), 4),
-        ("ListedGroup", 5, std::mem::size_of::<ListedGroup>(), 5),
-    ]
 }

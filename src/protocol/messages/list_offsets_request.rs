@@ -184,66 +184,9 @@ impl Decode for ListOffsetsPartition {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl ListOffsetsRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.replica_id = i32::arbitrary(g);
-            if v >= 2 {
-                o.isolation_level = i8::arbitrary(g);
-            }
-            o.topics = arb_vec(g, &mut |g| ListOffsetsTopic::arb(g, v));
-            if v >= 10 {
-                o.timeout_ms = i32::arbitrary(g);
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl ListOffsetsTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.partitions = arb_vec(g, &mut |g| ListOffsetsPartition::arb(g, v));
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl ListOffsetsPartition {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition_index = i32::arbitrary(g);
-            if v >= 4 {
-                o.current_leader_epoch = i32::arbitrary(g);
-            }
-            o.timestamp = i64::arbitrary(g);
-            if v <= 0 {
-                o.max_num_offsets = i32::arbitrary(g);
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "ListOffsetsTopic",
@@ -378,4 +321,61 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             17,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl ListOffsetsRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.replica_id = i32::arbitrary(g);
+            if v >= 2 {
+                o.isolation_level = i8::arbitrary(g);
+            }
+            o.topics = arb_vec(g, &mut |g| ListOffsetsTopic::arb(g, v));
+            if v >= 10 {
+                o.timeout_ms = i32::arbitrary(g);
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl ListOffsetsTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.partitions = arb_vec(g, &mut |g| ListOffsetsPartition::arb(g, v));
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl ListOffsetsPartition {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition_index = i32::arbitrary(g);
+            if v >= 4 {
+                o.current_leader_epoch = i32::arbitrary(g);
+            }
+            o.timestamp = i64::arbitrary(g);
+            if v <= 0 {
+                o.max_num_offsets = i32::arbitrary(g);
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -206,68 +206,9 @@ impl Decode for ListOffsetsPartitionResponse {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl ListOffsetsResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 2 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            o.topics = arb_vec(g, &mut |g| ListOffsetsTopicResponse::arb(g, v));
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl ListOffsetsTopicResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.partitions = arb_vec(g, &mut |g| ListOffsetsPartitionResponse::arb(g, v));
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl ListOffsetsPartitionResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition_index = i32::arbitrary(g);
-            o.error_code = i16::arbitrary(g);
-            if v <= 0 {
-                o.old_style_offsets = arb_vec(g, &mut |g| i64::arbitrary(g));
-            }
-            if v >= 1 {
-                o.timestamp = i64::arbitrary(g);
-            }
-            if v >= 1 {
-                o.offset = i64::arbitrary(g);
-            }
-            if v >= 4 {
-                o.leader_epoch = i32::arbitrary(g);
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "ListOffsetsTopicResponse",
@@ -403,4 +344,63 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
         ),
         ("i64", 0, std::mem::size_of::<i64>(), 8),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl ListOffsetsResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 2 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            o.topics = arb_vec(g, &mut |g| ListOffsetsTopicResponse::arb(g, v));
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl ListOffsetsTopicResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.partitions = arb_vec(g, &mut |g| ListOffsetsPartitionResponse::arb(g, v));
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl ListOffsetsPartitionResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition_index = i32::arbitrary(g);
+            o.error_code = i16::arbitrary(g);
+            if v <= 0 {
+                o.old_style_offsets = arb_vec(g, &mut |g| i64::arbitrary(g));
+            }
+            if v >= 1 {
+                o.timestamp = i64::arbitrary(g);
+            }
+            if v >= 1 {
+                o.offset = i64::arbitrary(g);
+            }
+            if v >= 4 {
+                o.leader_epoch = i32::arbitrary(g);
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -182,54 +182,9 @@ impl Decode for MetadataRequestTopic {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl MetadataRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.topics = arb_opt(g, v >= 1, &mut |g| {
-                arb_vec(g, &mut |g| MetadataRequestTopic::arb(g, v))
-            });
-            if v >= 4 {
-                o.allow_auto_topic_creation = bool::arbitrary(g);
-            }
-            if (8..=10).contains(&v) {
-                o.include_cluster_authorized_operations = bool::arbitrary(g);
-            }
-            if v >= 8 {
-                o.include_topic_authorized_operations = bool::arbitrary(g);
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl MetadataRequestTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 10 {
-                o.topic_id = arb_uuid(g);
-            }
-            o.name = arb_opt(g, v >= 10, &mut |g| arb_string(g));
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "MetadataRequestTopic",
@@ -310,4 +265,49 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             18,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl MetadataRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.topics = arb_opt(g, v >= 1, &mut |g| {
+                arb_vec(g, &mut |g| MetadataRequestTopic::arb(g, v))
+            });
+            if v >= 4 {
+                o.allow_auto_topic_creation = bool::arbitrary(g);
+            }
+            if (8..=10).contains(&v) {
+                o.include_cluster_authorized_operations = bool::arbitrary(g);
+            }
+            if v >= 8 {
+                o.include_topic_authorized_operations = bool::arbitrary(g);
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl MetadataRequestTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 10 {
+                o.topic_id = arb_uuid(g);
+            }
+            o.name = arb_opt(g, v >= 10, &mut |g| arb_string(g));
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

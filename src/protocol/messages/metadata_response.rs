@@ -361,101 +361,9 @@ impl Decode for MetadataResponsePartition {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl MetadataResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 3 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            o.brokers = arb_vec(g, &mut |g| MetadataResponseBroker::arb(g, v));
-            if v >= 2 {
-                o.cluster_id = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 1 {
-                o.controller_id = i32::arbitrary(g);
-            }
-            o.topics = arb_vec(g, &mut |g| MetadataResponseTopic::arb(g, v));
-            if (8..=10).contains(&v) {
-                o.cluster_authorized_operations = i32::arbitrary(g);
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl MetadataResponseBroker {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.node_id = i32::arbitrary(g);
-            o.host = arb_string(g);
-            o.port = i32::arbitrary(g);
-            if v >= 1 {
-                o.rack = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl MetadataResponseTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.error_code = i16::arbitrary(g);
-            o.name = arb_opt(g, v >= 12, &mut |g| arb_string(g));
-            if v >= 10 {
-                o.topic_id = arb_uuid(g);
-            }
-            if v >= 1 {
-                o.is_internal = bool::arbitrary(g);
-            }
-            o.partitions = arb_vec(g, &mut |g| MetadataResponsePartition::arb(g, v));
-            if v >= 8 {
-                o.topic_authorized_operations = i32::arbitrary(g);
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl MetadataResponsePartition {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.error_code = i16::arbitrary(g);
-            o.partition_index = i32::arbitrary(g);
-            o.leader_id = i32::arbitrary(g);
-            if v >= 7 {
-                o.leader_epoch = i32::arbitrary(g);
-            }
-            o.replica_nodes = arb_vec(g, &mut |g| i32::arbitrary(g));
-            o.isr_nodes = arb_vec(g, &mut |g| i32::arbitrary(g));
-            if v >= 5 {
-                o.offline_replicas = arb_vec(g, &mut |g| i32::arbitrary(g));
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "MetadataResponseBroker",
@@ -705,4 +613,96 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
         ("i32", 11, std::mem::size_of::<i32>(), 4),
         ("i32", 12, std::mem::size_of::<i32>(), 4),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl MetadataResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 3 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            o.brokers = arb_vec(g, &mut |g| MetadataResponseBroker::arb(g, v));
+            if v >= 2 {
+                o.cluster_id = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 1 {
+                o.controller_id = i32::arbitrary(g);
+            }
+            o.topics = arb_vec(g, &mut |g| MetadataResponseTopic::arb(g, v));
+            if (8..=10).contains(&v) {
+                o.cluster_authorized_operations = i32::arbitrary(g);
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl MetadataResponseBroker {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.node_id = i32::arbitrary(g);
+            o.host = arb_string(g);
+            o.port = i32::arbitrary(g);
+            if v >= 1 {
+                o.rack = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl MetadataResponseTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.error_code = i16::arbitrary(g);
+            o.name = arb_opt(g, v >= 12, &mut |g| arb_string(g));
+            if v >= 10 {
+                o.topic_id = arb_uuid(g);
+            }
+            if v >= 1 {
+                o.is_internal = bool::arbitrary(g);
+            }
+            o.partitions = arb_vec(g, &mut |g| MetadataResponsePartition::arb(g, v));
+            if v >= 8 {
+                o.topic_authorized_operations = i32::arbitrary(g);
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl MetadataResponsePartition {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.error_code = i16::arbitrary(g);
+            o.partition_index = i32::arbitrary(g);
+            o.leader_id = i32::arbitrary(g);
+            if v >= 7 {
+                o.leader_epoch = i32::arbitrary(g);
+            }
+            o.replica_nodes = arb_vec(g, &mut |g| i32::arbitrary(g));
+            o.isr_nodes = arb_vec(g, &mut |g| i32::arbitrary(g));
+            if v >= 5 {
+                o.offline_replicas = arb_vec(g, &mut |g| i32::arbitrary(g));
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

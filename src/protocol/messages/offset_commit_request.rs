@@ -239,73 +239,9 @@ impl Decode for OffsetCommitRequestPartition {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl OffsetCommitRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.group_id = arb_string(g);
-            if v >= 1 {
-                o.generation_id_or_member_epoch = i32::arbitrary(g);
-            }
-            if v >= 1 {
-                o.member_id = arb_string(g);
-            }
-            if v >= 7 {
-                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if (2..=4).contains(&v) {
-                o.retention_time_ms = i64::arbitrary(g);
-            }
-            o.topics = arb_vec(g, &mut |g| OffsetCommitRequestTopic::arb(g, v));
-            if v >= 8 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetCommitRequestTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.partitions = arb_vec(g, &mut |g| OffsetCommitRequestPartition::arb(g, v));
-            if v >= 8 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetCommitRequestPartition {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition_index = i32::arbitrary(g);
-            o.committed_offset = i64::arbitrary(g);
-            if v >= 6 {
-                o.committed_leader_epoch = i32::arbitrary(g);
-            }
-            if v == 1 {
-                o.commit_timestamp = i64::arbitrary(g);
-            }
-            o.committed_metadata = arb_opt(g, true, &mut |g| arb_string(g));
-            if v >= 8 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "OffsetCommitRequestTopic",
@@ -428,4 +364,68 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             18,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl OffsetCommitRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.group_id = arb_string(g);
+            if v >= 1 {
+                o.generation_id_or_member_epoch = i32::arbitrary(g);
+            }
+            if v >= 1 {
+                o.member_id = arb_string(g);
+            }
+            if v >= 7 {
+                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if (2..=4).contains(&v) {
+                o.retention_time_ms = i64::arbitrary(g);
+            }
+            o.topics = arb_vec(g, &mut |g| OffsetCommitRequestTopic::arb(g, v));
+            if v >= 8 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetCommitRequestTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.partitions = arb_vec(g, &mut |g| OffsetCommitRequestPartition::arb(g, v));
+            if v >= 8 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetCommitRequestPartition {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition_index = i32::arbitrary(g);
+            o.committed_offset = i64::arbitrary(g);
+            if v >= 6 {
+                o.committed_leader_epoch = i32::arbitrary(g);
+            }
+            if v == 1 {
+                o.commit_timestamp = i64::arbitrary(g);
+            }
+            o.committed_metadata = arb_opt(g, true, &mut |g| arb_string(g));
+            if v >= 8 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -314,6 +314,95 @@ impl Decode for OffsetFetchRequestTopics {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "OffsetFetchRequestTopic",
+            0,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            1,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            2,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            3,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            4,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            5,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            6,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            3,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            7,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            3,
+        ),
+        (
+            "OffsetFetchRequestGroup",
+            8,
+            std::mem::size_of::<OffsetFetchRequestGroup>(),
+            3,
+        ),
+        (
+            "OffsetFetchRequestGroup",
+            9,
+            std::mem::size_of::<OffsetFetchRequestGroup>(),
+            8,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+        ("i32", 4, std::mem::size_of::<i32>(), 4),
+        ("i32", 5, std::mem::size_of::<i32>(), 4),
+        ("i32", 6, std::mem::size_of::<i32>(), 4),
+        ("i32", 7, std::mem::size_of::<i32>(), 4),
+        (
+            "OffsetFetchRequestTopics",
+            8,
+            std::mem::size_of::<OffsetFetchRequestTopics>(),
+            3,
+        ),
+        (
+            "OffsetFetchRequestTopics",
+            9,
+            std::mem::size_of::<OffsetFetchRequestTopics>(),
+            3,
+        ),
+        ("i32", 8, std::mem::size_of::<i32>(), 4),
+        ("i32", 9, std::mem::size_of::<i32>(), 4),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -401,93 +490,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "OffsetFetchRequestTopic",
-            0,
-            std::mem::size_of::<OffsetFetchRequestTopic>(),
-            6,
-        ),
-        (
-            "OffsetFetchRequestTopic",
-            1,
-            std::mem::size_of::<OffsetFetchRequestTopic>(),
-            6,
-        ),
-        (
-            "OffsetFetchRequestTopic",
-            2,
-            std::mem::size_of::<OffsetFetchRequestTopic>(),
-            6,
-        ),
-        (
-            "OffsetFetchRequestTopic",
-            3,
-            std::mem::size_of::<OffsetFetchRequestTopic>(),
-            6,
-        ),
-        (
-            "OffsetFetchRequestTopic",
-            4,
-            std::mem::size_of::<OffsetFetchRequestTopic>(),
-            6,
-        ),
-        (
-            "OffsetFetchRequestTopic",
-            5,
-            std::mem::size_of::<OffsetFetchRequestTopic>(),
-            6,
-        ),
-        (
-            "OffsetFetchRequestTopic",
-            6,
-            std::mem::size_of::<OffsetFetchRequestTopic>(),
-            3,
-        ),
-        (
-            "OffsetFetchRequestTopic",
-            7,
-            std::mem::size_of::<OffsetFetchRequestTopic>(),
-            3,
-        ),
-        (
-            "OffsetFetchRequestGroup",
-            8,
-            std::mem::size_of::<OffsetFetchRequestGroup>(),
-            3,
-        ),
-        (
-            "OffsetFetchRequestGroup",
-            9,
-            std::mem::size_of::<OffsetFetchRequestGroup>(),
-            8,
-        ),
-        ("i32", 0, std::mem::size_of::<i32>(), 4),
-        ("i32", 1, std::mem::size_of::<i32>(), 4),
-        ("i32", 2, std::mem::size_of::<i32>(), 4),
-        ("i32", 3, std::mem::size_of::<i32>(), 4),
-        ("i32", 4, std::mem::size_of::<i32>(), 4),
-        ("i32", 5, std::mem::size_of::<i32>(), 4),
-        ("i32", 6, std::mem::size_of::<i32>(), 4),
-        ("i32", 7, std::mem::size_of::<i32>(), 4),
-        (
-            "OffsetFetchRequestTopics",
-            8,
-            std::mem::size_of::<OffsetFetchRequestTopics>(),
-            3,
-        ),
-        (
-            "OffsetFetchRequestTopics",
-            9,
-            std::mem::size_of::<OffsetFetchRequestTopics>(),
-            3,
-        ),
-        ("i32", 8, std::mem::size_of::<i32>(), 4),
-        ("i32", 9, std::mem::size_of::<i32>(), 4),
-    ]
 }

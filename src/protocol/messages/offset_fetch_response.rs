@@ -473,141 +473,9 @@ impl Decode for OffsetFetchResponsePartitions {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl OffsetFetchResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 3 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            if v <= 7 {
-                o.topics = arb_vec(g, &mut |g| OffsetFetchResponseTopic::arb(g, v));
-            }
-            if (2..=7).contains(&v) {
-                o.error_code = i16::arbitrary(g);
-            }
-            if v >= 8 {
-                o.groups = arb_vec(g, &mut |g| OffsetFetchResponseGroup::arb(g, v));
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetFetchResponseTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v <= 7 {
-                o.name = arb_string(g);
-            }
-            if v <= 7 {
-                o.partitions = arb_vec(g, &mut |g| OffsetFetchResponsePartition::arb(g, v));
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetFetchResponsePartition {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v <= 7 {
-                o.partition_index = i32::arbitrary(g);
-            }
-            if v <= 7 {
-                o.committed_offset = i64::arbitrary(g);
-            }
-            if (5..=7).contains(&v) {
-                o.committed_leader_epoch = i32::arbitrary(g);
-            }
-            if v <= 7 {
-                o.metadata = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v <= 7 {
-                o.error_code = i16::arbitrary(g);
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetFetchResponseGroup {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 8 {
-                o.group_id = arb_string(g);
-            }
-            if v >= 8 {
-                o.topics = arb_vec(g, &mut |g| OffsetFetchResponseTopics::arb(g, v));
-            }
-            if v >= 8 {
-                o.error_code = i16::arbitrary(g);
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetFetchResponseTopics {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 8 {
-                o.name = arb_string(g);
-            }
-            if v >= 8 {
-                o.partitions = arb_vec(g, &mut |g| OffsetFetchResponsePartitions::arb(g, v));
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetFetchResponsePartitions {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 8 {
-                o.partition_index = i32::arbitrary(g);
-            }
-            if v >= 8 {
-                o.committed_offset = i64::arbitrary(g);
-            }
-            if v >= 8 {
-                o.committed_leader_epoch = i32::arbitrary(g);
-            }
-            if v >= 8 {
-                o.metadata = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 8 {
-                o.error_code = i16::arbitrary(g);
-            }
-            if v >= 6 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "OffsetFetchResponseTopic",
@@ -742,4 +610,136 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             20,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl OffsetFetchResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 3 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            if v <= 7 {
+                o.topics = arb_vec(g, &mut |g| OffsetFetchResponseTopic::arb(g, v));
+            }
+            if (2..=7).contains(&v) {
+                o.error_code = i16::arbitrary(g);
+            }
+            if v >= 8 {
+                o.groups = arb_vec(g, &mut |g| OffsetFetchResponseGroup::arb(g, v));
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetFetchResponseTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v <= 7 {
+                o.name = arb_string(g);
+            }
+            if v <= 7 {
+                o.partitions = arb_vec(g, &mut |g| OffsetFetchResponsePartition::arb(g, v));
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetFetchResponsePartition {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v <= 7 {
+                o.partition_index = i32::arbitrary(g);
+            }
+            if v <= 7 {
+                o.committed_offset = i64::arbitrary(g);
+            }
+            if (5..=7).contains(&v) {
+                o.committed_leader_epoch = i32::arbitrary(g);
+            }
+            if v <= 7 {
+                o.metadata = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v <= 7 {
+                o.error_code = i16::arbitrary(g);
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetFetchResponseGroup {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 8 {
+                o.group_id = arb_string(g);
+            }
+            if v >= 8 {
+                o.topics = arb_vec(g, &mut |g| OffsetFetchResponseTopics::arb(g, v));
+            }
+            if v >= 8 {
+                o.error_code = i16::arbitrary(g);
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetFetchResponseTopics {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 8 {
+                o.name = arb_string(g);
+            }
+            if v >= 8 {
+                o.partitions = arb_vec(g, &mut |g| OffsetFetchResponsePartitions::arb(g, v));
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetFetchResponsePartitions {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 8 {
+                o.partition_index = i32::arbitrary(g);
+            }
+            if v >= 8 {
+                o.committed_offset = i64::arbitrary(g);
+            }
+            if v >= 8 {
+                o.committed_leader_epoch = i32::arbitrary(g);
+            }
+            if v >= 8 {
+                o.metadata = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 8 {
+                o.error_code = i16::arbitrary(g);
+            }
+            if v >= 6 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -175,59 +175,9 @@ impl Decode for OffsetForLeaderPartition {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl OffsetForLeaderEpochRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 3 {
-                o.replica_id = i32::arbitrary(g);
-            }
-            o.topics = arb_vec(g, &mut |g| OffsetForLeaderTopic::arb(g, v));
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetForLeaderTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.topic = arb_string(g);
-            o.partitions = arb_vec(g, &mut |g| OffsetForLeaderPartition::arb(g, v));
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetForLeaderPartition {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition = i32::arbitrary(g);
-            if v >= 2 {
-                o.current_leader_epoch = i32::arbitrary(g);
-            }
-            o.leader_epoch = i32::arbitrary(g);
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "OffsetForLeaderTopic",
@@ -290,4 +240,54 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             13,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl OffsetForLeaderEpochRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 3 {
+                o.replica_id = i32::arbitrary(g);
+            }
+            o.topics = arb_vec(g, &mut |g| OffsetForLeaderTopic::arb(g, v));
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetForLeaderTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.topic = arb_string(g);
+            o.partitions = arb_vec(g, &mut |g| OffsetForLeaderPartition::arb(g, v));
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetForLeaderPartition {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition = i32::arbitrary(g);
+            if v >= 2 {
+                o.current_leader_epoch = i32::arbitrary(g);
+            }
+            o.leader_epoch = i32::arbitrary(g);
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -170,60 +170,9 @@ impl Decode for EpochEndOffset {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl OffsetForLeaderEpochResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 2 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            o.topics = arb_vec(g, &mut |g| OffsetForLeaderTopicResult::arb(g, v));
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl OffsetForLeaderTopicResult {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.topic = arb_string(g);
-            o.partitions = arb_vec(g, &mut |g| EpochEndOffset::arb(g, v));
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl EpochEndOffset {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.error_code = i16::arbitrary(g);
-            o.partition = i32::arbitrary(g);
-            if v >= 1 {
-                o.leader_epoch = i32::arbitrary(g);
-            }
-            o.end_offset = i64::arbitrary(g);
-            if v >= 4 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "OffsetForLeaderTopicResult",
@@ -286,4 +235,55 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             19,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl OffsetForLeaderEpochResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 2 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            o.topics = arb_vec(g, &mut |g| OffsetForLeaderTopicResult::arb(g, v));
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl OffsetForLeaderTopicResult {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.topic = arb_string(g);
+            o.partitions = arb_vec(g, &mut |g| EpochEndOffset::arb(g, v));
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl EpochEndOffset {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.error_code = i16::arbitrary(g);
+            o.partition = i32::arbitrary(g);
+            if v >= 1 {
+                o.leader_epoch = i32::arbitrary(g);
+            }
+            o.end_offset = i64::arbitrary(g);
+            if v >= 4 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -144,58 +144,9 @@ impl Decode for PartitionProduceData {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl ProduceRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 3 {
-                o.transactional_id = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            o.acks = i16::arbitrary(g);
-            o.timeout_ms = i32::arbitrary(g);
-            o.topic_data = arb_vec(g, &mut |g| TopicProduceData::arb(g, v));
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl TopicProduceData {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.partition_data = arb_vec(g, &mut |g| PartitionProduceData::arb(g, v));
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl PartitionProduceData {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.index = i32::arbitrary(g);
-            o.records = arb_opt(g, true, &mut |g| arb_bytes(g));
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "TopicProduceData",
@@ -342,4 +293,53 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             6,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl ProduceRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 3 {
+                o.transactional_id = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            o.acks = i16::arbitrary(g);
+            o.timeout_ms = i32::arbitrary(g);
+            o.topic_data = arb_vec(g, &mut |g| TopicProduceData::arb(g, v));
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl TopicProduceData {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.partition_data = arb_vec(g, &mut |g| PartitionProduceData::arb(g, v));
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl PartitionProduceData {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.index = i32::arbitrary(g);
+            o.records = arb_opt(g, true, &mut |g| arb_bytes(g));
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -428,129 +428,9 @@ impl Decode for NodeEndpoint {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl ProduceResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.responses = arb_vec(g, &mut |g| TopicProduceResponse::arb(g, v));
-            if v >= 1 {
-                o.throttle_time_ms = i32::arbitrary(g);
-            }
-            if v >= 10 {
-                o.node_endpoints = arb_vec(g, &mut |g| NodeEndpoint::arb(g, v));
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 1);
-            }
-            o
-        }
-    }
-
-    impl TopicProduceResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.partition_responses = arb_vec(g, &mut |g| PartitionProduceResponse::arb(g, v));
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl PartitionProduceResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.index = i32::arbitrary(g);
-            o.error_code = i16::arbitrary(g);
-            o.base_offset = i64::arbitrary(g);
-            if v >= 2 {
-                o.log_append_time_ms = i64::arbitrary(g);
-            }
-            if v >= 5 {
-                o.log_start_offset = i64::arbitrary(g);
-            }
-            if v >= 8 {
-                o.record_errors = arb_vec(g, &mut |g| BatchIndexAndErrorMessage::arb(g, v));
-            }
-            if v >= 8 {
-                o.error_message = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 10 {
-                o.current_leader = LeaderIdAndEpoch::arb(g, v);
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 1);
-            }
-            o
-        }
-    }
-
-    impl BatchIndexAndErrorMessage {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 8 {
-                o.batch_index = i32::arbitrary(g);
-            }
-            if v >= 8 {
-                o.batch_index_error_message = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl LeaderIdAndEpoch {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 10 {
-                o.leader_id = i32::arbitrary(g);
-            }
-            if v >= 10 {
-                o.leader_epoch = i32::arbitrary(g);
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl NodeEndpoint {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            if v >= 10 {
-                o.node_id = i32::arbitrary(g);
-            }
-            if v >= 10 {
-                o.host = arb_string(g);
-            }
-            if v >= 10 {
-                o.port = i32::arbitrary(g);
-            }
-            if v >= 10 {
-                o.rack = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            if v >= 9 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "TopicProduceResponse",
@@ -723,4 +603,124 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             6,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl ProduceResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.responses = arb_vec(g, &mut |g| TopicProduceResponse::arb(g, v));
+            if v >= 1 {
+                o.throttle_time_ms = i32::arbitrary(g);
+            }
+            if v >= 10 {
+                o.node_endpoints = arb_vec(g, &mut |g| NodeEndpoint::arb(g, v));
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 1);
+            }
+            o
+        }
+    }
+
+    impl TopicProduceResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.partition_responses = arb_vec(g, &mut |g| PartitionProduceResponse::arb(g, v));
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl PartitionProduceResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.index = i32::arbitrary(g);
+            o.error_code = i16::arbitrary(g);
+            o.base_offset = i64::arbitrary(g);
+            if v >= 2 {
+                o.log_append_time_ms = i64::arbitrary(g);
+            }
+            if v >= 5 {
+                o.log_start_offset = i64::arbitrary(g);
+            }
+            if v >= 8 {
+                o.record_errors = arb_vec(g, &mut |g| BatchIndexAndErrorMessage::arb(g, v));
+            }
+            if v >= 8 {
+                o.error_message = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 10 {
+                o.current_leader = LeaderIdAndEpoch::arb(g, v);
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 1);
+            }
+            o
+        }
+    }
+
+    impl BatchIndexAndErrorMessage {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 8 {
+                o.batch_index = i32::arbitrary(g);
+            }
+            if v >= 8 {
+                o.batch_index_error_message = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl LeaderIdAndEpoch {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 10 {
+                o.leader_id = i32::arbitrary(g);
+            }
+            if v >= 10 {
+                o.leader_epoch = i32::arbitrary(g);
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl NodeEndpoint {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            if v >= 10 {
+                o.node_id = i32::arbitrary(g);
+            }
+            if v >= 10 {
+                o.host = arb_string(g);
+            }
+            if v >= 10 {
+                o.port = i32::arbitrary(g);
+            }
+            if v >= 10 {
+                o.rack = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            if v >= 9 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -56,6 +56,15 @@ impl Decode for SaslHandshakeResponse {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -75,13 +84,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        ("String", 0, std::mem::size_of::<String>(), 2),
-        ("String", 1, std::mem::size_of::<String>(), 2),
-    ]
 }

@@ -131,6 +131,49 @@ impl Decode for SyncGroupRequestAssignment {
     }
 }
 
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "SyncGroupRequestAssignment",
+            0,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            6,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            1,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            6,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            2,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            6,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            3,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            6,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            4,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            3,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            5,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            3,
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod arb {
     #[allow(unused_imports)]
@@ -173,47 +216,4 @@ mod arb {
             o
         }
     }
-}
-
-/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
-#[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
-    vec![
-        (
-            "SyncGroupRequestAssignment",
-            0,
-            std::mem::size_of::<SyncGroupRequestAssignment>(),
-            6,
-        ),
-        (
-            "SyncGroupRequestAssignment",
-            1,
-            std::mem::size_of::<SyncGroupRequestAssignment>(),
-            6,
-        ),
-        (
-            "SyncGroupRequestAssignment",
-            2,
-            std::mem::size_of::<SyncGroupRequestAssignment>(),
-            6,
-        ),
-        (
-            "SyncGroupRequestAssignment",
-            3,
-            std::mem::size_of::<SyncGroupRequestAssignment>(),
-            6,
-        ),
-        (
-            "SyncGroupRequestAssignment",
-            4,
-            std::mem::size_of::<SyncGroupRequestAssignment>(),
-            3,
-        ),
-        (
-            "SyncGroupRequestAssignment",
-            5,
-            std::mem::size_of::<SyncGroupRequestAssignment>(),
-            3,
-        ),
-    ]
 }

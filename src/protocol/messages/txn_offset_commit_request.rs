@@ -232,70 +232,9 @@ impl Decode for TxnOffsetCommitRequestPartition {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl TxnOffsetCommitRequest {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.transactional_id = arb_string(g);
-            o.group_id = arb_string(g);
-            o.producer_id = i64::arbitrary(g);
-            o.producer_epoch = i16::arbitrary(g);
-            if v >= 3 {
-                o.generation_id = i32::arbitrary(g);
-            }
-            if v >= 3 {
-                o.member_id = arb_string(g);
-            }
-            if v >= 3 {
-                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
-            }
-            o.topics = arb_vec(g, &mut |g| TxnOffsetCommitRequestTopic::arb(g, v));
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl TxnOffsetCommitRequestTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.partitions = arb_vec(g, &mut |g| TxnOffsetCommitRequestPartition::arb(g, v));
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl TxnOffsetCommitRequestPartition {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition_index = i32::arbitrary(g);
-            o.committed_offset = i64::arbitrary(g);
-            if v >= 2 {
-                o.committed_leader_epoch = i32::arbitrary(g);
-            }
-            o.committed_metadata = arb_opt(g, true, &mut |g| arb_string(g));
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "TxnOffsetCommitRequestTopic",
@@ -358,4 +297,65 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             18,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl TxnOffsetCommitRequest {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.transactional_id = arb_string(g);
+            o.group_id = arb_string(g);
+            o.producer_id = i64::arbitrary(g);
+            o.producer_epoch = i16::arbitrary(g);
+            if v >= 3 {
+                o.generation_id = i32::arbitrary(g);
+            }
+            if v >= 3 {
+                o.member_id = arb_string(g);
+            }
+            if v >= 3 {
+                o.group_instance_id = arb_opt(g, true, &mut |g| arb_string(g));
+            }
+            o.topics = arb_vec(g, &mut |g| TxnOffsetCommitRequestTopic::arb(g, v));
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl TxnOffsetCommitRequestTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.partitions = arb_vec(g, &mut |g| TxnOffsetCommitRequestPartition::arb(g, v));
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl TxnOffsetCommitRequestPartition {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition_index = i32::arbitrary(g);
+            o.committed_offset = i64::arbitrary(g);
+            if v >= 2 {
+                o.committed_leader_epoch = i32::arbitrary(g);
+            }
+            o.committed_metadata = arb_opt(g, true, &mut |g| arb_string(g));
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }

@@ -140,54 +140,9 @@ impl Decode for TxnOffsetCommitResponsePartition {
     }
 }
 
-#[cfg(test)]
-mod arb {
-    #[allow(unused_imports)]
-    use quickcheck::Arbitrary;
-    use quickcheck::Gen;
-
-    use super::*;
-
-    impl TxnOffsetCommitResponse {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.throttle_time_ms = i32::arbitrary(g);
-            o.topics = arb_vec(g, &mut |g| TxnOffsetCommitResponseTopic::arb(g, v));
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl TxnOffsetCommitResponseTopic {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.name = arb_string(g);
-            o.partitions = arb_vec(g, &mut |g| TxnOffsetCommitResponsePartition::arb(g, v));
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-
-    impl TxnOffsetCommitResponsePartition {
-        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
-            let mut o = Self::default();
-            o.partition_index = i32::arbitrary(g);
-            o.error_code = i16::arbitrary(g);
-            if v >= 3 {
-                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
-            }
-            o
-        }
-    }
-}
-
 /// Per array element type and version: (type, version, size in memory, fewest wire bytes).
 #[cfg(test)]
-pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
     vec![
         (
             "TxnOffsetCommitResponseTopic",
@@ -250,4 +205,49 @@ pub(crate) fn array_elements() -> Vec<(&'static str, i16, usize, usize)> {
             7,
         ),
     ]
+}
+
+#[cfg(test)]
+mod arb {
+    #[allow(unused_imports)]
+    use quickcheck::Arbitrary;
+    use quickcheck::Gen;
+
+    use super::*;
+
+    impl TxnOffsetCommitResponse {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.throttle_time_ms = i32::arbitrary(g);
+            o.topics = arb_vec(g, &mut |g| TxnOffsetCommitResponseTopic::arb(g, v));
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl TxnOffsetCommitResponseTopic {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.name = arb_string(g);
+            o.partitions = arb_vec(g, &mut |g| TxnOffsetCommitResponsePartition::arb(g, v));
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
+
+    impl TxnOffsetCommitResponsePartition {
+        pub(crate) fn arb(g: &mut Gen, v: i16) -> Self {
+            let mut o = Self::default();
+            o.partition_index = i32::arbitrary(g);
+            o.error_code = i16::arbitrary(g);
+            if v >= 3 {
+                o.unknown_tagged_fields = arb_unknown_tags(g, 0);
+            }
+            o
+        }
+    }
 }
