@@ -688,6 +688,57 @@ mod tests {
         }
     }
 
+    quickcheck! {
+        fn unknown_tagged_fields_keep_every_field(fields: Vec<(u32, Vec<u8>)>) -> bool {
+            let raw: Vec<RawTaggedField> = fields
+                .iter()
+                .map(|(tag, data)| RawTaggedField { tag: *tag, data: Bytes::from(data.clone()) })
+                .collect();
+            let kept = UnknownTaggedFields::from(raw);
+            let wire: usize = fields
+                .iter()
+                .map(|(t, d)| unsigned_varint_len(*t) + unsigned_varint_len(d.len() as u32) + d.len())
+                .sum();
+            kept.len() == fields.len()
+                && kept.as_bytes().len() == wire
+                && kept.iter().zip(&fields).all(|((t, d), (ft, fd))| t == *ft && d == &fd[..])
+        }
+    }
+
+    #[test]
+    fn unknown_tagged_fields_decode_canonically_and_print_as_before() {
+        // Two fields: tag 5 written with an overlong varint, and tag 9 with one byte; a
+        // known tag 7 in between is taken by the caller.
+        let mut b = Bytes::from_static(&[3, 0x85, 0x00, 1, 0xaa, 7, 1, 0xbb, 9, 0]);
+        let mut unknown = UnknownTaggedFields::new();
+        let mut seen = Vec::new();
+        get_tagged_fields(&mut b, &mut unknown, &mut |tag, data| {
+            if tag == 7 {
+                seen.push(get_i8(data)?);
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        })
+        .unwrap();
+        assert!(b.is_empty());
+        assert_eq!(seen, [0xbbu8 as i8]);
+        assert_eq!(unknown.as_bytes(), &[5, 1, 0xaa, 9, 0]);
+        assert_eq!(
+            format!("{unknown:?}"),
+            r#"[RawTaggedField { tag: 5, data: b"\xaa" }, RawTaggedField { tag: 9, data: b"" }]"#
+        );
+        let mut out = Vec::new();
+        put_tagged_fields(&mut out, vec![(7, vec![0xbb])], &unknown).unwrap();
+        assert_eq!(out, [3, 5, 1, 0xaa, 7, 1, 0xbb, 9, 0]);
+        // A known field that reuses an unknown one's tag cannot be encoded.
+        assert!(put_tagged_fields(&mut Vec::new(), vec![(9, vec![])], &unknown).is_err());
+        let mut pushed = UnknownTaggedFields::new();
+        pushed.push(5, &[0xaa]).unwrap();
+        pushed.push(9, &[]).unwrap();
+        assert_eq!(pushed, unknown);
+    }
+
     #[test]
     fn zigzag_matches_kafka_examples() {
         // From the Kafka protocol guide's varint description (protobuf zig-zag).
