@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use crate::cluster::Cluster;
+use crate::cluster::{Cluster, ClusterCache};
 use crate::config::{Bootstrap, BrokerAddress, ClientConfig};
 use crate::connection::{Connection, ConnectionEvent, ConnectionState, RequestId, VersionChoice};
 use crate::error::{Error, TransportError, TransportErrorKind};
@@ -125,7 +125,7 @@ struct Op {
 pub struct Client {
     config: ClientConfig,
     rng: Rng,
-    cluster: Cluster,
+    cluster: ClusterCache,
     conns: BTreeMap<ConnectionHandle, Conn>,
     by_addr: BTreeMap<BrokerAddress, ConnectionHandle>,
     backoff: BTreeMap<BrokerAddress, Backoff>,
@@ -172,7 +172,10 @@ impl Client {
         };
         Ok(Client {
             rng: Rng::new(config.rng_seed),
-            cluster: Cluster::new(config.metadata_max_age, config.exclude_internal_topics),
+            cluster: ClusterCache::new(Cluster::new(
+                config.metadata_max_age,
+                config.exclude_internal_topics,
+            )),
             config,
             conns: BTreeMap::new(),
             by_addr: BTreeMap::new(),
@@ -207,6 +210,19 @@ impl Client {
     /// The metadata cache.
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
+    }
+
+    /// The metadata cache as a shared, immutable snapshot: cloning the `Arc` is all it
+    /// costs. Publish a new one only when [`cluster_generation`](Self::cluster_generation)
+    /// moved.
+    pub fn cluster_snapshot(&self) -> std::sync::Arc<Cluster> {
+        self.cluster.snapshot()
+    }
+
+    /// Counts the changes to the metadata cache (updates and invalidations): the snapshot
+    /// is the same as long as this is.
+    pub fn cluster_generation(&self) -> u64 {
+        self.cluster.generation()
     }
 
     /// The state of a connection, if it exists.

@@ -1,7 +1,14 @@
 //! The metadata cache: brokers, controller, topics and partitions (leader, replicas, ISR),
 //! and when to refresh it.
+//!
+//! The core keeps its [`Cluster`] in a [`ClusterCache`]: one immutable, shared snapshot
+//! ([`Arc<Cluster>`]) and a generation number that every change moves. A transport that
+//! shows the cluster to its handles publishes the `Arc` only when the generation changed;
+//! a change copies the cluster at most once (copy on write), however many operations run.
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::protocol::messages::MetadataResponse;
@@ -215,6 +222,62 @@ impl Cluster {
     }
 }
 
+/// The core's [`Cluster`]: an immutable snapshot shared with whoever holds it (a
+/// transport's handles), replaced on write, and a generation number that counts the
+/// changes (Java's `Metadata.updateVersion`).
+///
+/// Reading goes through `Deref`. [`apply`](Self::apply) and
+/// [`invalidate`](Self::invalidate) copy the cluster only when a snapshot handed out by
+/// [`snapshot`](Self::snapshot) is still held, and move the generation.
+#[derive(Debug, Clone)]
+pub struct ClusterCache {
+    current: Arc<Cluster>,
+    generation: u64,
+}
+
+impl ClusterCache {
+    /// A cache holding `cluster`, at generation 0.
+    pub fn new(cluster: Cluster) -> ClusterCache {
+        ClusterCache {
+            current: Arc::new(cluster),
+            generation: 0,
+        }
+    }
+
+    /// The current cluster, shared: holding it costs nothing and never sees later changes.
+    pub fn snapshot(&self) -> Arc<Cluster> {
+        Arc::clone(&self.current)
+    }
+
+    /// How many changes have been made: equal generations mean equal snapshots.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// [`Cluster::apply`], as a new generation.
+    pub fn apply(&mut self, response: &MetadataResponse, all_topics: bool, now: Instant) {
+        self.change().apply(response, all_topics, now);
+    }
+
+    /// [`Cluster::invalidate`], as a new generation.
+    pub fn invalidate(&mut self, reason: impl Into<String>) {
+        self.change().invalidate(reason);
+    }
+
+    fn change(&mut self) -> &mut Cluster {
+        self.generation += 1;
+        Arc::make_mut(&mut self.current)
+    }
+}
+
+impl Deref for ClusterCache {
+    type Target = Cluster;
+
+    fn deref(&self) -> &Cluster {
+        &self.current
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -278,6 +341,35 @@ mod tests {
             ..c.clone()
         };
         assert_eq!(shown.topics().count(), 2);
+    }
+
+    /// Issue #6, item 7: the transports copied the cluster after every operation. The cache
+    /// hands out one shared snapshot, and a change copies it at most once.
+    #[test]
+    fn cluster_cache_copies_once_per_change_not_per_read() {
+        let now = Instant::now();
+        let mut cache = ClusterCache::new(Cluster::new(Duration::from_secs(60), true));
+        cache.apply(&response(), true, now);
+        assert_eq!(cache.generation(), 1);
+        let shown = cache.snapshot();
+        for _ in 0..100 {
+            assert!(Arc::ptr_eq(&shown, &cache.snapshot()));
+            assert_eq!(cache.leader("t", 0), Some(1));
+        }
+        assert_eq!(cache.generation(), 1);
+        // A change while the snapshot is held: the holder keeps what it saw.
+        cache.invalidate("test");
+        assert_eq!(cache.generation(), 2);
+        assert_eq!(shown.stale_reason(), None);
+        assert_eq!(cache.stale_reason(), Some("test"));
+        let second = cache.snapshot();
+        assert!(!Arc::ptr_eq(&shown, &second));
+        // Nobody else holds it: changed in place, no copy.
+        drop((shown, second));
+        let before = Arc::as_ptr(&cache.snapshot());
+        cache.apply(&response(), true, now);
+        assert_eq!(Arc::as_ptr(&cache.snapshot()), before);
+        assert_eq!(cache.generation(), 3);
     }
 
     #[test]

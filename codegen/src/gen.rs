@@ -429,7 +429,7 @@ impl Ctx<'_> {
         out.push_str(
             "/// Tagged fields this version of grete does not know, kept for re-encoding.\n",
         );
-        out.push_str("pub unknown_tagged_fields: Vec<RawTaggedField>,\n}\n\n");
+        out.push_str("pub unknown_tagged_fields: UnknownTaggedFields,\n}\n\n");
         if !trivial {
             let _ = writeln!(
                 out,
@@ -438,7 +438,7 @@ impl Ctx<'_> {
             for f in &s.fields {
                 let _ = writeln!(out, "{}: {},", field_ident(&f.name), default_expr(f).0);
             }
-            out.push_str("unknown_tagged_fields: Vec::new(), } } }\n\n");
+            out.push_str("unknown_tagged_fields: UnknownTaggedFields::new(), } } }\n\n");
         }
         if self.top {
             let _ = writeln!(
@@ -525,7 +525,7 @@ impl Ctx<'_> {
         };
         let _ = writeln!(
             out,
-            "if flex {{ put_tags(buf, {tags}, &self.unknown_tagged_fields) }} else {{ no_tags(&self.unknown_tagged_fields, {name:?}, v) }}\n}}\n}}\n"
+            "if flex {{ put_tagged_fields(buf, {tags}, &self.unknown_tagged_fields) }} else {{ no_tags(&self.unknown_tagged_fields, {name:?}, v) }}\n}}\n}}\n"
         );
 
         // Decode.
@@ -557,9 +557,9 @@ impl Ctx<'_> {
             }
         }
         if tagged.is_empty() {
-            out.push_str("if flex { get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?; }\n");
+            out.push_str("if flex { get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?; }\n");
         } else {
-            out.push_str("if flex { get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| { match tag {\n");
+            out.push_str("if flex { get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| { match tag {\n");
             for f in &tagged {
                 let (tag, tr) = f.tag.unwrap();
                 let id = field_ident(&f.name);
@@ -639,12 +639,93 @@ pub fn message_file(m: &Message) -> String {
     for (i, s) in m.structs.iter().enumerate() {
         Ctx { m, s, top: i == 0 }.gen(&mut out);
     }
+    array_elements(m, &mut out);
     out.push_str("#[cfg(test)]\nmod arb {\n#[allow(unused_imports)]\nuse quickcheck::Arbitrary;\nuse quickcheck::Gen;\n\nuse super::*;\n\n");
     for (i, s) in m.structs.iter().enumerate() {
         Ctx { m, s, top: i == 0 }.gen_arb(&mut out);
     }
     out.push_str("}\n");
     out
+}
+
+fn contains(r: &Range, v: i16) -> bool {
+    r.lo <= v && v <= r.hi
+}
+
+/// The fewest bytes a value of type `t` takes on the wire in version `v` of `m`.
+fn min_wire(m: &Message, t: &Ty, v: i16, compact: bool) -> usize {
+    match t {
+        Ty::Prim(k) => match k.as_str() {
+            "bool" | "int8" => 1,
+            "int16" | "uint16" => 2,
+            "int32" | "uint32" => 4,
+            "int64" | "float64" => 8,
+            "uuid" => 16,
+            "string" if compact => 1,
+            "string" => 2,
+            _ if compact => 1, // bytes, records
+            _ => 4,
+        },
+        Ty::Array(_) if compact => 1,
+        Ty::Array(_) => 4,
+        Ty::Struct(name) => {
+            let s = m
+                .structs
+                .iter()
+                .find(|s| &s.name == name)
+                .expect("struct defined in its message");
+            let flex = contains(&m.flexible, v);
+            let fields: usize = s
+                .fields
+                .iter()
+                .filter(|f| f.tag.is_none() && contains(&f.versions, v))
+                .map(|f| {
+                    if is_opt(f) && matches!(f.ty, Ty::Struct(_)) {
+                        1 // the null marker
+                    } else {
+                        let c = f.flexible.map_or(flex, |r| contains(&r, v));
+                        min_wire(m, &f.ty, v, c)
+                    }
+                })
+                .sum();
+            fields + usize::from(flex)
+        }
+    }
+}
+
+/// A test-only function listing, for each array in `m` and each version, the element's
+/// Rust type, the version, its size in memory and the fewest bytes it takes on the wire:
+/// the most memory a decoded array element can hold per byte read.
+fn array_elements(m: &Message, out: &mut String) {
+    let mut rows = Vec::new();
+    for s in &m.structs {
+        for f in &s.fields {
+            let Ty::Array(inner) = &f.ty else { continue };
+            let present = match f.tag {
+                Some((_, r)) => r.intersect(&m.flexible),
+                None => f.versions,
+            };
+            for v in m.valid.lo..=m.valid.hi {
+                if !contains(&present, v) {
+                    continue;
+                }
+                let flex = contains(&m.flexible, v);
+                let c = f.flexible.map_or(flex, |r| contains(&r, v));
+                let row = (base_ty(inner), v, min_wire(m, inner, v, c));
+                if !rows.contains(&row) {
+                    rows.push(row);
+                }
+            }
+        }
+    }
+    out.push_str(
+        "/// Per array element type and version: (type, version, size in memory, fewest wire bytes).\n\
+         #[cfg(test)]\npub(crate) fn array_elements() -> Vec<ArrayElement> {\nvec![\n",
+    );
+    for (ty, v, min) in rows {
+        let _ = writeln!(out, "({ty:?}, {v}, std::mem::size_of::<{ty}>(), {min}),");
+    }
+    out.push_str("]\n}\n\n");
 }
 
 const UTIL: &str = include_str!("util.rs.txt");
@@ -778,7 +859,8 @@ pub fn mod_file(msgs: &[Message], test_msg: &Message) -> String {
         }
         let _ = writeln!(
             out,
-            "}} }}\n\n/// Decodes a body of API `api_key` in `version`.\n\
+            "}} }}\n\n/// Decodes a body of API `api_key` in `version`. For the memory it holds, see\n\
+             /// [`decode_response`](crate::protocol::header::decode_response).\n\
              pub fn decode(api_key: ApiKey, version: i16, buf: &mut Bytes) -> DecodeResult<Self> {{ Ok(match api_key {{"
         );
         for (q, r, b) in &apis {
@@ -813,5 +895,18 @@ pub fn mod_file(msgs: &[Message], test_msg: &Message) -> String {
         );
     }
     out.push_str("}\n");
+    // The memory an array element holds per wire byte, for every message.
+    out.push_str(
+        "\n#[cfg(test)]\nmod memory {\n#[test]\nfn decoded_array_elements_hold_bounded_bytes_per_wire_byte() {\nlet mut rows = Vec::new();\n",
+    );
+    for m in msgs.iter().chain([test_msg]) {
+        let _ = writeln!(
+            out,
+            "rows.extend(super::{}::array_elements().into_iter().map(|r| ({:?}, r)));",
+            snake(&m.name),
+            m.name
+        );
+    }
+    out.push_str("super::util::check_array_elements(&rows);\n}\n}\n");
     out
 }

@@ -49,6 +49,24 @@ pub fn peek_correlation_id(frame: &[u8]) -> Result<i32, DecodeError> {
 
 /// Decodes a response frame (without its size prefix) to `R`, sent in `version`: returns
 /// the header and the body. All of the frame must be used.
+///
+/// # Memory
+///
+/// What a decoded response holds is bounded by its size on the wire: every array element
+/// holds at most [`MAX_DECODED_BYTES_PER_WIRE_BYTE`] (40) bytes per byte it takes in the
+/// frame (a generated test checks every message and version), strings and unknown tagged
+/// fields hold their own bytes once, and `bytes`/`records` fields share the frame. The worst
+/// case is a list of near-empty structs: ListGroups v3 groups with empty names, 3 bytes on
+/// the wire for a 112-byte struct (measured: 37 bytes held per wire byte). So a frame of
+/// `max_frame_size` bytes (100 MiB by default) holds at most about 3.7 GiB once decoded, plus
+/// the frame itself while `bytes` fields share it; vectors longer than 1024 elements may
+/// briefly need up to twice their final size while they grow. Real responses are far from
+/// the worst case: a Metadata partition holds 6 bytes per wire byte decoded, 4 in the
+/// [`Cluster`](crate::cluster::Cluster) cache (measured). A tagged-field section may keep at most
+/// [`MAX_UNKNOWN_TAGGED_FIELDS`] unknown fields; more is a [`DecodeError::Malformed`].
+///
+/// [`MAX_DECODED_BYTES_PER_WIRE_BYTE`]: super::primitives::MAX_DECODED_BYTES_PER_WIRE_BYTE
+/// [`MAX_UNKNOWN_TAGGED_FIELDS`]: super::primitives::MAX_UNKNOWN_TAGGED_FIELDS
 pub fn decode_response<R: Request>(
     mut frame: Bytes,
     version: i16,

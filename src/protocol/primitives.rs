@@ -6,7 +6,9 @@
 //! byte fields can be zero-copy slices of the received frame. Every read checks what is
 //! left first, so no input can panic. Encoding appends to a caller-owned `Vec<u8>`.
 //!
-//! Lengths read from the wire are never trusted for allocation: see [`prealloc`].
+//! Lengths read from the wire are never trusted for allocation: see [`prealloc`]. What a
+//! decoded message holds is bounded per byte read: see [`MAX_DECODED_BYTES_PER_WIRE_BYTE`]
+//! and [`UnknownTaggedFields`].
 
 use bytes::{Buf, Bytes};
 
@@ -28,6 +30,14 @@ pub trait Decode: Sized {
     /// Reads one value, as `version` lays it out, from the front of `buf`, advancing it.
     fn decode(buf: &mut Bytes, version: i16) -> DecodeResult<Self>;
 }
+
+/// The most bytes of memory a decoded message holds per byte of its encoding, beyond the
+/// top-level value itself (and the frame, which `bytes` fields share): the largest
+/// in-memory size of an array element over its smallest wire size, for every generated
+/// message and version, is under this (37.3, ListGroups v3 groups), as a generated test
+/// checks. See [`decode_response`](super::header::decode_response) for what it means for a
+/// whole frame.
+pub const MAX_DECODED_BYTES_PER_WIRE_BYTE: usize = 40;
 
 /// The most elements a decoder reserves room for up front, whatever the wire says. Larger
 /// arrays grow as their elements are actually decoded, each of which consumes input.
@@ -287,6 +297,8 @@ pub fn get_nullable_array<T>(
     for _ in 0..n {
         out.push(item(buf)?);
     }
+    // Past the preallocation the vector grew by doubling: hold what was read, no more.
+    out.shrink_to_fit();
     Ok(Some(out))
 }
 
@@ -375,6 +387,146 @@ pub struct RawTaggedField {
     pub data: Bytes,
 }
 
+/// The most unknown tagged fields one tagged-field section may hold: more is a decode
+/// error. Kafka adds tagged fields a few at a time; a section with hundreds is an attack
+/// (each costs work to sort and re-encode), not a newer broker.
+pub const MAX_UNKNOWN_TAGGED_FIELDS: usize = 64;
+
+/// The tagged fields of one section that this version of grete does not know, kept so that
+/// they can be re-encoded: their canonical wire form (tag, size, data of each, in ascending
+/// tag order once decoded) in one boxed slice.
+///
+/// This costs 16 bytes inline and, only when there are unknown fields, one allocation of
+/// exactly their wire size: a section cannot make the decoder hold more than it read (the
+/// representation as a `Vec` of [`RawTaggedField`] held 40 bytes per field of 2 bytes).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct UnknownTaggedFields {
+    raw: Box<[u8]>,
+}
+
+impl UnknownTaggedFields {
+    /// No fields.
+    pub fn new() -> UnknownTaggedFields {
+        UnknownTaggedFields::default()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.raw.is_empty()
+    }
+
+    /// How many there are.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// The fields' wire bytes: tag, size and data of each.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.raw
+    }
+
+    /// Each field's tag and data, in the order kept.
+    pub fn iter(&self) -> UnknownTaggedFieldsIter<'_> {
+        UnknownTaggedFieldsIter { rest: &self.raw }
+    }
+
+    /// Adds a field (encoding sorts fields by tag, and refuses a tag used twice).
+    pub fn push(&mut self, tag: u32, data: &[u8]) -> Result<(), EncodeError> {
+        let mut raw = std::mem::take(&mut self.raw).into_vec();
+        put_raw_tagged_field(&mut raw, tag, data)?;
+        self.raw = raw.into_boxed_slice();
+        Ok(())
+    }
+}
+
+fn put_raw_tagged_field(buf: &mut Vec<u8>, tag: u32, data: &[u8]) -> EncodeResult {
+    let size = u32::try_from(data.len()).map_err(|_| EncodeError::TooLong("tagged field"))?;
+    put_unsigned_varint(buf, tag);
+    put_unsigned_varint(buf, size);
+    buf.extend_from_slice(data);
+    Ok(())
+}
+
+/// Reads a varint of a raw field list that [`UnknownTaggedFields`] wrote itself.
+fn split_varint(rest: &mut &[u8]) -> u32 {
+    let mut value = 0u32;
+    for (i, b) in rest.iter().enumerate().take(5) {
+        value |= u32::from(b & 0x7f) << (7 * i);
+        if b & 0x80 == 0 {
+            *rest = &rest[i + 1..];
+            return value;
+        }
+    }
+    // Unreachable for what `UnknownTaggedFields` writes; ends the iteration otherwise.
+    *rest = &[];
+    value
+}
+
+/// The fields of an [`UnknownTaggedFields`]: `(tag, data)` pairs.
+#[derive(Debug, Clone)]
+pub struct UnknownTaggedFieldsIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for UnknownTaggedFieldsIter<'a> {
+    type Item = (u32, &'a [u8]);
+
+    fn next(&mut self) -> Option<(u32, &'a [u8])> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let tag = split_varint(&mut self.rest);
+        let size = (split_varint(&mut self.rest) as usize).min(self.rest.len());
+        let (data, rest) = self.rest.split_at(size);
+        self.rest = rest;
+        Some((tag, data))
+    }
+}
+
+impl<'a> IntoIterator for &'a UnknownTaggedFields {
+    type Item = (u32, &'a [u8]);
+    type IntoIter = UnknownTaggedFieldsIter<'a>;
+
+    fn into_iter(self) -> UnknownTaggedFieldsIter<'a> {
+        self.iter()
+    }
+}
+
+impl std::fmt::Debug for UnknownTaggedFields {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.iter().map(|(tag, data)| RawTaggedField {
+                tag,
+                data: Bytes::copy_from_slice(data),
+            }))
+            .finish()
+    }
+}
+
+impl From<Vec<RawTaggedField>> for UnknownTaggedFields {
+    /// # Panics
+    ///
+    /// If a field is longer than 4 GiB, which no tagged field can be.
+    fn from(fields: Vec<RawTaggedField>) -> UnknownTaggedFields {
+        fields.into_iter().collect()
+    }
+}
+
+impl FromIterator<RawTaggedField> for UnknownTaggedFields {
+    /// # Panics
+    ///
+    /// If a field is longer than 4 GiB, which no tagged field can be.
+    fn from_iter<I: IntoIterator<Item = RawTaggedField>>(fields: I) -> UnknownTaggedFields {
+        let mut raw = Vec::new();
+        for f in fields {
+            put_raw_tagged_field(&mut raw, f.tag, &f.data).expect("a tagged field under 4 GiB");
+        }
+        UnknownTaggedFields {
+            raw: raw.into_boxed_slice(),
+        }
+    }
+}
+
 /// Reads the header of a tagged-field section: how many tagged fields follow.
 #[inline]
 pub fn get_tagged_count(buf: &mut Bytes) -> DecodeResult<u32> {
@@ -393,6 +545,73 @@ pub fn get_tagged_field(buf: &mut Bytes) -> DecodeResult<RawTaggedField> {
     let size = get_unsigned_varint(buf)? as usize;
     let data = take(buf, size)?;
     Ok(RawTaggedField { tag, data })
+}
+
+/// Reads a tagged-field section. `known` decodes a field it knows from the field's bytes
+/// (which it must consume entirely) and returns `false` for the others, which are kept in
+/// `unknown`, at most [`MAX_UNKNOWN_TAGGED_FIELDS`] of them.
+///
+/// Tags must come in strictly ascending order (KIP-482): a repeated tag cannot silently
+/// replace an earlier value, and decoding stays canonical.
+pub fn get_tagged_fields(
+    buf: &mut Bytes,
+    unknown: &mut UnknownTaggedFields,
+    known: &mut dyn FnMut(u32, &mut Bytes) -> DecodeResult<bool>,
+) -> DecodeResult<()> {
+    let n = get_tagged_count(buf)?;
+    let mut last: Option<u32> = None;
+    let mut raw = Vec::new();
+    let mut kept = 0;
+    for _ in 0..n {
+        let mut f = get_tagged_field(buf)?;
+        if last.is_some_and(|l| f.tag <= l) {
+            return Err(DecodeError::Malformed(
+                "tagged fields out of order or repeated",
+            ));
+        }
+        last = Some(f.tag);
+        if known(f.tag, &mut f.data)? {
+            expect_end(&f.data)?;
+        } else {
+            kept += 1;
+            if kept > MAX_UNKNOWN_TAGGED_FIELDS {
+                return Err(DecodeError::Malformed("too many unknown tagged fields"));
+            }
+            // Cannot fail: the size was read as a u32.
+            put_raw_tagged_field(&mut raw, f.tag, &f.data)
+                .map_err(|_| DecodeError::Malformed("tagged field"))?;
+        }
+    }
+    if !raw.is_empty() {
+        let mut all = std::mem::take(&mut unknown.raw).into_vec();
+        all.extend_from_slice(&raw);
+        unknown.raw = all.into_boxed_slice();
+    }
+    Ok(())
+}
+
+/// Writes a tagged-field section: the `known` fields (tag and encoded body) and the
+/// `unknown` ones together, in ascending tag order. A tag used twice is an error.
+pub fn put_tagged_fields(
+    buf: &mut Vec<u8>,
+    known: Vec<(u32, Vec<u8>)>,
+    unknown: &UnknownTaggedFields,
+) -> EncodeResult {
+    let mut all: Vec<(u32, &[u8])> = known.iter().map(|(t, d)| (*t, &d[..])).collect();
+    all.extend(unknown.iter());
+    all.sort_by_key(|f| f.0);
+    if all.windows(2).any(|w| w[0].0 == w[1].0) {
+        // An unknown field that reuses a tag: the peer would read the tag twice.
+        return Err(EncodeError::Invalid(
+            "duplicate tag in a tagged-field section",
+        ));
+    }
+    let count = u32::try_from(all.len()).map_err(|_| EncodeError::TooLong("tagged fields"))?;
+    put_unsigned_varint(buf, count);
+    for (tag, data) in all {
+        put_raw_tagged_field(buf, tag, data)?;
+    }
+    Ok(())
 }
 
 /// Writes one tagged field whose body `body` encodes: tag, size, then the body.
@@ -467,6 +686,57 @@ mod tests {
             let mut b = Bytes::copy_from_slice(&out[..cut]);
             get_string(&mut b, true).is_err()
         }
+    }
+
+    quickcheck! {
+        fn unknown_tagged_fields_keep_every_field(fields: Vec<(u32, Vec<u8>)>) -> bool {
+            let raw: Vec<RawTaggedField> = fields
+                .iter()
+                .map(|(tag, data)| RawTaggedField { tag: *tag, data: Bytes::from(data.clone()) })
+                .collect();
+            let kept = UnknownTaggedFields::from(raw);
+            let wire: usize = fields
+                .iter()
+                .map(|(t, d)| unsigned_varint_len(*t) + unsigned_varint_len(d.len() as u32) + d.len())
+                .sum();
+            kept.len() == fields.len()
+                && kept.as_bytes().len() == wire
+                && kept.iter().zip(&fields).all(|((t, d), (ft, fd))| t == *ft && d == &fd[..])
+        }
+    }
+
+    #[test]
+    fn unknown_tagged_fields_decode_canonically_and_print_as_before() {
+        // Two fields: tag 5 written with an overlong varint, and tag 9 with one byte; a
+        // known tag 7 in between is taken by the caller.
+        let mut b = Bytes::from_static(&[3, 0x85, 0x00, 1, 0xaa, 7, 1, 0xbb, 9, 0]);
+        let mut unknown = UnknownTaggedFields::new();
+        let mut seen = Vec::new();
+        get_tagged_fields(&mut b, &mut unknown, &mut |tag, data| {
+            if tag == 7 {
+                seen.push(get_i8(data)?);
+                Ok(true)
+            } else {
+                Ok(false)
+            }
+        })
+        .unwrap();
+        assert!(b.is_empty());
+        assert_eq!(seen, [0xbbu8 as i8]);
+        assert_eq!(unknown.as_bytes(), &[5, 1, 0xaa, 9, 0]);
+        assert_eq!(
+            format!("{unknown:?}"),
+            r#"[RawTaggedField { tag: 5, data: b"\xaa" }, RawTaggedField { tag: 9, data: b"" }]"#
+        );
+        let mut out = Vec::new();
+        put_tagged_fields(&mut out, vec![(7, vec![0xbb])], &unknown).unwrap();
+        assert_eq!(out, [3, 5, 1, 0xaa, 7, 1, 0xbb, 9, 0]);
+        // A known field that reuses an unknown one's tag cannot be encoded.
+        assert!(put_tagged_fields(&mut Vec::new(), vec![(9, vec![])], &unknown).is_err());
+        let mut pushed = UnknownTaggedFields::new();
+        pushed.push(5, &[0xaa]).unwrap();
+        pushed.push(9, &[]).unwrap();
+        assert_eq!(pushed, unknown);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub struct AddPartitionsToTxnRequest {
     /// The partitions to add to the transaction.
     pub v3_and_below_topics: Vec<AddPartitionsToTxnTopic>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl AddPartitionsToTxnRequest {
@@ -82,7 +82,7 @@ impl Encode for AddPartitionsToTxnRequest {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "AddPartitionsToTxnRequest", v)
         }
@@ -114,7 +114,7 @@ impl Decode for AddPartitionsToTxnRequest {
             })?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -134,7 +134,7 @@ pub struct AddPartitionsToTxnTransaction {
     /// The partitions to add to the transaction.
     pub topics: Vec<AddPartitionsToTxnTopic>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for AddPartitionsToTxnTransaction {
@@ -182,7 +182,7 @@ impl Encode for AddPartitionsToTxnTransaction {
             return Err(unsupported("AddPartitionsToTxnTransaction", "topics", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -215,7 +215,7 @@ impl Decode for AddPartitionsToTxnTransaction {
             })?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -228,7 +228,7 @@ pub struct AddPartitionsToTxnTopic {
     /// The partition indexes to add to the transaction
     pub partitions: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for AddPartitionsToTxnTopic {
@@ -240,7 +240,7 @@ impl Encode for AddPartitionsToTxnTopic {
             Ok(())
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "AddPartitionsToTxnTopic", v)
         }
@@ -254,10 +254,71 @@ impl Decode for AddPartitionsToTxnTopic {
         o.name = get_string(buf, flex)?;
         o.partitions = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "AddPartitionsToTxnTransaction",
+            4,
+            std::mem::size_of::<AddPartitionsToTxnTransaction>(),
+            14,
+        ),
+        (
+            "AddPartitionsToTxnTransaction",
+            5,
+            std::mem::size_of::<AddPartitionsToTxnTransaction>(),
+            14,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            0,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            1,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            2,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            3,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            4,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnTopic",
+            5,
+            std::mem::size_of::<AddPartitionsToTxnTopic>(),
+            3,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+        ("i32", 4, std::mem::size_of::<i32>(), 4),
+        ("i32", 5, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

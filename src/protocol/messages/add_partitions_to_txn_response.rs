@@ -20,7 +20,7 @@ pub struct AddPartitionsToTxnResponse {
     /// The results for each topic.
     pub results_by_topic_v3_and_below: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl AddPartitionsToTxnResponse {
@@ -66,7 +66,7 @@ impl Encode for AddPartitionsToTxnResponse {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "AddPartitionsToTxnResponse", v)
         }
@@ -93,7 +93,7 @@ impl Decode for AddPartitionsToTxnResponse {
             })?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -107,7 +107,7 @@ pub struct AddPartitionsToTxnResult {
     /// The results for each topic.
     pub topic_results: Vec<AddPartitionsToTxnTopicResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for AddPartitionsToTxnResult {
@@ -130,7 +130,7 @@ impl Encode for AddPartitionsToTxnResult {
             return Err(unsupported("AddPartitionsToTxnResult", "topic_results", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "AddPartitionsToTxnResult", v)
         }
@@ -150,7 +150,7 @@ impl Decode for AddPartitionsToTxnResult {
             })?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -163,7 +163,7 @@ pub struct AddPartitionsToTxnTopicResult {
     /// The results for each partition
     pub results_by_partition: Vec<AddPartitionsToTxnPartitionResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for AddPartitionsToTxnTopicResult {
@@ -174,7 +174,7 @@ impl Encode for AddPartitionsToTxnTopicResult {
             e.encode(buf, v)
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -194,7 +194,7 @@ impl Decode for AddPartitionsToTxnTopicResult {
             AddPartitionsToTxnPartitionResult::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -207,7 +207,7 @@ pub struct AddPartitionsToTxnPartitionResult {
     /// The response error code.
     pub partition_error_code: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for AddPartitionsToTxnPartitionResult {
@@ -216,7 +216,7 @@ impl Encode for AddPartitionsToTxnPartitionResult {
         put_i32(buf, self.partition_index);
         put_i16(buf, self.partition_error_code);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -234,10 +234,101 @@ impl Decode for AddPartitionsToTxnPartitionResult {
         o.partition_index = get_i32(buf)?;
         o.partition_error_code = get_i16(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "AddPartitionsToTxnResult",
+            4,
+            std::mem::size_of::<AddPartitionsToTxnResult>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnResult",
+            5,
+            std::mem::size_of::<AddPartitionsToTxnResult>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnTopicResult",
+            0,
+            std::mem::size_of::<AddPartitionsToTxnTopicResult>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopicResult",
+            1,
+            std::mem::size_of::<AddPartitionsToTxnTopicResult>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopicResult",
+            2,
+            std::mem::size_of::<AddPartitionsToTxnTopicResult>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnTopicResult",
+            3,
+            std::mem::size_of::<AddPartitionsToTxnTopicResult>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnTopicResult",
+            4,
+            std::mem::size_of::<AddPartitionsToTxnTopicResult>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnTopicResult",
+            5,
+            std::mem::size_of::<AddPartitionsToTxnTopicResult>(),
+            3,
+        ),
+        (
+            "AddPartitionsToTxnPartitionResult",
+            0,
+            std::mem::size_of::<AddPartitionsToTxnPartitionResult>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnPartitionResult",
+            1,
+            std::mem::size_of::<AddPartitionsToTxnPartitionResult>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnPartitionResult",
+            2,
+            std::mem::size_of::<AddPartitionsToTxnPartitionResult>(),
+            6,
+        ),
+        (
+            "AddPartitionsToTxnPartitionResult",
+            3,
+            std::mem::size_of::<AddPartitionsToTxnPartitionResult>(),
+            7,
+        ),
+        (
+            "AddPartitionsToTxnPartitionResult",
+            4,
+            std::mem::size_of::<AddPartitionsToTxnPartitionResult>(),
+            7,
+        ),
+        (
+            "AddPartitionsToTxnPartitionResult",
+            5,
+            std::mem::size_of::<AddPartitionsToTxnPartitionResult>(),
+            7,
+        ),
+    ]
 }
 
 #[cfg(test)]

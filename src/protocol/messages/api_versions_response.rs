@@ -26,7 +26,7 @@ pub struct ApiVersionsResponse {
     /// Set by a KRaft controller if the required configurations for ZK migration are present
     pub zk_migration_ready: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ApiVersionsResponse {
@@ -39,7 +39,7 @@ impl Default for ApiVersionsResponse {
             finalized_features_epoch: -1,
             finalized_features: Vec::new(),
             zk_migration_ready: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -104,7 +104,7 @@ impl Encode for ApiVersionsResponse {
             return Err(unsupported("ApiVersionsResponse", "zk_migration_ready", v));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ApiVersionsResponse", v)
         }
@@ -122,7 +122,7 @@ impl Decode for ApiVersionsResponse {
             o.throttle_time_ms = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     0 if v >= 3 => {
                         o.supported_features =
@@ -153,7 +153,7 @@ pub struct ApiVersion {
     /// The maximum supported version, inclusive.
     pub max_version: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for ApiVersion {
@@ -163,7 +163,7 @@ impl Encode for ApiVersion {
         put_i16(buf, self.min_version);
         put_i16(buf, self.max_version);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ApiVersion", v)
         }
@@ -178,7 +178,7 @@ impl Decode for ApiVersion {
         o.min_version = get_i16(buf)?;
         o.max_version = get_i16(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -194,7 +194,7 @@ pub struct SupportedFeatureKey {
     /// The maximum supported version for the feature.
     pub max_version: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for SupportedFeatureKey {
@@ -216,7 +216,7 @@ impl Encode for SupportedFeatureKey {
             return Err(unsupported("SupportedFeatureKey", "max_version", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "SupportedFeatureKey", v)
         }
@@ -237,7 +237,7 @@ impl Decode for SupportedFeatureKey {
             o.max_version = get_i16(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -253,7 +253,7 @@ pub struct FinalizedFeatureKey {
     /// The cluster-wide finalized min version level for the feature.
     pub min_version_level: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for FinalizedFeatureKey {
@@ -275,7 +275,7 @@ impl Encode for FinalizedFeatureKey {
             return Err(unsupported("FinalizedFeatureKey", "min_version_level", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "FinalizedFeatureKey", v)
         }
@@ -296,10 +296,46 @@ impl Decode for FinalizedFeatureKey {
             o.min_version_level = get_i16(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("ApiVersion", 0, std::mem::size_of::<ApiVersion>(), 6),
+        ("ApiVersion", 1, std::mem::size_of::<ApiVersion>(), 6),
+        ("ApiVersion", 2, std::mem::size_of::<ApiVersion>(), 6),
+        ("ApiVersion", 3, std::mem::size_of::<ApiVersion>(), 7),
+        ("ApiVersion", 4, std::mem::size_of::<ApiVersion>(), 7),
+        (
+            "SupportedFeatureKey",
+            3,
+            std::mem::size_of::<SupportedFeatureKey>(),
+            6,
+        ),
+        (
+            "SupportedFeatureKey",
+            4,
+            std::mem::size_of::<SupportedFeatureKey>(),
+            6,
+        ),
+        (
+            "FinalizedFeatureKey",
+            3,
+            std::mem::size_of::<FinalizedFeatureKey>(),
+            6,
+        ),
+        (
+            "FinalizedFeatureKey",
+            4,
+            std::mem::size_of::<FinalizedFeatureKey>(),
+            6,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -32,7 +32,7 @@ pub struct ConsumerGroupHeartbeatRequest {
     /// null if it didn't change since the last heartbeat; the partitions owned by the member.
     pub topic_partitions: Option<Vec<TopicPartitions>>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerGroupHeartbeatRequest {
@@ -48,7 +48,7 @@ impl Default for ConsumerGroupHeartbeatRequest {
             subscribed_topic_regex: None,
             server_assignor: None,
             topic_partitions: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -93,7 +93,7 @@ impl Encode for ConsumerGroupHeartbeatRequest {
             &mut |buf, e| e.encode(buf, v),
         )?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -122,7 +122,7 @@ impl Decode for ConsumerGroupHeartbeatRequest {
         o.server_assignor = get_nullable_string(buf, flex)?;
         o.topic_partitions = get_opt_vec(buf, flex, &mut |buf| TopicPartitions::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -136,7 +136,7 @@ pub struct TopicPartitions {
     /// The partitions.
     pub partitions: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TopicPartitions {
@@ -148,7 +148,7 @@ impl Encode for TopicPartitions {
             Ok(())
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "TopicPartitions", v)
         }
@@ -162,10 +162,33 @@ impl Decode for TopicPartitions {
         o.topic_id = get_uuid(buf)?;
         o.partitions = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 0, std::mem::size_of::<String>(), 1),
+        ("String", 1, std::mem::size_of::<String>(), 1),
+        (
+            "TopicPartitions",
+            0,
+            std::mem::size_of::<TopicPartitions>(),
+            18,
+        ),
+        (
+            "TopicPartitions",
+            1,
+            std::mem::size_of::<TopicPartitions>(),
+            18,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

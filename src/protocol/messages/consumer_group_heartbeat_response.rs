@@ -26,7 +26,7 @@ pub struct ConsumerGroupHeartbeatResponse {
     /// null if not provided; the assignment otherwise.
     pub assignment: Option<Assignment>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ConsumerGroupHeartbeatResponse {
@@ -48,7 +48,7 @@ impl Encode for ConsumerGroupHeartbeatResponse {
         put_i32(buf, self.heartbeat_interval_ms);
         put_opt_struct(buf, self.assignment.as_ref(), v)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -72,7 +72,7 @@ impl Decode for ConsumerGroupHeartbeatResponse {
         o.heartbeat_interval_ms = get_i32(buf)?;
         o.assignment = get_opt_struct(buf, v)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -84,7 +84,7 @@ pub struct Assignment {
     /// The partitions assigned to the member that can be used immediately.
     pub topic_partitions: Vec<TopicPartitions>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for Assignment {
@@ -94,7 +94,7 @@ impl Encode for Assignment {
             e.encode(buf, v)
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "Assignment", v)
         }
@@ -107,7 +107,7 @@ impl Decode for Assignment {
         let mut o = Self::default();
         o.topic_partitions = get_vec(buf, flex, &mut |buf| TopicPartitions::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -120,7 +120,7 @@ pub struct TopicPartitions {
     /// The partitions.
     pub partitions: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TopicPartitions {
@@ -132,7 +132,7 @@ impl Encode for TopicPartitions {
             Ok(())
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "TopicPartitions", v)
         }
@@ -146,10 +146,31 @@ impl Decode for TopicPartitions {
         o.topic_id = get_uuid(buf)?;
         o.partitions = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "TopicPartitions",
+            0,
+            std::mem::size_of::<TopicPartitions>(),
+            18,
+        ),
+        (
+            "TopicPartitions",
+            1,
+            std::mem::size_of::<TopicPartitions>(),
+            18,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ pub struct ConsumerProtocolAssignment {
     pub assigned_partitions: Vec<TopicPartition>,
     pub user_data: Option<Bytes>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ConsumerProtocolAssignment {
@@ -33,7 +33,7 @@ impl Encode for ConsumerProtocolAssignment {
         })?;
         put_nullable_bytes(buf, self.user_data.as_deref(), flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ConsumerProtocolAssignment", v)
         }
@@ -48,7 +48,7 @@ impl Decode for ConsumerProtocolAssignment {
         o.assigned_partitions = get_vec(buf, flex, &mut |buf| TopicPartition::decode(buf, v))?;
         o.user_data = get_nullable_bytes(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -59,7 +59,7 @@ pub struct TopicPartition {
     pub topic: String,
     pub partitions: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TopicPartition {
@@ -71,7 +71,7 @@ impl Encode for TopicPartition {
             Ok(())
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "TopicPartition", v)
         }
@@ -85,10 +85,45 @@ impl Decode for TopicPartition {
         o.topic = get_string(buf, flex)?;
         o.partitions = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "TopicPartition",
+            0,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            1,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            2,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            3,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub struct ConsumerProtocolSubscription {
     pub generation_id: i32,
     pub rack_id: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ConsumerProtocolSubscription {
@@ -28,7 +28,7 @@ impl Default for ConsumerProtocolSubscription {
             owned_partitions: Vec::new(),
             generation_id: -1,
             rack_id: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -74,7 +74,7 @@ impl Encode for ConsumerProtocolSubscription {
             return Err(unsupported("ConsumerProtocolSubscription", "rack_id", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -102,7 +102,7 @@ impl Decode for ConsumerProtocolSubscription {
             o.rack_id = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -113,7 +113,7 @@ pub struct TopicPartition {
     pub topic: String,
     pub partitions: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TopicPartition {
@@ -133,7 +133,7 @@ impl Encode for TopicPartition {
             return Err(unsupported("TopicPartition", "partitions", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "TopicPartition", v)
         }
@@ -151,10 +151,42 @@ impl Decode for TopicPartition {
             o.partitions = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+        ("String", 2, std::mem::size_of::<String>(), 2),
+        ("String", 3, std::mem::size_of::<String>(), 2),
+        (
+            "TopicPartition",
+            1,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            2,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        (
+            "TopicPartition",
+            3,
+            std::mem::size_of::<TopicPartition>(),
+            6,
+        ),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

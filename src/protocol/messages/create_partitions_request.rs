@@ -18,7 +18,7 @@ pub struct CreatePartitionsRequest {
     /// If true, then validate the request, but don't actually increase the number of partitions.
     pub validate_only: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl CreatePartitionsRequest {
@@ -36,7 +36,7 @@ impl Encode for CreatePartitionsRequest {
         put_i32(buf, self.timeout_ms);
         put_bool(buf, self.validate_only);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatePartitionsRequest", v)
         }
@@ -52,7 +52,7 @@ impl Decode for CreatePartitionsRequest {
         o.timeout_ms = get_i32(buf)?;
         o.validate_only = get_bool(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -68,7 +68,7 @@ pub struct CreatePartitionsTopic {
     /// The new partition assignments.
     pub assignments: Option<Vec<CreatePartitionsAssignment>>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatePartitionsTopic {
@@ -77,7 +77,7 @@ impl Default for CreatePartitionsTopic {
             name: String::new(),
             count: 0,
             assignments: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -91,7 +91,7 @@ impl Encode for CreatePartitionsTopic {
             e.encode(buf, v)
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatePartitionsTopic", v)
         }
@@ -108,7 +108,7 @@ impl Decode for CreatePartitionsTopic {
             CreatePartitionsAssignment::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -120,7 +120,7 @@ pub struct CreatePartitionsAssignment {
     /// The assigned broker IDs.
     pub broker_ids: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for CreatePartitionsAssignment {
@@ -131,7 +131,7 @@ impl Encode for CreatePartitionsAssignment {
             Ok(())
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatePartitionsAssignment", v)
         }
@@ -144,10 +144,69 @@ impl Decode for CreatePartitionsAssignment {
         let mut o = Self::default();
         o.broker_ids = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "CreatePartitionsTopic",
+            0,
+            std::mem::size_of::<CreatePartitionsTopic>(),
+            10,
+        ),
+        (
+            "CreatePartitionsTopic",
+            1,
+            std::mem::size_of::<CreatePartitionsTopic>(),
+            10,
+        ),
+        (
+            "CreatePartitionsTopic",
+            2,
+            std::mem::size_of::<CreatePartitionsTopic>(),
+            7,
+        ),
+        (
+            "CreatePartitionsTopic",
+            3,
+            std::mem::size_of::<CreatePartitionsTopic>(),
+            7,
+        ),
+        (
+            "CreatePartitionsAssignment",
+            0,
+            std::mem::size_of::<CreatePartitionsAssignment>(),
+            4,
+        ),
+        (
+            "CreatePartitionsAssignment",
+            1,
+            std::mem::size_of::<CreatePartitionsAssignment>(),
+            4,
+        ),
+        (
+            "CreatePartitionsAssignment",
+            2,
+            std::mem::size_of::<CreatePartitionsAssignment>(),
+            2,
+        ),
+        (
+            "CreatePartitionsAssignment",
+            3,
+            std::mem::size_of::<CreatePartitionsAssignment>(),
+            2,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct CreatePartitionsResponse {
     /// The partition creation results for each topic.
     pub results: Vec<CreatePartitionsTopicResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl CreatePartitionsResponse {
@@ -33,7 +33,7 @@ impl Encode for CreatePartitionsResponse {
         put_i32(buf, self.throttle_time_ms);
         put_vec(buf, &self.results, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatePartitionsResponse", v)
         }
@@ -50,7 +50,7 @@ impl Decode for CreatePartitionsResponse {
             CreatePartitionsTopicResult::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -66,7 +66,7 @@ pub struct CreatePartitionsTopicResult {
     /// The result message, or null if there was no error.
     pub error_message: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for CreatePartitionsTopicResult {
@@ -76,7 +76,7 @@ impl Encode for CreatePartitionsTopicResult {
         put_i16(buf, self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -95,10 +95,41 @@ impl Decode for CreatePartitionsTopicResult {
         o.error_code = get_i16(buf)?;
         o.error_message = get_nullable_string(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "CreatePartitionsTopicResult",
+            0,
+            std::mem::size_of::<CreatePartitionsTopicResult>(),
+            6,
+        ),
+        (
+            "CreatePartitionsTopicResult",
+            1,
+            std::mem::size_of::<CreatePartitionsTopicResult>(),
+            6,
+        ),
+        (
+            "CreatePartitionsTopicResult",
+            2,
+            std::mem::size_of::<CreatePartitionsTopicResult>(),
+            5,
+        ),
+        (
+            "CreatePartitionsTopicResult",
+            3,
+            std::mem::size_of::<CreatePartitionsTopicResult>(),
+            5,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub struct CreateTopicsRequest {
     /// If true, check that the topics can be created as specified, but don't create anything.
     pub validate_only: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreateTopicsRequest {
@@ -27,7 +27,7 @@ impl Default for CreateTopicsRequest {
             topics: Vec::new(),
             timeout_ms: 60000,
             validate_only: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -51,7 +51,7 @@ impl Encode for CreateTopicsRequest {
             return Err(unsupported("CreateTopicsRequest", "validate_only", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreateTopicsRequest", v)
         }
@@ -69,7 +69,7 @@ impl Decode for CreateTopicsRequest {
             o.validate_only = get_bool(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -89,7 +89,7 @@ pub struct CreatableTopic {
     /// The custom topic configurations to set.
     pub configs: Vec<CreatableTopicConfig>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for CreatableTopic {
@@ -101,7 +101,7 @@ impl Encode for CreatableTopic {
         put_vec(buf, &self.assignments, flex, &mut |buf, e| e.encode(buf, v))?;
         put_vec(buf, &self.configs, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatableTopic", v)
         }
@@ -120,7 +120,7 @@ impl Decode for CreatableTopic {
         })?;
         o.configs = get_vec(buf, flex, &mut |buf| CreatableTopicConfig::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -134,7 +134,7 @@ pub struct CreatableReplicaAssignment {
     /// The brokers to place the partition on.
     pub broker_ids: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for CreatableReplicaAssignment {
@@ -146,7 +146,7 @@ impl Encode for CreatableReplicaAssignment {
             Ok(())
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatableReplicaAssignment", v)
         }
@@ -160,7 +160,7 @@ impl Decode for CreatableReplicaAssignment {
         o.partition_index = get_i32(buf)?;
         o.broker_ids = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -174,7 +174,7 @@ pub struct CreatableTopicConfig {
     /// The configuration value.
     pub value: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicConfig {
@@ -182,7 +182,7 @@ impl Default for CreatableTopicConfig {
         Self {
             name: String::new(),
             value: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -193,7 +193,7 @@ impl Encode for CreatableTopicConfig {
         put_string(buf, &self.name, flex)?;
         put_nullable_string(buf, self.value.as_deref(), flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatableTopicConfig", v)
         }
@@ -207,10 +207,169 @@ impl Decode for CreatableTopicConfig {
         o.name = get_string(buf, flex)?;
         o.value = get_nullable_string(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "CreatableTopic",
+            0,
+            std::mem::size_of::<CreatableTopic>(),
+            16,
+        ),
+        (
+            "CreatableTopic",
+            1,
+            std::mem::size_of::<CreatableTopic>(),
+            16,
+        ),
+        (
+            "CreatableTopic",
+            2,
+            std::mem::size_of::<CreatableTopic>(),
+            16,
+        ),
+        (
+            "CreatableTopic",
+            3,
+            std::mem::size_of::<CreatableTopic>(),
+            16,
+        ),
+        (
+            "CreatableTopic",
+            4,
+            std::mem::size_of::<CreatableTopic>(),
+            16,
+        ),
+        (
+            "CreatableTopic",
+            5,
+            std::mem::size_of::<CreatableTopic>(),
+            10,
+        ),
+        (
+            "CreatableTopic",
+            6,
+            std::mem::size_of::<CreatableTopic>(),
+            10,
+        ),
+        (
+            "CreatableTopic",
+            7,
+            std::mem::size_of::<CreatableTopic>(),
+            10,
+        ),
+        (
+            "CreatableReplicaAssignment",
+            0,
+            std::mem::size_of::<CreatableReplicaAssignment>(),
+            8,
+        ),
+        (
+            "CreatableReplicaAssignment",
+            1,
+            std::mem::size_of::<CreatableReplicaAssignment>(),
+            8,
+        ),
+        (
+            "CreatableReplicaAssignment",
+            2,
+            std::mem::size_of::<CreatableReplicaAssignment>(),
+            8,
+        ),
+        (
+            "CreatableReplicaAssignment",
+            3,
+            std::mem::size_of::<CreatableReplicaAssignment>(),
+            8,
+        ),
+        (
+            "CreatableReplicaAssignment",
+            4,
+            std::mem::size_of::<CreatableReplicaAssignment>(),
+            8,
+        ),
+        (
+            "CreatableReplicaAssignment",
+            5,
+            std::mem::size_of::<CreatableReplicaAssignment>(),
+            6,
+        ),
+        (
+            "CreatableReplicaAssignment",
+            6,
+            std::mem::size_of::<CreatableReplicaAssignment>(),
+            6,
+        ),
+        (
+            "CreatableReplicaAssignment",
+            7,
+            std::mem::size_of::<CreatableReplicaAssignment>(),
+            6,
+        ),
+        (
+            "CreatableTopicConfig",
+            0,
+            std::mem::size_of::<CreatableTopicConfig>(),
+            4,
+        ),
+        (
+            "CreatableTopicConfig",
+            1,
+            std::mem::size_of::<CreatableTopicConfig>(),
+            4,
+        ),
+        (
+            "CreatableTopicConfig",
+            2,
+            std::mem::size_of::<CreatableTopicConfig>(),
+            4,
+        ),
+        (
+            "CreatableTopicConfig",
+            3,
+            std::mem::size_of::<CreatableTopicConfig>(),
+            4,
+        ),
+        (
+            "CreatableTopicConfig",
+            4,
+            std::mem::size_of::<CreatableTopicConfig>(),
+            4,
+        ),
+        (
+            "CreatableTopicConfig",
+            5,
+            std::mem::size_of::<CreatableTopicConfig>(),
+            3,
+        ),
+        (
+            "CreatableTopicConfig",
+            6,
+            std::mem::size_of::<CreatableTopicConfig>(),
+            3,
+        ),
+        (
+            "CreatableTopicConfig",
+            7,
+            std::mem::size_of::<CreatableTopicConfig>(),
+            3,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+        ("i32", 4, std::mem::size_of::<i32>(), 4),
+        ("i32", 5, std::mem::size_of::<i32>(), 4),
+        ("i32", 6, std::mem::size_of::<i32>(), 4),
+        ("i32", 7, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

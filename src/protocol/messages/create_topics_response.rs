@@ -16,7 +16,7 @@ pub struct CreateTopicsResponse {
     /// Results for each topic we tried to create.
     pub topics: Vec<CreatableTopicResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl CreateTopicsResponse {
@@ -37,7 +37,7 @@ impl Encode for CreateTopicsResponse {
         }
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreateTopicsResponse", v)
         }
@@ -54,7 +54,7 @@ impl Decode for CreateTopicsResponse {
         }
         o.topics = get_vec(buf, flex, &mut |buf| CreatableTopicResult::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -80,7 +80,7 @@ pub struct CreatableTopicResult {
     /// Configuration of the topic.
     pub configs: Option<Vec<CreatableTopicConfigs>>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicResult {
@@ -94,7 +94,7 @@ impl Default for CreatableTopicResult {
             num_partitions: -1,
             replication_factor: -1,
             configs: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -145,7 +145,7 @@ impl Encode for CreatableTopicResult {
             ));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatableTopicResult", v)
         }
@@ -174,7 +174,7 @@ impl Decode for CreatableTopicResult {
             o.configs = get_opt_vec(buf, flex, &mut |buf| CreatableTopicConfigs::decode(buf, v))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     0 if v >= 5 => o.topic_config_error_code = get_i16(buf)?,
                     _ => return Ok(false),
@@ -200,7 +200,7 @@ pub struct CreatableTopicConfigs {
     /// True if this configuration is sensitive.
     pub is_sensitive: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for CreatableTopicConfigs {
@@ -211,7 +211,7 @@ impl Default for CreatableTopicConfigs {
             read_only: false,
             config_source: -1,
             is_sensitive: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -245,7 +245,7 @@ impl Encode for CreatableTopicConfigs {
             return Err(unsupported("CreatableTopicConfigs", "is_sensitive", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "CreatableTopicConfigs", v)
         }
@@ -272,10 +272,83 @@ impl Decode for CreatableTopicConfigs {
             o.is_sensitive = get_bool(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "CreatableTopicResult",
+            0,
+            std::mem::size_of::<CreatableTopicResult>(),
+            4,
+        ),
+        (
+            "CreatableTopicResult",
+            1,
+            std::mem::size_of::<CreatableTopicResult>(),
+            6,
+        ),
+        (
+            "CreatableTopicResult",
+            2,
+            std::mem::size_of::<CreatableTopicResult>(),
+            6,
+        ),
+        (
+            "CreatableTopicResult",
+            3,
+            std::mem::size_of::<CreatableTopicResult>(),
+            6,
+        ),
+        (
+            "CreatableTopicResult",
+            4,
+            std::mem::size_of::<CreatableTopicResult>(),
+            6,
+        ),
+        (
+            "CreatableTopicResult",
+            5,
+            std::mem::size_of::<CreatableTopicResult>(),
+            12,
+        ),
+        (
+            "CreatableTopicResult",
+            6,
+            std::mem::size_of::<CreatableTopicResult>(),
+            12,
+        ),
+        (
+            "CreatableTopicResult",
+            7,
+            std::mem::size_of::<CreatableTopicResult>(),
+            28,
+        ),
+        (
+            "CreatableTopicConfigs",
+            5,
+            std::mem::size_of::<CreatableTopicConfigs>(),
+            6,
+        ),
+        (
+            "CreatableTopicConfigs",
+            6,
+            std::mem::size_of::<CreatableTopicConfigs>(),
+            6,
+        ),
+        (
+            "CreatableTopicConfigs",
+            7,
+            std::mem::size_of::<CreatableTopicConfigs>(),
+            6,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct DeleteRecordsRequest {
     /// How long to wait for the deletion to complete, in milliseconds.
     pub timeout_ms: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl DeleteRecordsRequest {
@@ -33,7 +33,7 @@ impl Encode for DeleteRecordsRequest {
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         put_i32(buf, self.timeout_ms);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeleteRecordsRequest", v)
         }
@@ -48,7 +48,7 @@ impl Decode for DeleteRecordsRequest {
         o.topics = get_vec(buf, flex, &mut |buf| DeleteRecordsTopic::decode(buf, v))?;
         o.timeout_ms = get_i32(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -62,7 +62,7 @@ pub struct DeleteRecordsTopic {
     /// Each partition that we want to delete records from.
     pub partitions: Vec<DeleteRecordsPartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for DeleteRecordsTopic {
@@ -71,7 +71,7 @@ impl Encode for DeleteRecordsTopic {
         put_string(buf, &self.name, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeleteRecordsTopic", v)
         }
@@ -85,7 +85,7 @@ impl Decode for DeleteRecordsTopic {
         o.name = get_string(buf, flex)?;
         o.partitions = get_vec(buf, flex, &mut |buf| DeleteRecordsPartition::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -99,7 +99,7 @@ pub struct DeleteRecordsPartition {
     /// The deletion offset.
     pub offset: i64,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for DeleteRecordsPartition {
@@ -108,7 +108,7 @@ impl Encode for DeleteRecordsPartition {
         put_i32(buf, self.partition_index);
         put_i64(buf, self.offset);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeleteRecordsPartition", v)
         }
@@ -122,10 +122,53 @@ impl Decode for DeleteRecordsPartition {
         o.partition_index = get_i32(buf)?;
         o.offset = get_i64(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DeleteRecordsTopic",
+            0,
+            std::mem::size_of::<DeleteRecordsTopic>(),
+            6,
+        ),
+        (
+            "DeleteRecordsTopic",
+            1,
+            std::mem::size_of::<DeleteRecordsTopic>(),
+            6,
+        ),
+        (
+            "DeleteRecordsTopic",
+            2,
+            std::mem::size_of::<DeleteRecordsTopic>(),
+            3,
+        ),
+        (
+            "DeleteRecordsPartition",
+            0,
+            std::mem::size_of::<DeleteRecordsPartition>(),
+            12,
+        ),
+        (
+            "DeleteRecordsPartition",
+            1,
+            std::mem::size_of::<DeleteRecordsPartition>(),
+            12,
+        ),
+        (
+            "DeleteRecordsPartition",
+            2,
+            std::mem::size_of::<DeleteRecordsPartition>(),
+            13,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct DeleteRecordsResponse {
     /// Each topic that we wanted to delete records from.
     pub topics: Vec<DeleteRecordsTopicResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl DeleteRecordsResponse {
@@ -33,7 +33,7 @@ impl Encode for DeleteRecordsResponse {
         put_i32(buf, self.throttle_time_ms);
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeleteRecordsResponse", v)
         }
@@ -50,7 +50,7 @@ impl Decode for DeleteRecordsResponse {
             DeleteRecordsTopicResult::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -64,7 +64,7 @@ pub struct DeleteRecordsTopicResult {
     /// Each partition that we wanted to delete records from.
     pub partitions: Vec<DeleteRecordsPartitionResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for DeleteRecordsTopicResult {
@@ -73,7 +73,7 @@ impl Encode for DeleteRecordsTopicResult {
         put_string(buf, &self.name, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeleteRecordsTopicResult", v)
         }
@@ -89,7 +89,7 @@ impl Decode for DeleteRecordsTopicResult {
             DeleteRecordsPartitionResult::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -105,7 +105,7 @@ pub struct DeleteRecordsPartitionResult {
     /// The deletion error code, or 0 if the deletion succeeded.
     pub error_code: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for DeleteRecordsPartitionResult {
@@ -115,7 +115,7 @@ impl Encode for DeleteRecordsPartitionResult {
         put_i64(buf, self.low_watermark);
         put_i16(buf, self.error_code);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -134,10 +134,53 @@ impl Decode for DeleteRecordsPartitionResult {
         o.low_watermark = get_i64(buf)?;
         o.error_code = get_i16(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DeleteRecordsTopicResult",
+            0,
+            std::mem::size_of::<DeleteRecordsTopicResult>(),
+            6,
+        ),
+        (
+            "DeleteRecordsTopicResult",
+            1,
+            std::mem::size_of::<DeleteRecordsTopicResult>(),
+            6,
+        ),
+        (
+            "DeleteRecordsTopicResult",
+            2,
+            std::mem::size_of::<DeleteRecordsTopicResult>(),
+            3,
+        ),
+        (
+            "DeleteRecordsPartitionResult",
+            0,
+            std::mem::size_of::<DeleteRecordsPartitionResult>(),
+            14,
+        ),
+        (
+            "DeleteRecordsPartitionResult",
+            1,
+            std::mem::size_of::<DeleteRecordsPartitionResult>(),
+            14,
+        ),
+        (
+            "DeleteRecordsPartitionResult",
+            2,
+            std::mem::size_of::<DeleteRecordsPartitionResult>(),
+            15,
+        ),
+    ]
 }
 
 #[cfg(test)]

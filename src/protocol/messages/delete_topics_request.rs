@@ -18,7 +18,7 @@ pub struct DeleteTopicsRequest {
     /// The length of time in milliseconds to wait for the deletions to complete.
     pub timeout_ms: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl DeleteTopicsRequest {
@@ -46,7 +46,7 @@ impl Encode for DeleteTopicsRequest {
         }
         put_i32(buf, self.timeout_ms);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeleteTopicsRequest", v)
         }
@@ -66,7 +66,7 @@ impl Decode for DeleteTopicsRequest {
         }
         o.timeout_ms = get_i32(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -80,7 +80,7 @@ pub struct DeleteTopicState {
     /// The unique topic ID
     pub topic_id: Uuid,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for DeleteTopicState {
@@ -97,7 +97,7 @@ impl Encode for DeleteTopicState {
             return Err(unsupported("DeleteTopicState", "topic_id", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeleteTopicState", v)
         }
@@ -115,10 +115,29 @@ impl Decode for DeleteTopicState {
             o.topic_id = get_uuid(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DeleteTopicState",
+            6,
+            std::mem::size_of::<DeleteTopicState>(),
+            18,
+        ),
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+        ("String", 2, std::mem::size_of::<String>(), 2),
+        ("String", 3, std::mem::size_of::<String>(), 2),
+        ("String", 4, std::mem::size_of::<String>(), 1),
+        ("String", 5, std::mem::size_of::<String>(), 1),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct DeleteTopicsResponse {
     /// The results for each topic we tried to delete.
     pub responses: Vec<DeletableTopicResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl DeleteTopicsResponse {
@@ -37,7 +37,7 @@ impl Encode for DeleteTopicsResponse {
         }
         put_vec(buf, &self.responses, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeleteTopicsResponse", v)
         }
@@ -54,7 +54,7 @@ impl Decode for DeleteTopicsResponse {
         }
         o.responses = get_vec(buf, flex, &mut |buf| DeletableTopicResult::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -72,7 +72,7 @@ pub struct DeletableTopicResult {
     /// The error message, or null if there was no error.
     pub error_message: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DeletableTopicResult {
@@ -82,7 +82,7 @@ impl Default for DeletableTopicResult {
             topic_id: Uuid::default(),
             error_code: 0,
             error_message: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -113,7 +113,7 @@ impl Encode for DeletableTopicResult {
             return Err(unsupported("DeletableTopicResult", "error_message", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DeletableTopicResult", v)
         }
@@ -133,10 +133,59 @@ impl Decode for DeletableTopicResult {
             o.error_message = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DeletableTopicResult",
+            0,
+            std::mem::size_of::<DeletableTopicResult>(),
+            4,
+        ),
+        (
+            "DeletableTopicResult",
+            1,
+            std::mem::size_of::<DeletableTopicResult>(),
+            4,
+        ),
+        (
+            "DeletableTopicResult",
+            2,
+            std::mem::size_of::<DeletableTopicResult>(),
+            4,
+        ),
+        (
+            "DeletableTopicResult",
+            3,
+            std::mem::size_of::<DeletableTopicResult>(),
+            4,
+        ),
+        (
+            "DeletableTopicResult",
+            4,
+            std::mem::size_of::<DeletableTopicResult>(),
+            4,
+        ),
+        (
+            "DeletableTopicResult",
+            5,
+            std::mem::size_of::<DeletableTopicResult>(),
+            5,
+        ),
+        (
+            "DeletableTopicResult",
+            6,
+            std::mem::size_of::<DeletableTopicResult>(),
+            21,
+        ),
+    ]
 }
 
 #[cfg(test)]

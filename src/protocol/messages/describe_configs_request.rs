@@ -18,7 +18,7 @@ pub struct DescribeConfigsRequest {
     /// True if we should include configuration documentation.
     pub include_documentation: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl DescribeConfigsRequest {
@@ -48,7 +48,7 @@ impl Encode for DescribeConfigsRequest {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribeConfigsRequest", v)
         }
@@ -70,7 +70,7 @@ impl Decode for DescribeConfigsRequest {
             o.include_documentation = get_bool(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -86,7 +86,7 @@ pub struct DescribeConfigsResource {
     /// The configuration keys to list, or null to list all configuration keys.
     pub configuration_keys: Option<Vec<String>>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResource {
@@ -95,7 +95,7 @@ impl Default for DescribeConfigsResource {
             resource_type: 0,
             resource_name: String::new(),
             configuration_keys: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -112,7 +112,7 @@ impl Encode for DescribeConfigsResource {
             &mut |buf, e| put_string(buf, e, flex),
         )?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribeConfigsResource", v)
         }
@@ -127,10 +127,52 @@ impl Decode for DescribeConfigsResource {
         o.resource_name = get_string(buf, flex)?;
         o.configuration_keys = get_opt_vec(buf, flex, &mut |buf| get_string(buf, flex))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DescribeConfigsResource",
+            0,
+            std::mem::size_of::<DescribeConfigsResource>(),
+            7,
+        ),
+        (
+            "DescribeConfigsResource",
+            1,
+            std::mem::size_of::<DescribeConfigsResource>(),
+            7,
+        ),
+        (
+            "DescribeConfigsResource",
+            2,
+            std::mem::size_of::<DescribeConfigsResource>(),
+            7,
+        ),
+        (
+            "DescribeConfigsResource",
+            3,
+            std::mem::size_of::<DescribeConfigsResource>(),
+            7,
+        ),
+        (
+            "DescribeConfigsResource",
+            4,
+            std::mem::size_of::<DescribeConfigsResource>(),
+            4,
+        ),
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+        ("String", 2, std::mem::size_of::<String>(), 2),
+        ("String", 3, std::mem::size_of::<String>(), 2),
+        ("String", 4, std::mem::size_of::<String>(), 1),
+    ]
 }
 
 #[cfg(test)]

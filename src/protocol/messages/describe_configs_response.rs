@@ -16,7 +16,7 @@ pub struct DescribeConfigsResponse {
     /// The results for each resource.
     pub results: Vec<DescribeConfigsResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl DescribeConfigsResponse {
@@ -33,7 +33,7 @@ impl Encode for DescribeConfigsResponse {
         put_i32(buf, self.throttle_time_ms);
         put_vec(buf, &self.results, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribeConfigsResponse", v)
         }
@@ -48,7 +48,7 @@ impl Decode for DescribeConfigsResponse {
         o.throttle_time_ms = get_i32(buf)?;
         o.results = get_vec(buf, flex, &mut |buf| DescribeConfigsResult::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -68,7 +68,7 @@ pub struct DescribeConfigsResult {
     /// Each listed configuration.
     pub configs: Vec<DescribeConfigsResourceResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResult {
@@ -79,7 +79,7 @@ impl Default for DescribeConfigsResult {
             resource_type: 0,
             resource_name: String::new(),
             configs: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -93,7 +93,7 @@ impl Encode for DescribeConfigsResult {
         put_string(buf, &self.resource_name, flex)?;
         put_vec(buf, &self.configs, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribeConfigsResult", v)
         }
@@ -112,7 +112,7 @@ impl Decode for DescribeConfigsResult {
             DescribeConfigsResourceResult::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -140,7 +140,7 @@ pub struct DescribeConfigsResourceResult {
     /// The configuration documentation.
     pub documentation: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsResourceResult {
@@ -155,7 +155,7 @@ impl Default for DescribeConfigsResourceResult {
             synonyms: Vec::new(),
             config_type: 0,
             documentation: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -209,7 +209,7 @@ impl Encode for DescribeConfigsResourceResult {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -244,7 +244,7 @@ impl Decode for DescribeConfigsResourceResult {
             o.documentation = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -260,7 +260,7 @@ pub struct DescribeConfigsSynonym {
     /// The synonym source.
     pub source: i8,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribeConfigsSynonym {
@@ -269,7 +269,7 @@ impl Default for DescribeConfigsSynonym {
             name: String::new(),
             value: Some(String::new()),
             source: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -293,7 +293,7 @@ impl Encode for DescribeConfigsSynonym {
             return Err(unsupported("DescribeConfigsSynonym", "source", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribeConfigsSynonym", v)
         }
@@ -314,10 +314,101 @@ impl Decode for DescribeConfigsSynonym {
             o.source = get_i8(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DescribeConfigsResult",
+            0,
+            std::mem::size_of::<DescribeConfigsResult>(),
+            11,
+        ),
+        (
+            "DescribeConfigsResult",
+            1,
+            std::mem::size_of::<DescribeConfigsResult>(),
+            11,
+        ),
+        (
+            "DescribeConfigsResult",
+            2,
+            std::mem::size_of::<DescribeConfigsResult>(),
+            11,
+        ),
+        (
+            "DescribeConfigsResult",
+            3,
+            std::mem::size_of::<DescribeConfigsResult>(),
+            11,
+        ),
+        (
+            "DescribeConfigsResult",
+            4,
+            std::mem::size_of::<DescribeConfigsResult>(),
+            7,
+        ),
+        (
+            "DescribeConfigsResourceResult",
+            0,
+            std::mem::size_of::<DescribeConfigsResourceResult>(),
+            7,
+        ),
+        (
+            "DescribeConfigsResourceResult",
+            1,
+            std::mem::size_of::<DescribeConfigsResourceResult>(),
+            11,
+        ),
+        (
+            "DescribeConfigsResourceResult",
+            2,
+            std::mem::size_of::<DescribeConfigsResourceResult>(),
+            11,
+        ),
+        (
+            "DescribeConfigsResourceResult",
+            3,
+            std::mem::size_of::<DescribeConfigsResourceResult>(),
+            14,
+        ),
+        (
+            "DescribeConfigsResourceResult",
+            4,
+            std::mem::size_of::<DescribeConfigsResourceResult>(),
+            9,
+        ),
+        (
+            "DescribeConfigsSynonym",
+            1,
+            std::mem::size_of::<DescribeConfigsSynonym>(),
+            5,
+        ),
+        (
+            "DescribeConfigsSynonym",
+            2,
+            std::mem::size_of::<DescribeConfigsSynonym>(),
+            5,
+        ),
+        (
+            "DescribeConfigsSynonym",
+            3,
+            std::mem::size_of::<DescribeConfigsSynonym>(),
+            5,
+        ),
+        (
+            "DescribeConfigsSynonym",
+            4,
+            std::mem::size_of::<DescribeConfigsSynonym>(),
+            4,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct DescribeGroupsRequest {
     /// Whether to include authorized operations.
     pub include_authorized_operations: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl DescribeGroupsRequest {
@@ -43,7 +43,7 @@ impl Encode for DescribeGroupsRequest {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribeGroupsRequest", v)
         }
@@ -60,10 +60,23 @@ impl Decode for DescribeGroupsRequest {
             o.include_authorized_operations = get_bool(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+        ("String", 2, std::mem::size_of::<String>(), 2),
+        ("String", 3, std::mem::size_of::<String>(), 2),
+        ("String", 4, std::mem::size_of::<String>(), 2),
+        ("String", 5, std::mem::size_of::<String>(), 1),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct DescribeGroupsResponse {
     /// Each described group.
     pub groups: Vec<DescribedGroup>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl DescribeGroupsResponse {
@@ -37,7 +37,7 @@ impl Encode for DescribeGroupsResponse {
         }
         put_vec(buf, &self.groups, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribeGroupsResponse", v)
         }
@@ -54,7 +54,7 @@ impl Decode for DescribeGroupsResponse {
         }
         o.groups = get_vec(buf, flex, &mut |buf| DescribedGroup::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -78,7 +78,7 @@ pub struct DescribedGroup {
     /// 32-bit bitfield to represent authorized operations for this group.
     pub authorized_operations: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for DescribedGroup {
@@ -91,7 +91,7 @@ impl Default for DescribedGroup {
             protocol_data: String::new(),
             members: Vec::new(),
             authorized_operations: -2147483648,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -111,7 +111,7 @@ impl Encode for DescribedGroup {
             return Err(unsupported("DescribedGroup", "authorized_operations", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribedGroup", v)
         }
@@ -132,7 +132,7 @@ impl Decode for DescribedGroup {
             o.authorized_operations = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -154,7 +154,7 @@ pub struct DescribedGroupMember {
     /// The current assignment provided by the group leader.
     pub member_assignment: Bytes,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for DescribedGroupMember {
@@ -171,7 +171,7 @@ impl Encode for DescribedGroupMember {
         put_bytes(buf, &self.member_metadata, flex)?;
         put_bytes(buf, &self.member_assignment, flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "DescribedGroupMember", v)
         }
@@ -191,10 +191,89 @@ impl Decode for DescribedGroupMember {
         o.member_metadata = get_bytes(buf, flex)?;
         o.member_assignment = get_bytes(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "DescribedGroup",
+            0,
+            std::mem::size_of::<DescribedGroup>(),
+            14,
+        ),
+        (
+            "DescribedGroup",
+            1,
+            std::mem::size_of::<DescribedGroup>(),
+            14,
+        ),
+        (
+            "DescribedGroup",
+            2,
+            std::mem::size_of::<DescribedGroup>(),
+            14,
+        ),
+        (
+            "DescribedGroup",
+            3,
+            std::mem::size_of::<DescribedGroup>(),
+            18,
+        ),
+        (
+            "DescribedGroup",
+            4,
+            std::mem::size_of::<DescribedGroup>(),
+            18,
+        ),
+        (
+            "DescribedGroup",
+            5,
+            std::mem::size_of::<DescribedGroup>(),
+            12,
+        ),
+        (
+            "DescribedGroupMember",
+            0,
+            std::mem::size_of::<DescribedGroupMember>(),
+            14,
+        ),
+        (
+            "DescribedGroupMember",
+            1,
+            std::mem::size_of::<DescribedGroupMember>(),
+            14,
+        ),
+        (
+            "DescribedGroupMember",
+            2,
+            std::mem::size_of::<DescribedGroupMember>(),
+            14,
+        ),
+        (
+            "DescribedGroupMember",
+            3,
+            std::mem::size_of::<DescribedGroupMember>(),
+            14,
+        ),
+        (
+            "DescribedGroupMember",
+            4,
+            std::mem::size_of::<DescribedGroupMember>(),
+            16,
+        ),
+        (
+            "DescribedGroupMember",
+            5,
+            std::mem::size_of::<DescribedGroupMember>(),
+            7,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub struct EndTxnRequest {
     /// True if the transaction was committed, false if it was aborted.
     pub committed: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl EndTxnRequest {
@@ -39,7 +39,7 @@ impl Encode for EndTxnRequest {
         put_i16(buf, self.producer_epoch);
         put_bool(buf, self.committed);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "EndTxnRequest", v)
         }
@@ -56,10 +56,16 @@ impl Decode for EndTxnRequest {
         o.producer_epoch = get_i16(buf)?;
         o.committed = get_bool(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
 }
 
 #[cfg(test)]

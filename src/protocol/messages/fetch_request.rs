@@ -35,7 +35,7 @@ pub struct FetchRequest {
     /// Rack ID of the consumer making this request
     pub rack_id: String,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchRequest {
@@ -53,7 +53,7 @@ impl Default for FetchRequest {
             topics: Vec::new(),
             forgotten_topics_data: Vec::new(),
             rack_id: String::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -127,7 +127,7 @@ impl Encode for FetchRequest {
             return Err(unsupported("FetchRequest", "replica_state", v));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "FetchRequest", v)
         }
@@ -165,7 +165,7 @@ impl Decode for FetchRequest {
             o.rack_id = get_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     0 if v >= 12 => o.cluster_id = get_nullable_string(buf, flex)?,
                     1 if v >= 15 => o.replica_state = ReplicaState::decode(buf, v)?,
@@ -185,7 +185,7 @@ pub struct ReplicaState {
     /// The epoch of this follower, or -1 if not available.
     pub replica_epoch: i64,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ReplicaState {
@@ -193,7 +193,7 @@ impl Default for ReplicaState {
         Self {
             replica_id: -1,
             replica_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -212,7 +212,7 @@ impl Encode for ReplicaState {
             return Err(unsupported("ReplicaState", "replica_epoch", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ReplicaState", v)
         }
@@ -230,7 +230,7 @@ impl Decode for ReplicaState {
             o.replica_epoch = get_i64(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -246,7 +246,7 @@ pub struct FetchTopic {
     /// The partitions to fetch.
     pub partitions: Vec<FetchPartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for FetchTopic {
@@ -264,7 +264,7 @@ impl Encode for FetchTopic {
         }
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "FetchTopic", v)
         }
@@ -283,7 +283,7 @@ impl Decode for FetchTopic {
         }
         o.partitions = get_vec(buf, flex, &mut |buf| FetchPartition::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -307,7 +307,7 @@ pub struct FetchPartition {
     /// The directory id of the follower fetching
     pub replica_directory_id: Uuid,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FetchPartition {
@@ -320,7 +320,7 @@ impl Default for FetchPartition {
             log_start_offset: -1,
             partition_max_bytes: 0,
             replica_directory_id: Uuid::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -356,7 +356,7 @@ impl Encode for FetchPartition {
             return Err(unsupported("FetchPartition", "replica_directory_id", v));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "FetchPartition", v)
         }
@@ -380,7 +380,7 @@ impl Decode for FetchPartition {
         }
         o.partition_max_bytes = get_i32(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     0 if v >= 17 => o.replica_directory_id = get_uuid(buf)?,
                     _ => return Ok(false),
@@ -402,7 +402,7 @@ pub struct ForgottenTopic {
     /// The partitions indexes to forget.
     pub partitions: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for ForgottenTopic {
@@ -427,7 +427,7 @@ impl Encode for ForgottenTopic {
             return Err(unsupported("ForgottenTopic", "partitions", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ForgottenTopic", v)
         }
@@ -448,10 +448,220 @@ impl Decode for ForgottenTopic {
             o.partitions = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("FetchTopic", 0, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 1, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 2, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 3, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 4, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 5, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 6, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 7, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 8, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 9, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 10, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 11, std::mem::size_of::<FetchTopic>(), 6),
+        ("FetchTopic", 12, std::mem::size_of::<FetchTopic>(), 3),
+        ("FetchTopic", 13, std::mem::size_of::<FetchTopic>(), 18),
+        ("FetchTopic", 14, std::mem::size_of::<FetchTopic>(), 18),
+        ("FetchTopic", 15, std::mem::size_of::<FetchTopic>(), 18),
+        ("FetchTopic", 16, std::mem::size_of::<FetchTopic>(), 18),
+        ("FetchTopic", 17, std::mem::size_of::<FetchTopic>(), 18),
+        (
+            "ForgottenTopic",
+            7,
+            std::mem::size_of::<ForgottenTopic>(),
+            6,
+        ),
+        (
+            "ForgottenTopic",
+            8,
+            std::mem::size_of::<ForgottenTopic>(),
+            6,
+        ),
+        (
+            "ForgottenTopic",
+            9,
+            std::mem::size_of::<ForgottenTopic>(),
+            6,
+        ),
+        (
+            "ForgottenTopic",
+            10,
+            std::mem::size_of::<ForgottenTopic>(),
+            6,
+        ),
+        (
+            "ForgottenTopic",
+            11,
+            std::mem::size_of::<ForgottenTopic>(),
+            6,
+        ),
+        (
+            "ForgottenTopic",
+            12,
+            std::mem::size_of::<ForgottenTopic>(),
+            3,
+        ),
+        (
+            "ForgottenTopic",
+            13,
+            std::mem::size_of::<ForgottenTopic>(),
+            18,
+        ),
+        (
+            "ForgottenTopic",
+            14,
+            std::mem::size_of::<ForgottenTopic>(),
+            18,
+        ),
+        (
+            "ForgottenTopic",
+            15,
+            std::mem::size_of::<ForgottenTopic>(),
+            18,
+        ),
+        (
+            "ForgottenTopic",
+            16,
+            std::mem::size_of::<ForgottenTopic>(),
+            18,
+        ),
+        (
+            "ForgottenTopic",
+            17,
+            std::mem::size_of::<ForgottenTopic>(),
+            18,
+        ),
+        (
+            "FetchPartition",
+            0,
+            std::mem::size_of::<FetchPartition>(),
+            16,
+        ),
+        (
+            "FetchPartition",
+            1,
+            std::mem::size_of::<FetchPartition>(),
+            16,
+        ),
+        (
+            "FetchPartition",
+            2,
+            std::mem::size_of::<FetchPartition>(),
+            16,
+        ),
+        (
+            "FetchPartition",
+            3,
+            std::mem::size_of::<FetchPartition>(),
+            16,
+        ),
+        (
+            "FetchPartition",
+            4,
+            std::mem::size_of::<FetchPartition>(),
+            16,
+        ),
+        (
+            "FetchPartition",
+            5,
+            std::mem::size_of::<FetchPartition>(),
+            24,
+        ),
+        (
+            "FetchPartition",
+            6,
+            std::mem::size_of::<FetchPartition>(),
+            24,
+        ),
+        (
+            "FetchPartition",
+            7,
+            std::mem::size_of::<FetchPartition>(),
+            24,
+        ),
+        (
+            "FetchPartition",
+            8,
+            std::mem::size_of::<FetchPartition>(),
+            24,
+        ),
+        (
+            "FetchPartition",
+            9,
+            std::mem::size_of::<FetchPartition>(),
+            28,
+        ),
+        (
+            "FetchPartition",
+            10,
+            std::mem::size_of::<FetchPartition>(),
+            28,
+        ),
+        (
+            "FetchPartition",
+            11,
+            std::mem::size_of::<FetchPartition>(),
+            28,
+        ),
+        (
+            "FetchPartition",
+            12,
+            std::mem::size_of::<FetchPartition>(),
+            33,
+        ),
+        (
+            "FetchPartition",
+            13,
+            std::mem::size_of::<FetchPartition>(),
+            33,
+        ),
+        (
+            "FetchPartition",
+            14,
+            std::mem::size_of::<FetchPartition>(),
+            33,
+        ),
+        (
+            "FetchPartition",
+            15,
+            std::mem::size_of::<FetchPartition>(),
+            33,
+        ),
+        (
+            "FetchPartition",
+            16,
+            std::mem::size_of::<FetchPartition>(),
+            33,
+        ),
+        (
+            "FetchPartition",
+            17,
+            std::mem::size_of::<FetchPartition>(),
+            33,
+        ),
+        ("i32", 7, std::mem::size_of::<i32>(), 4),
+        ("i32", 8, std::mem::size_of::<i32>(), 4),
+        ("i32", 9, std::mem::size_of::<i32>(), 4),
+        ("i32", 10, std::mem::size_of::<i32>(), 4),
+        ("i32", 11, std::mem::size_of::<i32>(), 4),
+        ("i32", 12, std::mem::size_of::<i32>(), 4),
+        ("i32", 13, std::mem::size_of::<i32>(), 4),
+        ("i32", 14, std::mem::size_of::<i32>(), 4),
+        ("i32", 15, std::mem::size_of::<i32>(), 4),
+        ("i32", 16, std::mem::size_of::<i32>(), 4),
+        ("i32", 17, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

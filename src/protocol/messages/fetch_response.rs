@@ -22,7 +22,7 @@ pub struct FetchResponse {
     /// Endpoints for all current-leaders enumerated in PartitionData, with errors NOT_LEADER_OR_FOLLOWER & FENCED_LEADER_EPOCH.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl FetchResponse {
@@ -64,7 +64,7 @@ impl Encode for FetchResponse {
             return Err(unsupported("FetchResponse", "node_endpoints", v));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "FetchResponse", v)
         }
@@ -87,7 +87,7 @@ impl Decode for FetchResponse {
         }
         o.responses = get_vec(buf, flex, &mut |buf| FetchableTopicResponse::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     0 if v >= 16 => {
                         o.node_endpoints =
@@ -112,7 +112,7 @@ pub struct FetchableTopicResponse {
     /// The topic partitions.
     pub partitions: Vec<PartitionData>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for FetchableTopicResponse {
@@ -130,7 +130,7 @@ impl Encode for FetchableTopicResponse {
         }
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "FetchableTopicResponse", v)
         }
@@ -149,7 +149,7 @@ impl Decode for FetchableTopicResponse {
         }
         o.partitions = get_vec(buf, flex, &mut |buf| PartitionData::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -180,7 +180,7 @@ pub struct PartitionData {
     /// The record data.
     pub records: Option<Bytes>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionData {
@@ -197,7 +197,7 @@ impl Default for PartitionData {
             aborted_transactions: Some(Vec::new()),
             preferred_read_replica: -1,
             records: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -260,7 +260,7 @@ impl Encode for PartitionData {
             return Err(unsupported("PartitionData", "snapshot_id", v));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "PartitionData", v)
         }
@@ -289,7 +289,7 @@ impl Decode for PartitionData {
         }
         o.records = get_nullable_bytes(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     0 if v >= 12 => o.diverging_epoch = EpochEndOffset::decode(buf, v)?,
                     1 if v >= 12 => o.current_leader = LeaderIdAndEpoch::decode(buf, v)?,
@@ -309,7 +309,7 @@ pub struct EpochEndOffset {
     pub epoch: i32,
     pub end_offset: i64,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EpochEndOffset {
@@ -317,7 +317,7 @@ impl Default for EpochEndOffset {
         Self {
             epoch: -1,
             end_offset: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -336,7 +336,7 @@ impl Encode for EpochEndOffset {
             return Err(unsupported("EpochEndOffset", "end_offset", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "EpochEndOffset", v)
         }
@@ -354,7 +354,7 @@ impl Decode for EpochEndOffset {
             o.end_offset = get_i64(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -367,7 +367,7 @@ pub struct LeaderIdAndEpoch {
     /// The latest known leader epoch
     pub leader_epoch: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -375,7 +375,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: -1,
             leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -394,7 +394,7 @@ impl Encode for LeaderIdAndEpoch {
             return Err(unsupported("LeaderIdAndEpoch", "leader_epoch", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "LeaderIdAndEpoch", v)
         }
@@ -412,7 +412,7 @@ impl Decode for LeaderIdAndEpoch {
             o.leader_epoch = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -424,7 +424,7 @@ pub struct SnapshotId {
     pub end_offset: i64,
     pub epoch: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SnapshotId {
@@ -432,7 +432,7 @@ impl Default for SnapshotId {
         Self {
             end_offset: -1,
             epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -443,7 +443,7 @@ impl Encode for SnapshotId {
         put_i64(buf, self.end_offset);
         put_i32(buf, self.epoch);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "SnapshotId", v)
         }
@@ -457,7 +457,7 @@ impl Decode for SnapshotId {
         o.end_offset = get_i64(buf)?;
         o.epoch = get_i32(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -471,7 +471,7 @@ pub struct AbortedTransaction {
     /// The first offset in the aborted transaction.
     pub first_offset: i64,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for AbortedTransaction {
@@ -488,7 +488,7 @@ impl Encode for AbortedTransaction {
             return Err(unsupported("AbortedTransaction", "first_offset", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "AbortedTransaction", v)
         }
@@ -506,7 +506,7 @@ impl Decode for AbortedTransaction {
             o.first_offset = get_i64(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -524,7 +524,7 @@ pub struct NodeEndpoint {
     /// The rack of the node, or null if it has not been assigned to a rack.
     pub rack: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for NodeEndpoint {
@@ -551,7 +551,7 @@ impl Encode for NodeEndpoint {
             return Err(unsupported("NodeEndpoint", "rack", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "NodeEndpoint", v)
         }
@@ -575,10 +575,269 @@ impl Decode for NodeEndpoint {
             o.rack = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "FetchableTopicResponse",
+            0,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            1,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            2,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            3,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            4,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            5,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            6,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            7,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            8,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            9,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            10,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            11,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            6,
+        ),
+        (
+            "FetchableTopicResponse",
+            12,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            3,
+        ),
+        (
+            "FetchableTopicResponse",
+            13,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            18,
+        ),
+        (
+            "FetchableTopicResponse",
+            14,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            18,
+        ),
+        (
+            "FetchableTopicResponse",
+            15,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            18,
+        ),
+        (
+            "FetchableTopicResponse",
+            16,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            18,
+        ),
+        (
+            "FetchableTopicResponse",
+            17,
+            std::mem::size_of::<FetchableTopicResponse>(),
+            18,
+        ),
+        ("NodeEndpoint", 16, std::mem::size_of::<NodeEndpoint>(), 11),
+        ("NodeEndpoint", 17, std::mem::size_of::<NodeEndpoint>(), 11),
+        ("PartitionData", 0, std::mem::size_of::<PartitionData>(), 18),
+        ("PartitionData", 1, std::mem::size_of::<PartitionData>(), 18),
+        ("PartitionData", 2, std::mem::size_of::<PartitionData>(), 18),
+        ("PartitionData", 3, std::mem::size_of::<PartitionData>(), 18),
+        ("PartitionData", 4, std::mem::size_of::<PartitionData>(), 30),
+        ("PartitionData", 5, std::mem::size_of::<PartitionData>(), 38),
+        ("PartitionData", 6, std::mem::size_of::<PartitionData>(), 38),
+        ("PartitionData", 7, std::mem::size_of::<PartitionData>(), 38),
+        ("PartitionData", 8, std::mem::size_of::<PartitionData>(), 38),
+        ("PartitionData", 9, std::mem::size_of::<PartitionData>(), 38),
+        (
+            "PartitionData",
+            10,
+            std::mem::size_of::<PartitionData>(),
+            38,
+        ),
+        (
+            "PartitionData",
+            11,
+            std::mem::size_of::<PartitionData>(),
+            42,
+        ),
+        (
+            "PartitionData",
+            12,
+            std::mem::size_of::<PartitionData>(),
+            37,
+        ),
+        (
+            "PartitionData",
+            13,
+            std::mem::size_of::<PartitionData>(),
+            37,
+        ),
+        (
+            "PartitionData",
+            14,
+            std::mem::size_of::<PartitionData>(),
+            37,
+        ),
+        (
+            "PartitionData",
+            15,
+            std::mem::size_of::<PartitionData>(),
+            37,
+        ),
+        (
+            "PartitionData",
+            16,
+            std::mem::size_of::<PartitionData>(),
+            37,
+        ),
+        (
+            "PartitionData",
+            17,
+            std::mem::size_of::<PartitionData>(),
+            37,
+        ),
+        (
+            "AbortedTransaction",
+            4,
+            std::mem::size_of::<AbortedTransaction>(),
+            16,
+        ),
+        (
+            "AbortedTransaction",
+            5,
+            std::mem::size_of::<AbortedTransaction>(),
+            16,
+        ),
+        (
+            "AbortedTransaction",
+            6,
+            std::mem::size_of::<AbortedTransaction>(),
+            16,
+        ),
+        (
+            "AbortedTransaction",
+            7,
+            std::mem::size_of::<AbortedTransaction>(),
+            16,
+        ),
+        (
+            "AbortedTransaction",
+            8,
+            std::mem::size_of::<AbortedTransaction>(),
+            16,
+        ),
+        (
+            "AbortedTransaction",
+            9,
+            std::mem::size_of::<AbortedTransaction>(),
+            16,
+        ),
+        (
+            "AbortedTransaction",
+            10,
+            std::mem::size_of::<AbortedTransaction>(),
+            16,
+        ),
+        (
+            "AbortedTransaction",
+            11,
+            std::mem::size_of::<AbortedTransaction>(),
+            16,
+        ),
+        (
+            "AbortedTransaction",
+            12,
+            std::mem::size_of::<AbortedTransaction>(),
+            17,
+        ),
+        (
+            "AbortedTransaction",
+            13,
+            std::mem::size_of::<AbortedTransaction>(),
+            17,
+        ),
+        (
+            "AbortedTransaction",
+            14,
+            std::mem::size_of::<AbortedTransaction>(),
+            17,
+        ),
+        (
+            "AbortedTransaction",
+            15,
+            std::mem::size_of::<AbortedTransaction>(),
+            17,
+        ),
+        (
+            "AbortedTransaction",
+            16,
+            std::mem::size_of::<AbortedTransaction>(),
+            17,
+        ),
+        (
+            "AbortedTransaction",
+            17,
+            std::mem::size_of::<AbortedTransaction>(),
+            17,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ pub struct FindCoordinatorRequest {
     /// The coordinator keys.
     pub coordinator_keys: Vec<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl FindCoordinatorRequest {
@@ -50,7 +50,7 @@ impl Encode for FindCoordinatorRequest {
             return Err(unsupported("FindCoordinatorRequest", "coordinator_keys", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "FindCoordinatorRequest", v)
         }
@@ -72,10 +72,20 @@ impl Decode for FindCoordinatorRequest {
             o.coordinator_keys = get_vec(buf, flex, &mut |buf| get_string(buf, flex))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 4, std::mem::size_of::<String>(), 1),
+        ("String", 5, std::mem::size_of::<String>(), 1),
+        ("String", 6, std::mem::size_of::<String>(), 1),
+    ]
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub struct FindCoordinatorResponse {
     /// Each coordinator result in the response
     pub coordinators: Vec<Coordinator>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for FindCoordinatorResponse {
@@ -39,7 +39,7 @@ impl Default for FindCoordinatorResponse {
             host: String::new(),
             port: 0,
             coordinators: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -97,7 +97,7 @@ impl Encode for FindCoordinatorResponse {
             return Err(unsupported("FindCoordinatorResponse", "coordinators", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "FindCoordinatorResponse", v)
         }
@@ -131,7 +131,7 @@ impl Decode for FindCoordinatorResponse {
             o.coordinators = get_vec(buf, flex, &mut |buf| Coordinator::decode(buf, v))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -153,7 +153,7 @@ pub struct Coordinator {
     /// The error message, or null if there was no error.
     pub error_message: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Coordinator {
@@ -165,7 +165,7 @@ impl Default for Coordinator {
             port: 0,
             error_code: 0,
             error_message: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -204,7 +204,7 @@ impl Encode for Coordinator {
             return Err(unsupported("Coordinator", "error_message", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "Coordinator", v)
         }
@@ -234,10 +234,20 @@ impl Decode for Coordinator {
             o.error_message = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("Coordinator", 4, std::mem::size_of::<Coordinator>(), 14),
+        ("Coordinator", 5, std::mem::size_of::<Coordinator>(), 14),
+        ("Coordinator", 6, std::mem::size_of::<Coordinator>(), 14),
+    ]
 }
 
 #[cfg(test)]

@@ -25,7 +25,7 @@ pub struct GreteTestMessage {
     pub extra: i64,
     pub names: Option<Vec<String>>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for GreteTestMessage {
@@ -42,7 +42,7 @@ impl Default for GreteTestMessage {
             inner: None,
             extra: -1,
             names: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -102,7 +102,7 @@ impl Encode for GreteTestMessage {
             return Err(unsupported("GreteTestMessage", "extra", v));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "GreteTestMessage", v)
         }
@@ -130,7 +130,7 @@ impl Decode for GreteTestMessage {
         }
         o.inner = get_opt_struct(buf, v)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     2 if v >= 3 => {
                         o.names = get_opt_vec(buf, flex, &mut |buf| get_string(buf, flex))?
@@ -150,7 +150,7 @@ pub struct Inner {
     pub flag: bool,
     pub counts: Option<Vec<i64>>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for Inner {
@@ -158,7 +158,7 @@ impl Default for Inner {
         Self {
             flag: true,
             counts: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -177,7 +177,7 @@ impl Encode for Inner {
             },
         )?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "Inner", v)
         }
@@ -195,10 +195,25 @@ impl Decode for Inner {
             "counts",
         )?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("Uuid", 1, std::mem::size_of::<Uuid>(), 16),
+        ("Uuid", 2, std::mem::size_of::<Uuid>(), 16),
+        ("Uuid", 3, std::mem::size_of::<Uuid>(), 16),
+        ("String", 3, std::mem::size_of::<String>(), 1),
+        ("i64", 0, std::mem::size_of::<i64>(), 8),
+        ("i64", 1, std::mem::size_of::<i64>(), 8),
+        ("i64", 2, std::mem::size_of::<i64>(), 8),
+        ("i64", 3, std::mem::size_of::<i64>(), 8),
+    ]
 }
 
 #[cfg(test)]

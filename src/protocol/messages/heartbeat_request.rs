@@ -20,7 +20,7 @@ pub struct HeartbeatRequest {
     /// The unique identifier of the consumer instance provided by end user.
     pub group_instance_id: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl HeartbeatRequest {
@@ -43,7 +43,7 @@ impl Encode for HeartbeatRequest {
             return Err(unsupported("HeartbeatRequest", "group_instance_id", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "HeartbeatRequest", v)
         }
@@ -62,10 +62,16 @@ impl Decode for HeartbeatRequest {
             o.group_instance_id = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
 }
 
 #[cfg(test)]

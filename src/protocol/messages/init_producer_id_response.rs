@@ -20,7 +20,7 @@ pub struct InitProducerIdResponse {
     /// The current epoch associated with the producer id.
     pub producer_epoch: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for InitProducerIdResponse {
@@ -30,7 +30,7 @@ impl Default for InitProducerIdResponse {
             error_code: 0,
             producer_id: -1,
             producer_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -51,7 +51,7 @@ impl Encode for InitProducerIdResponse {
         put_i64(buf, self.producer_id);
         put_i16(buf, self.producer_epoch);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "InitProducerIdResponse", v)
         }
@@ -68,10 +68,16 @@ impl Decode for InitProducerIdResponse {
         o.producer_id = get_i64(buf)?;
         o.producer_epoch = get_i16(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
 }
 
 #[cfg(test)]

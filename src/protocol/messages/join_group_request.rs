@@ -28,7 +28,7 @@ pub struct JoinGroupRequest {
     /// The reason why the member (re-)joins the group.
     pub reason: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupRequest {
@@ -42,7 +42,7 @@ impl Default for JoinGroupRequest {
             protocol_type: String::new(),
             protocols: Vec::new(),
             reason: None,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -79,7 +79,7 @@ impl Encode for JoinGroupRequest {
             return Err(unsupported("JoinGroupRequest", "reason", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "JoinGroupRequest", v)
         }
@@ -108,7 +108,7 @@ impl Decode for JoinGroupRequest {
             o.reason = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -122,7 +122,7 @@ pub struct JoinGroupRequestProtocol {
     /// The protocol metadata.
     pub metadata: Bytes,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for JoinGroupRequestProtocol {
@@ -131,7 +131,7 @@ impl Encode for JoinGroupRequestProtocol {
         put_string(buf, &self.name, flex)?;
         put_bytes(buf, &self.metadata, flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "JoinGroupRequestProtocol", v)
         }
@@ -145,10 +145,77 @@ impl Decode for JoinGroupRequestProtocol {
         o.name = get_string(buf, flex)?;
         o.metadata = get_bytes(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "JoinGroupRequestProtocol",
+            0,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            6,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            1,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            6,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            2,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            6,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            3,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            6,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            4,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            6,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            5,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            6,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            6,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            3,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            7,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            3,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            8,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            3,
+        ),
+        (
+            "JoinGroupRequestProtocol",
+            9,
+            std::mem::size_of::<JoinGroupRequestProtocol>(),
+            3,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -29,7 +29,7 @@ pub struct JoinGroupResponse {
     pub member_id: String,
     pub members: Vec<JoinGroupResponseMember>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for JoinGroupResponse {
@@ -44,7 +44,7 @@ impl Default for JoinGroupResponse {
             skip_assignment: false,
             member_id: String::new(),
             members: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -92,7 +92,7 @@ impl Encode for JoinGroupResponse {
         put_string(buf, &self.member_id, flex)?;
         put_vec(buf, &self.members, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "JoinGroupResponse", v)
         }
@@ -122,7 +122,7 @@ impl Decode for JoinGroupResponse {
             JoinGroupResponseMember::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -137,7 +137,7 @@ pub struct JoinGroupResponseMember {
     /// The group member metadata.
     pub metadata: Bytes,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for JoinGroupResponseMember {
@@ -155,7 +155,7 @@ impl Encode for JoinGroupResponseMember {
         }
         put_bytes(buf, &self.metadata, flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "JoinGroupResponseMember", v)
         }
@@ -172,10 +172,77 @@ impl Decode for JoinGroupResponseMember {
         }
         o.metadata = get_bytes(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "JoinGroupResponseMember",
+            0,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            6,
+        ),
+        (
+            "JoinGroupResponseMember",
+            1,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            6,
+        ),
+        (
+            "JoinGroupResponseMember",
+            2,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            6,
+        ),
+        (
+            "JoinGroupResponseMember",
+            3,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            6,
+        ),
+        (
+            "JoinGroupResponseMember",
+            4,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            6,
+        ),
+        (
+            "JoinGroupResponseMember",
+            5,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            8,
+        ),
+        (
+            "JoinGroupResponseMember",
+            6,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            4,
+        ),
+        (
+            "JoinGroupResponseMember",
+            7,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            4,
+        ),
+        (
+            "JoinGroupResponseMember",
+            8,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            4,
+        ),
+        (
+            "JoinGroupResponseMember",
+            9,
+            std::mem::size_of::<JoinGroupResponseMember>(),
+            4,
+        ),
+    ]
 }
 
 #[cfg(test)]

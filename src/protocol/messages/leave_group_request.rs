@@ -18,7 +18,7 @@ pub struct LeaveGroupRequest {
     /// List of leaving member identities.
     pub members: Vec<MemberIdentity>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl LeaveGroupRequest {
@@ -44,7 +44,7 @@ impl Encode for LeaveGroupRequest {
             return Err(unsupported("LeaveGroupRequest", "members", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "LeaveGroupRequest", v)
         }
@@ -64,7 +64,7 @@ impl Decode for LeaveGroupRequest {
             o.members = get_vec(buf, flex, &mut |buf| MemberIdentity::decode(buf, v))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -80,7 +80,7 @@ pub struct MemberIdentity {
     /// The reason why the member left the group.
     pub reason: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for MemberIdentity {
@@ -102,7 +102,7 @@ impl Encode for MemberIdentity {
             return Err(unsupported("MemberIdentity", "reason", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "MemberIdentity", v)
         }
@@ -123,10 +123,35 @@ impl Decode for MemberIdentity {
             o.reason = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "MemberIdentity",
+            3,
+            std::mem::size_of::<MemberIdentity>(),
+            4,
+        ),
+        (
+            "MemberIdentity",
+            4,
+            std::mem::size_of::<MemberIdentity>(),
+            3,
+        ),
+        (
+            "MemberIdentity",
+            5,
+            std::mem::size_of::<MemberIdentity>(),
+            4,
+        ),
+    ]
 }
 
 #[cfg(test)]

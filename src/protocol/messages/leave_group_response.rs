@@ -18,7 +18,7 @@ pub struct LeaveGroupResponse {
     /// List of leaving member responses.
     pub members: Vec<MemberResponse>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl LeaveGroupResponse {
@@ -44,7 +44,7 @@ impl Encode for LeaveGroupResponse {
             return Err(unsupported("LeaveGroupResponse", "members", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "LeaveGroupResponse", v)
         }
@@ -64,7 +64,7 @@ impl Decode for LeaveGroupResponse {
             o.members = get_vec(buf, flex, &mut |buf| MemberResponse::decode(buf, v))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -80,7 +80,7 @@ pub struct MemberResponse {
     /// The error code, or 0 if there was no error.
     pub error_code: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MemberResponse {
@@ -89,7 +89,7 @@ impl Default for MemberResponse {
             member_id: String::new(),
             group_instance_id: Some(String::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -113,7 +113,7 @@ impl Encode for MemberResponse {
             return Err(unsupported("MemberResponse", "error_code", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "MemberResponse", v)
         }
@@ -134,10 +134,35 @@ impl Decode for MemberResponse {
             o.error_code = get_i16(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "MemberResponse",
+            3,
+            std::mem::size_of::<MemberResponse>(),
+            6,
+        ),
+        (
+            "MemberResponse",
+            4,
+            std::mem::size_of::<MemberResponse>(),
+            5,
+        ),
+        (
+            "MemberResponse",
+            5,
+            std::mem::size_of::<MemberResponse>(),
+            5,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct ListGroupsRequest {
     /// The types of the groups we want to list. If empty, all groups are returned with their type.
     pub types_filter: Vec<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ListGroupsRequest {
@@ -45,7 +45,7 @@ impl Encode for ListGroupsRequest {
             return Err(unsupported("ListGroupsRequest", "types_filter", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ListGroupsRequest", v)
         }
@@ -64,10 +64,19 @@ impl Decode for ListGroupsRequest {
             o.types_filter = get_vec(buf, flex, &mut |buf| get_string(buf, flex))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 4, std::mem::size_of::<String>(), 1),
+        ("String", 5, std::mem::size_of::<String>(), 1),
+    ]
 }
 
 #[cfg(test)]

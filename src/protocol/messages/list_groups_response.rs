@@ -18,7 +18,7 @@ pub struct ListGroupsResponse {
     /// Each group in the response.
     pub groups: Vec<ListedGroup>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ListGroupsResponse {
@@ -40,7 +40,7 @@ impl Encode for ListGroupsResponse {
         put_i16(buf, self.error_code);
         put_vec(buf, &self.groups, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ListGroupsResponse", v)
         }
@@ -58,7 +58,7 @@ impl Decode for ListGroupsResponse {
         o.error_code = get_i16(buf)?;
         o.groups = get_vec(buf, flex, &mut |buf| ListedGroup::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -76,7 +76,7 @@ pub struct ListedGroup {
     /// The group type name.
     pub group_type: String,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for ListedGroup {
@@ -95,7 +95,7 @@ impl Encode for ListedGroup {
             return Err(unsupported("ListedGroup", "group_type", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ListedGroup", v)
         }
@@ -115,10 +115,23 @@ impl Decode for ListedGroup {
             o.group_type = get_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("ListedGroup", 0, std::mem::size_of::<ListedGroup>(), 4),
+        ("ListedGroup", 1, std::mem::size_of::<ListedGroup>(), 4),
+        ("ListedGroup", 2, std::mem::size_of::<ListedGroup>(), 4),
+        ("ListedGroup", 3, std::mem::size_of::<ListedGroup>(), 3),
+        ("ListedGroup", 4, std::mem::size_of::<ListedGroup>(), 4),
+        ("ListedGroup", 5, std::mem::size_of::<ListedGroup>(), 5),
+    ]
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub struct ListOffsetsRequest {
     /// The timeout to await a response in milliseconds for requests that require reading from remote storage for topics enabled with tiered storage.
     pub timeout_ms: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ListOffsetsRequest {
@@ -47,7 +47,7 @@ impl Encode for ListOffsetsRequest {
             return Err(unsupported("ListOffsetsRequest", "timeout_ms", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ListOffsetsRequest", v)
         }
@@ -68,7 +68,7 @@ impl Decode for ListOffsetsRequest {
             o.timeout_ms = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -82,7 +82,7 @@ pub struct ListOffsetsTopic {
     /// Each partition in the request.
     pub partitions: Vec<ListOffsetsPartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for ListOffsetsTopic {
@@ -91,7 +91,7 @@ impl Encode for ListOffsetsTopic {
         put_string(buf, &self.name, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ListOffsetsTopic", v)
         }
@@ -105,7 +105,7 @@ impl Decode for ListOffsetsTopic {
         o.name = get_string(buf, flex)?;
         o.partitions = get_vec(buf, flex, &mut |buf| ListOffsetsPartition::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -123,7 +123,7 @@ pub struct ListOffsetsPartition {
     /// The maximum number of offsets to report.
     pub max_num_offsets: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsPartition {
@@ -133,7 +133,7 @@ impl Default for ListOffsetsPartition {
             current_leader_epoch: -1,
             timestamp: 0,
             max_num_offsets: 1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -158,7 +158,7 @@ impl Encode for ListOffsetsPartition {
             return Err(unsupported("ListOffsetsPartition", "max_num_offsets", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ListOffsetsPartition", v)
         }
@@ -178,10 +178,149 @@ impl Decode for ListOffsetsPartition {
             o.max_num_offsets = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "ListOffsetsTopic",
+            0,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopic",
+            1,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopic",
+            2,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopic",
+            3,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopic",
+            4,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopic",
+            5,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopic",
+            6,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            3,
+        ),
+        (
+            "ListOffsetsTopic",
+            7,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            3,
+        ),
+        (
+            "ListOffsetsTopic",
+            8,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            3,
+        ),
+        (
+            "ListOffsetsTopic",
+            9,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            3,
+        ),
+        (
+            "ListOffsetsTopic",
+            10,
+            std::mem::size_of::<ListOffsetsTopic>(),
+            3,
+        ),
+        (
+            "ListOffsetsPartition",
+            0,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            16,
+        ),
+        (
+            "ListOffsetsPartition",
+            1,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            12,
+        ),
+        (
+            "ListOffsetsPartition",
+            2,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            12,
+        ),
+        (
+            "ListOffsetsPartition",
+            3,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            12,
+        ),
+        (
+            "ListOffsetsPartition",
+            4,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            16,
+        ),
+        (
+            "ListOffsetsPartition",
+            5,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            16,
+        ),
+        (
+            "ListOffsetsPartition",
+            6,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            17,
+        ),
+        (
+            "ListOffsetsPartition",
+            7,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            17,
+        ),
+        (
+            "ListOffsetsPartition",
+            8,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            17,
+        ),
+        (
+            "ListOffsetsPartition",
+            9,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            17,
+        ),
+        (
+            "ListOffsetsPartition",
+            10,
+            std::mem::size_of::<ListOffsetsPartition>(),
+            17,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct ListOffsetsResponse {
     /// Each topic in the response.
     pub topics: Vec<ListOffsetsTopicResponse>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ListOffsetsResponse {
@@ -37,7 +37,7 @@ impl Encode for ListOffsetsResponse {
         }
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ListOffsetsResponse", v)
         }
@@ -56,7 +56,7 @@ impl Decode for ListOffsetsResponse {
             ListOffsetsTopicResponse::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -70,7 +70,7 @@ pub struct ListOffsetsTopicResponse {
     /// Each partition in the response.
     pub partitions: Vec<ListOffsetsPartitionResponse>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for ListOffsetsTopicResponse {
@@ -79,7 +79,7 @@ impl Encode for ListOffsetsTopicResponse {
         put_string(buf, &self.name, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ListOffsetsTopicResponse", v)
         }
@@ -95,7 +95,7 @@ impl Decode for ListOffsetsTopicResponse {
             ListOffsetsPartitionResponse::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -116,7 +116,7 @@ pub struct ListOffsetsPartitionResponse {
     pub offset: i64,
     pub leader_epoch: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for ListOffsetsPartitionResponse {
@@ -128,7 +128,7 @@ impl Default for ListOffsetsPartitionResponse {
             timestamp: -1,
             offset: -1,
             leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -170,7 +170,7 @@ impl Encode for ListOffsetsPartitionResponse {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -200,10 +200,150 @@ impl Decode for ListOffsetsPartitionResponse {
             o.leader_epoch = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "ListOffsetsTopicResponse",
+            0,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            1,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            2,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            3,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            4,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            5,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            6,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            6,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            3,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            7,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            3,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            8,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            3,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            9,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            3,
+        ),
+        (
+            "ListOffsetsTopicResponse",
+            10,
+            std::mem::size_of::<ListOffsetsTopicResponse>(),
+            3,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            0,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            10,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            1,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            22,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            2,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            22,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            3,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            22,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            4,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            26,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            5,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            26,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            6,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            27,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            7,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            27,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            8,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            27,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            9,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            27,
+        ),
+        (
+            "ListOffsetsPartitionResponse",
+            10,
+            std::mem::size_of::<ListOffsetsPartitionResponse>(),
+            27,
+        ),
+        ("i64", 0, std::mem::size_of::<i64>(), 8),
+    ]
 }
 
 #[cfg(test)]

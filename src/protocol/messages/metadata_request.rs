@@ -20,7 +20,7 @@ pub struct MetadataRequest {
     /// Whether to include topic authorized operations.
     pub include_topic_authorized_operations: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataRequest {
@@ -30,7 +30,7 @@ impl Default for MetadataRequest {
             allow_auto_topic_creation: true,
             include_cluster_authorized_operations: false,
             include_topic_authorized_operations: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -86,7 +86,7 @@ impl Encode for MetadataRequest {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "MetadataRequest", v)
         }
@@ -113,7 +113,7 @@ impl Decode for MetadataRequest {
             o.include_topic_authorized_operations = get_bool(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -127,7 +127,7 @@ pub struct MetadataRequestTopic {
     /// The topic name.
     pub name: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataRequestTopic {
@@ -135,7 +135,7 @@ impl Default for MetadataRequestTopic {
         Self {
             topic_id: Uuid::default(),
             name: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -160,7 +160,7 @@ impl Encode for MetadataRequestTopic {
             flex,
         )?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "MetadataRequestTopic", v)
         }
@@ -176,10 +176,95 @@ impl Decode for MetadataRequestTopic {
         }
         o.name = dn(get_nullable_string(buf, flex)?, v >= 10, "name")?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "MetadataRequestTopic",
+            0,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            1,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            2,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            3,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            4,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            5,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            6,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            7,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            8,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            9,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            2,
+        ),
+        (
+            "MetadataRequestTopic",
+            10,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            18,
+        ),
+        (
+            "MetadataRequestTopic",
+            11,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            18,
+        ),
+        (
+            "MetadataRequestTopic",
+            12,
+            std::mem::size_of::<MetadataRequestTopic>(),
+            18,
+        ),
+    ]
 }
 
 #[cfg(test)]

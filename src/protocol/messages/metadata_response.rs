@@ -24,7 +24,7 @@ pub struct MetadataResponse {
     /// 32-bit bitfield to represent authorized operations for this cluster.
     pub cluster_authorized_operations: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponse {
@@ -36,7 +36,7 @@ impl Default for MetadataResponse {
             controller_id: -1,
             topics: Vec::new(),
             cluster_authorized_operations: -2147483648,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -79,7 +79,7 @@ impl Encode for MetadataResponse {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "MetadataResponse", v)
         }
@@ -106,7 +106,7 @@ impl Decode for MetadataResponse {
             o.cluster_authorized_operations = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -124,7 +124,7 @@ pub struct MetadataResponseBroker {
     /// The rack of the broker, or null if it has not been assigned to a rack.
     pub rack: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for MetadataResponseBroker {
@@ -139,7 +139,7 @@ impl Encode for MetadataResponseBroker {
             return Err(unsupported("MetadataResponseBroker", "rack", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "MetadataResponseBroker", v)
         }
@@ -157,7 +157,7 @@ impl Decode for MetadataResponseBroker {
             o.rack = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -179,7 +179,7 @@ pub struct MetadataResponseTopic {
     /// 32-bit bitfield to represent authorized operations for this topic.
     pub topic_authorized_operations: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponseTopic {
@@ -191,7 +191,7 @@ impl Default for MetadataResponseTopic {
             is_internal: false,
             partitions: Vec::new(),
             topic_authorized_operations: -2147483648,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -232,7 +232,7 @@ impl Encode for MetadataResponseTopic {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "MetadataResponseTopic", v)
         }
@@ -258,7 +258,7 @@ impl Decode for MetadataResponseTopic {
             o.topic_authorized_operations = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -282,7 +282,7 @@ pub struct MetadataResponsePartition {
     /// The set of offline replicas of this partition.
     pub offline_replicas: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for MetadataResponsePartition {
@@ -295,7 +295,7 @@ impl Default for MetadataResponsePartition {
             replica_nodes: Vec::new(),
             isr_nodes: Vec::new(),
             offline_replicas: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -332,7 +332,7 @@ impl Encode for MetadataResponsePartition {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "MetadataResponsePartition", v)
         }
@@ -355,10 +355,264 @@ impl Decode for MetadataResponsePartition {
             o.offline_replicas = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "MetadataResponseBroker",
+            0,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            10,
+        ),
+        (
+            "MetadataResponseBroker",
+            1,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            12,
+        ),
+        (
+            "MetadataResponseBroker",
+            2,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            12,
+        ),
+        (
+            "MetadataResponseBroker",
+            3,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            12,
+        ),
+        (
+            "MetadataResponseBroker",
+            4,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            12,
+        ),
+        (
+            "MetadataResponseBroker",
+            5,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            12,
+        ),
+        (
+            "MetadataResponseBroker",
+            6,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            12,
+        ),
+        (
+            "MetadataResponseBroker",
+            7,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            12,
+        ),
+        (
+            "MetadataResponseBroker",
+            8,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            12,
+        ),
+        (
+            "MetadataResponseBroker",
+            9,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            11,
+        ),
+        (
+            "MetadataResponseBroker",
+            10,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            11,
+        ),
+        (
+            "MetadataResponseBroker",
+            11,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            11,
+        ),
+        (
+            "MetadataResponseBroker",
+            12,
+            std::mem::size_of::<MetadataResponseBroker>(),
+            11,
+        ),
+        (
+            "MetadataResponseTopic",
+            0,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            8,
+        ),
+        (
+            "MetadataResponseTopic",
+            1,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            9,
+        ),
+        (
+            "MetadataResponseTopic",
+            2,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            9,
+        ),
+        (
+            "MetadataResponseTopic",
+            3,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            9,
+        ),
+        (
+            "MetadataResponseTopic",
+            4,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            9,
+        ),
+        (
+            "MetadataResponseTopic",
+            5,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            9,
+        ),
+        (
+            "MetadataResponseTopic",
+            6,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            9,
+        ),
+        (
+            "MetadataResponseTopic",
+            7,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            9,
+        ),
+        (
+            "MetadataResponseTopic",
+            8,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            13,
+        ),
+        (
+            "MetadataResponseTopic",
+            9,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            10,
+        ),
+        (
+            "MetadataResponseTopic",
+            10,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            26,
+        ),
+        (
+            "MetadataResponseTopic",
+            11,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            26,
+        ),
+        (
+            "MetadataResponseTopic",
+            12,
+            std::mem::size_of::<MetadataResponseTopic>(),
+            26,
+        ),
+        (
+            "MetadataResponsePartition",
+            0,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        (
+            "MetadataResponsePartition",
+            1,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        (
+            "MetadataResponsePartition",
+            2,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        (
+            "MetadataResponsePartition",
+            3,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        (
+            "MetadataResponsePartition",
+            4,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        (
+            "MetadataResponsePartition",
+            5,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            22,
+        ),
+        (
+            "MetadataResponsePartition",
+            6,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            22,
+        ),
+        (
+            "MetadataResponsePartition",
+            7,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            26,
+        ),
+        (
+            "MetadataResponsePartition",
+            8,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            26,
+        ),
+        (
+            "MetadataResponsePartition",
+            9,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        (
+            "MetadataResponsePartition",
+            10,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        (
+            "MetadataResponsePartition",
+            11,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        (
+            "MetadataResponsePartition",
+            12,
+            std::mem::size_of::<MetadataResponsePartition>(),
+            18,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+        ("i32", 4, std::mem::size_of::<i32>(), 4),
+        ("i32", 5, std::mem::size_of::<i32>(), 4),
+        ("i32", 6, std::mem::size_of::<i32>(), 4),
+        ("i32", 7, std::mem::size_of::<i32>(), 4),
+        ("i32", 8, std::mem::size_of::<i32>(), 4),
+        ("i32", 9, std::mem::size_of::<i32>(), 4),
+        ("i32", 10, std::mem::size_of::<i32>(), 4),
+        ("i32", 11, std::mem::size_of::<i32>(), 4),
+        ("i32", 12, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

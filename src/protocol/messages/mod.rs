@@ -660,7 +660,8 @@ impl RequestBody {
         }
     }
 
-    /// Decodes a body of API `api_key` in `version`.
+    /// Decodes a body of API `api_key` in `version`. For the memory it holds, see
+    /// [`decode_response`](crate::protocol::header::decode_response).
     pub fn decode(api_key: ApiKey, version: i16, buf: &mut Bytes) -> DecodeResult<Self> {
         Ok(match api_key {
             ApiKey::Produce => Self::Produce(ProduceRequest::decode(buf, version)?),
@@ -830,7 +831,8 @@ impl ResponseBody {
         }
     }
 
-    /// Decodes a body of API `api_key` in `version`.
+    /// Decodes a body of API `api_key` in `version`. For the memory it holds, see
+    /// [`decode_response`](crate::protocol::header::decode_response).
     pub fn decode(api_key: ApiKey, version: i16, buf: &mut Bytes) -> DecodeResult<Self> {
         Ok(match api_key {
             ApiKey::Produce => Self::Produce(ProduceResponse::decode(buf, version)?),
@@ -1046,6 +1048,8 @@ mod util {
         for _ in 0..n {
             out.push(item(buf)?);
         }
+        // Past the preallocation the vector grew by doubling: hold what was read, no more.
+        out.shrink_to_fit();
         Ok(Some(out))
     }
 
@@ -1093,34 +1097,9 @@ mod util {
         &mut tags[last].1
     }
 
-    /// Writes a tagged-field section: known and unknown fields together, in ascending tag order.
-    pub(crate) fn put_tags(
-        buf: &mut Vec<u8>,
-        known: Vec<(u32, Vec<u8>)>,
-        unknown: &[RawTaggedField],
-    ) -> EncodeResult {
-        let mut all: Vec<(u32, &[u8])> = known.iter().map(|(t, d)| (*t, &d[..])).collect();
-        all.extend(unknown.iter().map(|f| (f.tag, &f.data[..])));
-        all.sort_by_key(|f| f.0);
-        if all.windows(2).any(|w| w[0].0 == w[1].0) {
-            // An unknown field that reuses a tag: the peer would read the tag twice.
-            return Err(EncodeError::Invalid(
-                "duplicate tag in a tagged-field section",
-            ));
-        }
-        put_unsigned_varint(buf, all.len() as u32);
-        for (tag, data) in all {
-            put_tagged_field(buf, tag, |b| {
-                b.extend_from_slice(data);
-                Ok(())
-            })?;
-        }
-        Ok(())
-    }
-
     /// A non-flexible version has nowhere to put unknown tagged fields.
     pub(crate) fn no_tags(
-        unknown: &[RawTaggedField],
+        unknown: &UnknownTaggedFields,
         message: &'static str,
         version: i16,
     ) -> EncodeResult {
@@ -1129,34 +1108,6 @@ mod util {
         } else {
             Err(unsupported(message, "unknown_tagged_fields", version))
         }
-    }
-
-    /// Reads a tagged-field section. `known` decodes a field it knows from the field's bytes
-    /// (which it must consume entirely) and returns `false` for the others, which are kept.
-    pub(crate) fn get_tags(
-        buf: &mut Bytes,
-        unknown: &mut Vec<RawTaggedField>,
-        known: &mut dyn FnMut(u32, &mut Bytes) -> DecodeResult<bool>,
-    ) -> DecodeResult<()> {
-        let n = get_tagged_count(buf)?;
-        let mut last: Option<u32> = None;
-        for _ in 0..n {
-            let mut f = get_tagged_field(buf)?;
-            // KIP-482: tags come in strictly ascending order. Holding peers to it keeps decoding
-            // canonical: a repeated tag cannot silently replace an earlier value.
-            if last.is_some_and(|l| f.tag <= l) {
-                return Err(DecodeError::Malformed(
-                    "tagged fields out of order or repeated",
-                ));
-            }
-            last = Some(f.tag);
-            if known(f.tag, &mut f.data)? {
-                expect_end(&f.data)?;
-            } else {
-                unknown.push(f);
-            }
-        }
-        Ok(())
     }
 
     #[cfg(test)]
@@ -1213,7 +1164,7 @@ mod util {
         }
 
         /// Unknown tagged fields with ascending tags from `first` up.
-        pub(crate) fn arb_unknown_tags(g: &mut Gen, first: u32) -> Vec<RawTaggedField> {
+        pub(crate) fn arb_unknown_tags(g: &mut Gen, first: u32) -> UnknownTaggedFields {
             let mut tag = first;
             let n = u8::arbitrary(g) % 3;
             (0..n)
@@ -1227,6 +1178,30 @@ mod util {
                     f
                 })
                 .collect()
+        }
+
+        /// An array element type, a version, the element's size in memory and the fewest bytes
+        /// it takes on the wire in that version.
+        pub(crate) type ArrayElement = (&'static str, i16, usize, usize);
+
+        /// Checks that no array element holds more than [`MAX_DECODED_BYTES_PER_WIRE_BYTE`]
+        /// bytes of memory per byte it takes on the wire: rows of (message, (element type,
+        /// version, size in memory, fewest wire bytes)).
+        pub(crate) fn check_array_elements(rows: &[(&str, ArrayElement)]) {
+            let ratio = |r: &(&str, ArrayElement)| r.1 .2 as f64 / r.1 .3.max(1) as f64;
+            let mut sorted: Vec<_> = rows.iter().collect();
+            sorted.sort_by(|a, b| ratio(b).total_cmp(&ratio(a)));
+            for r in sorted.iter().take(15) {
+                eprintln!("{r:?}: {:.1} bytes per wire byte", ratio(r));
+            }
+            for r in rows {
+                let (message, (ty, v, size, wire)) = r;
+                assert!(*wire > 0, "{message} v{v}: {ty} takes no wire bytes");
+                assert!(
+                    *size <= MAX_DECODED_BYTES_PER_WIRE_BYTE * wire,
+                    "{message} v{v}: {ty} holds {size} bytes for {wire} on the wire"
+                );
+            }
         }
 
         /// Encodes, decodes, compares values and re-encoded bytes.
@@ -1699,5 +1674,319 @@ mod round_trips {
             grete_test_message::GreteTestMessage::VALID_VERSIONS,
             grete_test_message::GreteTestMessage::arb,
         )
+    }
+}
+
+#[cfg(test)]
+mod memory {
+    #[test]
+    fn decoded_array_elements_hold_bounded_bytes_per_wire_byte() {
+        let mut rows = Vec::new();
+        rows.extend(
+            super::produce_request::array_elements()
+                .into_iter()
+                .map(|r| ("ProduceRequest", r)),
+        );
+        rows.extend(
+            super::produce_response::array_elements()
+                .into_iter()
+                .map(|r| ("ProduceResponse", r)),
+        );
+        rows.extend(
+            super::fetch_request::array_elements()
+                .into_iter()
+                .map(|r| ("FetchRequest", r)),
+        );
+        rows.extend(
+            super::fetch_response::array_elements()
+                .into_iter()
+                .map(|r| ("FetchResponse", r)),
+        );
+        rows.extend(
+            super::list_offsets_request::array_elements()
+                .into_iter()
+                .map(|r| ("ListOffsetsRequest", r)),
+        );
+        rows.extend(
+            super::list_offsets_response::array_elements()
+                .into_iter()
+                .map(|r| ("ListOffsetsResponse", r)),
+        );
+        rows.extend(
+            super::metadata_request::array_elements()
+                .into_iter()
+                .map(|r| ("MetadataRequest", r)),
+        );
+        rows.extend(
+            super::metadata_response::array_elements()
+                .into_iter()
+                .map(|r| ("MetadataResponse", r)),
+        );
+        rows.extend(
+            super::offset_commit_request::array_elements()
+                .into_iter()
+                .map(|r| ("OffsetCommitRequest", r)),
+        );
+        rows.extend(
+            super::offset_commit_response::array_elements()
+                .into_iter()
+                .map(|r| ("OffsetCommitResponse", r)),
+        );
+        rows.extend(
+            super::offset_fetch_request::array_elements()
+                .into_iter()
+                .map(|r| ("OffsetFetchRequest", r)),
+        );
+        rows.extend(
+            super::offset_fetch_response::array_elements()
+                .into_iter()
+                .map(|r| ("OffsetFetchResponse", r)),
+        );
+        rows.extend(
+            super::find_coordinator_request::array_elements()
+                .into_iter()
+                .map(|r| ("FindCoordinatorRequest", r)),
+        );
+        rows.extend(
+            super::find_coordinator_response::array_elements()
+                .into_iter()
+                .map(|r| ("FindCoordinatorResponse", r)),
+        );
+        rows.extend(
+            super::join_group_request::array_elements()
+                .into_iter()
+                .map(|r| ("JoinGroupRequest", r)),
+        );
+        rows.extend(
+            super::join_group_response::array_elements()
+                .into_iter()
+                .map(|r| ("JoinGroupResponse", r)),
+        );
+        rows.extend(
+            super::heartbeat_request::array_elements()
+                .into_iter()
+                .map(|r| ("HeartbeatRequest", r)),
+        );
+        rows.extend(
+            super::heartbeat_response::array_elements()
+                .into_iter()
+                .map(|r| ("HeartbeatResponse", r)),
+        );
+        rows.extend(
+            super::leave_group_request::array_elements()
+                .into_iter()
+                .map(|r| ("LeaveGroupRequest", r)),
+        );
+        rows.extend(
+            super::leave_group_response::array_elements()
+                .into_iter()
+                .map(|r| ("LeaveGroupResponse", r)),
+        );
+        rows.extend(
+            super::sync_group_request::array_elements()
+                .into_iter()
+                .map(|r| ("SyncGroupRequest", r)),
+        );
+        rows.extend(
+            super::sync_group_response::array_elements()
+                .into_iter()
+                .map(|r| ("SyncGroupResponse", r)),
+        );
+        rows.extend(
+            super::describe_groups_request::array_elements()
+                .into_iter()
+                .map(|r| ("DescribeGroupsRequest", r)),
+        );
+        rows.extend(
+            super::describe_groups_response::array_elements()
+                .into_iter()
+                .map(|r| ("DescribeGroupsResponse", r)),
+        );
+        rows.extend(
+            super::list_groups_request::array_elements()
+                .into_iter()
+                .map(|r| ("ListGroupsRequest", r)),
+        );
+        rows.extend(
+            super::list_groups_response::array_elements()
+                .into_iter()
+                .map(|r| ("ListGroupsResponse", r)),
+        );
+        rows.extend(
+            super::sasl_handshake_request::array_elements()
+                .into_iter()
+                .map(|r| ("SaslHandshakeRequest", r)),
+        );
+        rows.extend(
+            super::sasl_handshake_response::array_elements()
+                .into_iter()
+                .map(|r| ("SaslHandshakeResponse", r)),
+        );
+        rows.extend(
+            super::api_versions_request::array_elements()
+                .into_iter()
+                .map(|r| ("ApiVersionsRequest", r)),
+        );
+        rows.extend(
+            super::api_versions_response::array_elements()
+                .into_iter()
+                .map(|r| ("ApiVersionsResponse", r)),
+        );
+        rows.extend(
+            super::create_topics_request::array_elements()
+                .into_iter()
+                .map(|r| ("CreateTopicsRequest", r)),
+        );
+        rows.extend(
+            super::create_topics_response::array_elements()
+                .into_iter()
+                .map(|r| ("CreateTopicsResponse", r)),
+        );
+        rows.extend(
+            super::delete_topics_request::array_elements()
+                .into_iter()
+                .map(|r| ("DeleteTopicsRequest", r)),
+        );
+        rows.extend(
+            super::delete_topics_response::array_elements()
+                .into_iter()
+                .map(|r| ("DeleteTopicsResponse", r)),
+        );
+        rows.extend(
+            super::delete_records_request::array_elements()
+                .into_iter()
+                .map(|r| ("DeleteRecordsRequest", r)),
+        );
+        rows.extend(
+            super::delete_records_response::array_elements()
+                .into_iter()
+                .map(|r| ("DeleteRecordsResponse", r)),
+        );
+        rows.extend(
+            super::init_producer_id_request::array_elements()
+                .into_iter()
+                .map(|r| ("InitProducerIdRequest", r)),
+        );
+        rows.extend(
+            super::init_producer_id_response::array_elements()
+                .into_iter()
+                .map(|r| ("InitProducerIdResponse", r)),
+        );
+        rows.extend(
+            super::offset_for_leader_epoch_request::array_elements()
+                .into_iter()
+                .map(|r| ("OffsetForLeaderEpochRequest", r)),
+        );
+        rows.extend(
+            super::offset_for_leader_epoch_response::array_elements()
+                .into_iter()
+                .map(|r| ("OffsetForLeaderEpochResponse", r)),
+        );
+        rows.extend(
+            super::add_partitions_to_txn_request::array_elements()
+                .into_iter()
+                .map(|r| ("AddPartitionsToTxnRequest", r)),
+        );
+        rows.extend(
+            super::add_partitions_to_txn_response::array_elements()
+                .into_iter()
+                .map(|r| ("AddPartitionsToTxnResponse", r)),
+        );
+        rows.extend(
+            super::add_offsets_to_txn_request::array_elements()
+                .into_iter()
+                .map(|r| ("AddOffsetsToTxnRequest", r)),
+        );
+        rows.extend(
+            super::add_offsets_to_txn_response::array_elements()
+                .into_iter()
+                .map(|r| ("AddOffsetsToTxnResponse", r)),
+        );
+        rows.extend(
+            super::end_txn_request::array_elements()
+                .into_iter()
+                .map(|r| ("EndTxnRequest", r)),
+        );
+        rows.extend(
+            super::end_txn_response::array_elements()
+                .into_iter()
+                .map(|r| ("EndTxnResponse", r)),
+        );
+        rows.extend(
+            super::txn_offset_commit_request::array_elements()
+                .into_iter()
+                .map(|r| ("TxnOffsetCommitRequest", r)),
+        );
+        rows.extend(
+            super::txn_offset_commit_response::array_elements()
+                .into_iter()
+                .map(|r| ("TxnOffsetCommitResponse", r)),
+        );
+        rows.extend(
+            super::describe_configs_request::array_elements()
+                .into_iter()
+                .map(|r| ("DescribeConfigsRequest", r)),
+        );
+        rows.extend(
+            super::describe_configs_response::array_elements()
+                .into_iter()
+                .map(|r| ("DescribeConfigsResponse", r)),
+        );
+        rows.extend(
+            super::sasl_authenticate_request::array_elements()
+                .into_iter()
+                .map(|r| ("SaslAuthenticateRequest", r)),
+        );
+        rows.extend(
+            super::sasl_authenticate_response::array_elements()
+                .into_iter()
+                .map(|r| ("SaslAuthenticateResponse", r)),
+        );
+        rows.extend(
+            super::create_partitions_request::array_elements()
+                .into_iter()
+                .map(|r| ("CreatePartitionsRequest", r)),
+        );
+        rows.extend(
+            super::create_partitions_response::array_elements()
+                .into_iter()
+                .map(|r| ("CreatePartitionsResponse", r)),
+        );
+        rows.extend(
+            super::consumer_group_heartbeat_request::array_elements()
+                .into_iter()
+                .map(|r| ("ConsumerGroupHeartbeatRequest", r)),
+        );
+        rows.extend(
+            super::consumer_group_heartbeat_response::array_elements()
+                .into_iter()
+                .map(|r| ("ConsumerGroupHeartbeatResponse", r)),
+        );
+        rows.extend(
+            super::request_header::array_elements()
+                .into_iter()
+                .map(|r| ("RequestHeader", r)),
+        );
+        rows.extend(
+            super::response_header::array_elements()
+                .into_iter()
+                .map(|r| ("ResponseHeader", r)),
+        );
+        rows.extend(
+            super::consumer_protocol_subscription::array_elements()
+                .into_iter()
+                .map(|r| ("ConsumerProtocolSubscription", r)),
+        );
+        rows.extend(
+            super::consumer_protocol_assignment::array_elements()
+                .into_iter()
+                .map(|r| ("ConsumerProtocolAssignment", r)),
+        );
+        rows.extend(
+            super::grete_test_message::array_elements()
+                .into_iter()
+                .map(|r| ("GreteTestMessage", r)),
+        );
+        super::util::check_array_elements(&rows);
     }
 }

@@ -24,7 +24,7 @@ pub struct OffsetCommitRequest {
     /// The topics to commit offsets for.
     pub topics: Vec<OffsetCommitRequestTopic>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitRequest {
@@ -36,7 +36,7 @@ impl Default for OffsetCommitRequest {
             group_instance_id: None,
             retention_time_ms: -1,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -79,7 +79,7 @@ impl Encode for OffsetCommitRequest {
         }
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetCommitRequest", v)
         }
@@ -108,7 +108,7 @@ impl Decode for OffsetCommitRequest {
             OffsetCommitRequestTopic::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -122,7 +122,7 @@ pub struct OffsetCommitRequestTopic {
     /// Each partition to commit offsets for.
     pub partitions: Vec<OffsetCommitRequestPartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetCommitRequestTopic {
@@ -131,7 +131,7 @@ impl Encode for OffsetCommitRequestTopic {
         put_string(buf, &self.name, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetCommitRequestTopic", v)
         }
@@ -147,7 +147,7 @@ impl Decode for OffsetCommitRequestTopic {
             OffsetCommitRequestPartition::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -167,7 +167,7 @@ pub struct OffsetCommitRequestPartition {
     /// Any associated metadata the client wants to keep.
     pub committed_metadata: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetCommitRequestPartition {
@@ -178,7 +178,7 @@ impl Default for OffsetCommitRequestPartition {
             committed_leader_epoch: -1,
             commit_timestamp: -1,
             committed_metadata: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -208,7 +208,7 @@ impl Encode for OffsetCommitRequestPartition {
         }
         put_nullable_string(buf, self.committed_metadata.as_deref(), flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -233,10 +233,137 @@ impl Decode for OffsetCommitRequestPartition {
         }
         o.committed_metadata = get_nullable_string(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "OffsetCommitRequestTopic",
+            0,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            1,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            2,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            3,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            4,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            5,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            6,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            7,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            8,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            3,
+        ),
+        (
+            "OffsetCommitRequestTopic",
+            9,
+            std::mem::size_of::<OffsetCommitRequestTopic>(),
+            3,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            0,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            14,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            1,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            22,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            2,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            14,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            3,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            14,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            4,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            14,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            5,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            14,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            6,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            18,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            7,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            18,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            8,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            18,
+        ),
+        (
+            "OffsetCommitRequestPartition",
+            9,
+            std::mem::size_of::<OffsetCommitRequestPartition>(),
+            18,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct OffsetCommitResponse {
     /// The responses for each topic.
     pub topics: Vec<OffsetCommitResponseTopic>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl OffsetCommitResponse {
@@ -37,7 +37,7 @@ impl Encode for OffsetCommitResponse {
         }
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetCommitResponse", v)
         }
@@ -56,7 +56,7 @@ impl Decode for OffsetCommitResponse {
             OffsetCommitResponseTopic::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -70,7 +70,7 @@ pub struct OffsetCommitResponseTopic {
     /// The responses for each partition in the topic.
     pub partitions: Vec<OffsetCommitResponsePartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetCommitResponseTopic {
@@ -79,7 +79,7 @@ impl Encode for OffsetCommitResponseTopic {
         put_string(buf, &self.name, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetCommitResponseTopic", v)
         }
@@ -95,7 +95,7 @@ impl Decode for OffsetCommitResponseTopic {
             OffsetCommitResponsePartition::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -109,7 +109,7 @@ pub struct OffsetCommitResponsePartition {
     /// The error code, or 0 if there was no error.
     pub error_code: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetCommitResponsePartition {
@@ -118,7 +118,7 @@ impl Encode for OffsetCommitResponsePartition {
         put_i32(buf, self.partition_index);
         put_i16(buf, self.error_code);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -136,10 +136,137 @@ impl Decode for OffsetCommitResponsePartition {
         o.partition_index = get_i32(buf)?;
         o.error_code = get_i16(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "OffsetCommitResponseTopic",
+            0,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            1,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            2,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            3,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            4,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            5,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            6,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            7,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            8,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            3,
+        ),
+        (
+            "OffsetCommitResponseTopic",
+            9,
+            std::mem::size_of::<OffsetCommitResponseTopic>(),
+            3,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            0,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            1,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            2,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            3,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            4,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            5,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            6,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            7,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            8,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            7,
+        ),
+        (
+            "OffsetCommitResponsePartition",
+            9,
+            std::mem::size_of::<OffsetCommitResponsePartition>(),
+            7,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub struct OffsetFetchRequest {
     /// Whether broker should hold on returning unstable offsets but set a retriable error code for the partitions.
     pub require_stable: bool,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchRequest {
@@ -30,7 +30,7 @@ impl Default for OffsetFetchRequest {
             topics: Some(Vec::new()),
             groups: Vec::new(),
             require_stable: false,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -78,7 +78,7 @@ impl Encode for OffsetFetchRequest {
             return Err(unsupported("OffsetFetchRequest", "require_stable", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetFetchRequest", v)
         }
@@ -111,7 +111,7 @@ impl Decode for OffsetFetchRequest {
             o.require_stable = get_bool(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -125,7 +125,7 @@ pub struct OffsetFetchRequestTopic {
     /// The partition indexes we would like to fetch offsets for.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetFetchRequestTopic {
@@ -149,7 +149,7 @@ impl Encode for OffsetFetchRequestTopic {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetFetchRequestTopic", v)
         }
@@ -167,7 +167,7 @@ impl Decode for OffsetFetchRequestTopic {
             o.partition_indexes = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -185,7 +185,7 @@ pub struct OffsetFetchRequestGroup {
     /// Each topic we would like to fetch offsets for, or null to fetch offsets for all topics.
     pub topics: Option<Vec<OffsetFetchRequestTopics>>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchRequestGroup {
@@ -195,7 +195,7 @@ impl Default for OffsetFetchRequestGroup {
             member_id: None,
             member_epoch: -1,
             topics: Some(Vec::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -226,7 +226,7 @@ impl Encode for OffsetFetchRequestGroup {
             return Err(unsupported("OffsetFetchRequestGroup", "topics", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetFetchRequestGroup", v)
         }
@@ -252,7 +252,7 @@ impl Decode for OffsetFetchRequestGroup {
             })?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -266,7 +266,7 @@ pub struct OffsetFetchRequestTopics {
     /// The partition indexes we would like to fetch offsets for.
     pub partition_indexes: Vec<i32>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetFetchRequestTopics {
@@ -290,7 +290,7 @@ impl Encode for OffsetFetchRequestTopics {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetFetchRequestTopics", v)
         }
@@ -308,10 +308,99 @@ impl Decode for OffsetFetchRequestTopics {
             o.partition_indexes = get_vec(buf, flex, &mut |buf| get_i32(buf))?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "OffsetFetchRequestTopic",
+            0,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            1,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            2,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            3,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            4,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            5,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            6,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            3,
+        ),
+        (
+            "OffsetFetchRequestTopic",
+            7,
+            std::mem::size_of::<OffsetFetchRequestTopic>(),
+            3,
+        ),
+        (
+            "OffsetFetchRequestGroup",
+            8,
+            std::mem::size_of::<OffsetFetchRequestGroup>(),
+            3,
+        ),
+        (
+            "OffsetFetchRequestGroup",
+            9,
+            std::mem::size_of::<OffsetFetchRequestGroup>(),
+            8,
+        ),
+        ("i32", 0, std::mem::size_of::<i32>(), 4),
+        ("i32", 1, std::mem::size_of::<i32>(), 4),
+        ("i32", 2, std::mem::size_of::<i32>(), 4),
+        ("i32", 3, std::mem::size_of::<i32>(), 4),
+        ("i32", 4, std::mem::size_of::<i32>(), 4),
+        ("i32", 5, std::mem::size_of::<i32>(), 4),
+        ("i32", 6, std::mem::size_of::<i32>(), 4),
+        ("i32", 7, std::mem::size_of::<i32>(), 4),
+        (
+            "OffsetFetchRequestTopics",
+            8,
+            std::mem::size_of::<OffsetFetchRequestTopics>(),
+            3,
+        ),
+        (
+            "OffsetFetchRequestTopics",
+            9,
+            std::mem::size_of::<OffsetFetchRequestTopics>(),
+            3,
+        ),
+        ("i32", 8, std::mem::size_of::<i32>(), 4),
+        ("i32", 9, std::mem::size_of::<i32>(), 4),
+    ]
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub struct OffsetFetchResponse {
     /// The responses per group id.
     pub groups: Vec<OffsetFetchResponseGroup>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl OffsetFetchResponse {
@@ -55,7 +55,7 @@ impl Encode for OffsetFetchResponse {
             return Err(unsupported("OffsetFetchResponse", "groups", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetFetchResponse", v)
         }
@@ -84,7 +84,7 @@ impl Decode for OffsetFetchResponse {
             })?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -98,7 +98,7 @@ pub struct OffsetFetchResponseTopic {
     /// The responses per partition
     pub partitions: Vec<OffsetFetchResponsePartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetFetchResponseTopic {
@@ -115,7 +115,7 @@ impl Encode for OffsetFetchResponseTopic {
             return Err(unsupported("OffsetFetchResponseTopic", "partitions", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetFetchResponseTopic", v)
         }
@@ -135,7 +135,7 @@ impl Decode for OffsetFetchResponseTopic {
             })?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -155,7 +155,7 @@ pub struct OffsetFetchResponsePartition {
     /// The error code, or 0 if there was no error.
     pub error_code: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponsePartition {
@@ -166,7 +166,7 @@ impl Default for OffsetFetchResponsePartition {
             committed_leader_epoch: -1,
             metadata: Some(String::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -212,7 +212,7 @@ impl Encode for OffsetFetchResponsePartition {
             return Err(unsupported("OffsetFetchResponsePartition", "error_code", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -243,7 +243,7 @@ impl Decode for OffsetFetchResponsePartition {
             o.error_code = get_i16(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -259,7 +259,7 @@ pub struct OffsetFetchResponseGroup {
     /// The group-level error code, or 0 if there was no error.
     pub error_code: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetFetchResponseGroup {
@@ -281,7 +281,7 @@ impl Encode for OffsetFetchResponseGroup {
             return Err(unsupported("OffsetFetchResponseGroup", "error_code", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetFetchResponseGroup", v)
         }
@@ -304,7 +304,7 @@ impl Decode for OffsetFetchResponseGroup {
             o.error_code = get_i16(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -318,7 +318,7 @@ pub struct OffsetFetchResponseTopics {
     /// The responses per partition
     pub partitions: Vec<OffsetFetchResponsePartitions>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetFetchResponseTopics {
@@ -335,7 +335,7 @@ impl Encode for OffsetFetchResponseTopics {
             return Err(unsupported("OffsetFetchResponseTopics", "partitions", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetFetchResponseTopics", v)
         }
@@ -355,7 +355,7 @@ impl Decode for OffsetFetchResponseTopics {
             })?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -375,7 +375,7 @@ pub struct OffsetFetchResponsePartitions {
     /// The partition-level error code, or 0 if there was no error.
     pub error_code: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetFetchResponsePartitions {
@@ -386,7 +386,7 @@ impl Default for OffsetFetchResponsePartitions {
             committed_leader_epoch: -1,
             metadata: Some(String::new()),
             error_code: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -436,7 +436,7 @@ impl Encode for OffsetFetchResponsePartitions {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -467,10 +467,149 @@ impl Decode for OffsetFetchResponsePartitions {
             o.error_code = get_i16(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "OffsetFetchResponseTopic",
+            0,
+            std::mem::size_of::<OffsetFetchResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchResponseTopic",
+            1,
+            std::mem::size_of::<OffsetFetchResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchResponseTopic",
+            2,
+            std::mem::size_of::<OffsetFetchResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchResponseTopic",
+            3,
+            std::mem::size_of::<OffsetFetchResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchResponseTopic",
+            4,
+            std::mem::size_of::<OffsetFetchResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchResponseTopic",
+            5,
+            std::mem::size_of::<OffsetFetchResponseTopic>(),
+            6,
+        ),
+        (
+            "OffsetFetchResponseTopic",
+            6,
+            std::mem::size_of::<OffsetFetchResponseTopic>(),
+            3,
+        ),
+        (
+            "OffsetFetchResponseTopic",
+            7,
+            std::mem::size_of::<OffsetFetchResponseTopic>(),
+            3,
+        ),
+        (
+            "OffsetFetchResponseGroup",
+            8,
+            std::mem::size_of::<OffsetFetchResponseGroup>(),
+            5,
+        ),
+        (
+            "OffsetFetchResponseGroup",
+            9,
+            std::mem::size_of::<OffsetFetchResponseGroup>(),
+            5,
+        ),
+        (
+            "OffsetFetchResponsePartition",
+            0,
+            std::mem::size_of::<OffsetFetchResponsePartition>(),
+            16,
+        ),
+        (
+            "OffsetFetchResponsePartition",
+            1,
+            std::mem::size_of::<OffsetFetchResponsePartition>(),
+            16,
+        ),
+        (
+            "OffsetFetchResponsePartition",
+            2,
+            std::mem::size_of::<OffsetFetchResponsePartition>(),
+            16,
+        ),
+        (
+            "OffsetFetchResponsePartition",
+            3,
+            std::mem::size_of::<OffsetFetchResponsePartition>(),
+            16,
+        ),
+        (
+            "OffsetFetchResponsePartition",
+            4,
+            std::mem::size_of::<OffsetFetchResponsePartition>(),
+            16,
+        ),
+        (
+            "OffsetFetchResponsePartition",
+            5,
+            std::mem::size_of::<OffsetFetchResponsePartition>(),
+            20,
+        ),
+        (
+            "OffsetFetchResponsePartition",
+            6,
+            std::mem::size_of::<OffsetFetchResponsePartition>(),
+            20,
+        ),
+        (
+            "OffsetFetchResponsePartition",
+            7,
+            std::mem::size_of::<OffsetFetchResponsePartition>(),
+            20,
+        ),
+        (
+            "OffsetFetchResponseTopics",
+            8,
+            std::mem::size_of::<OffsetFetchResponseTopics>(),
+            3,
+        ),
+        (
+            "OffsetFetchResponseTopics",
+            9,
+            std::mem::size_of::<OffsetFetchResponseTopics>(),
+            3,
+        ),
+        (
+            "OffsetFetchResponsePartitions",
+            8,
+            std::mem::size_of::<OffsetFetchResponsePartitions>(),
+            20,
+        ),
+        (
+            "OffsetFetchResponsePartitions",
+            9,
+            std::mem::size_of::<OffsetFetchResponsePartitions>(),
+            20,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ pub struct OffsetForLeaderEpochRequest {
     /// Each topic to get offsets for.
     pub topics: Vec<OffsetForLeaderTopic>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderEpochRequest {
@@ -24,7 +24,7 @@ impl Default for OffsetForLeaderEpochRequest {
         Self {
             replica_id: -2,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -47,7 +47,7 @@ impl Encode for OffsetForLeaderEpochRequest {
         }
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -68,7 +68,7 @@ impl Decode for OffsetForLeaderEpochRequest {
         }
         o.topics = get_vec(buf, flex, &mut |buf| OffsetForLeaderTopic::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -82,7 +82,7 @@ pub struct OffsetForLeaderTopic {
     /// Each partition to get offsets for.
     pub partitions: Vec<OffsetForLeaderPartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetForLeaderTopic {
@@ -91,7 +91,7 @@ impl Encode for OffsetForLeaderTopic {
         put_string(buf, &self.topic, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetForLeaderTopic", v)
         }
@@ -107,7 +107,7 @@ impl Decode for OffsetForLeaderTopic {
             OffsetForLeaderPartition::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -123,7 +123,7 @@ pub struct OffsetForLeaderPartition {
     /// The epoch to look up an offset for.
     pub leader_epoch: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for OffsetForLeaderPartition {
@@ -132,7 +132,7 @@ impl Default for OffsetForLeaderPartition {
             partition: 0,
             current_leader_epoch: -1,
             leader_epoch: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -152,7 +152,7 @@ impl Encode for OffsetForLeaderPartition {
         }
         put_i32(buf, self.leader_epoch);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetForLeaderPartition", v)
         }
@@ -169,10 +169,77 @@ impl Decode for OffsetForLeaderPartition {
         }
         o.leader_epoch = get_i32(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "OffsetForLeaderTopic",
+            0,
+            std::mem::size_of::<OffsetForLeaderTopic>(),
+            6,
+        ),
+        (
+            "OffsetForLeaderTopic",
+            1,
+            std::mem::size_of::<OffsetForLeaderTopic>(),
+            6,
+        ),
+        (
+            "OffsetForLeaderTopic",
+            2,
+            std::mem::size_of::<OffsetForLeaderTopic>(),
+            6,
+        ),
+        (
+            "OffsetForLeaderTopic",
+            3,
+            std::mem::size_of::<OffsetForLeaderTopic>(),
+            6,
+        ),
+        (
+            "OffsetForLeaderTopic",
+            4,
+            std::mem::size_of::<OffsetForLeaderTopic>(),
+            3,
+        ),
+        (
+            "OffsetForLeaderPartition",
+            0,
+            std::mem::size_of::<OffsetForLeaderPartition>(),
+            8,
+        ),
+        (
+            "OffsetForLeaderPartition",
+            1,
+            std::mem::size_of::<OffsetForLeaderPartition>(),
+            8,
+        ),
+        (
+            "OffsetForLeaderPartition",
+            2,
+            std::mem::size_of::<OffsetForLeaderPartition>(),
+            12,
+        ),
+        (
+            "OffsetForLeaderPartition",
+            3,
+            std::mem::size_of::<OffsetForLeaderPartition>(),
+            12,
+        ),
+        (
+            "OffsetForLeaderPartition",
+            4,
+            std::mem::size_of::<OffsetForLeaderPartition>(),
+            13,
+        ),
+    ]
 }
 
 #[cfg(test)]

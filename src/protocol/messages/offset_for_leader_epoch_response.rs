@@ -16,7 +16,7 @@ pub struct OffsetForLeaderEpochResponse {
     /// Each topic we fetched offsets for.
     pub topics: Vec<OffsetForLeaderTopicResult>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl OffsetForLeaderEpochResponse {
@@ -41,7 +41,7 @@ impl Encode for OffsetForLeaderEpochResponse {
         }
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -64,7 +64,7 @@ impl Decode for OffsetForLeaderEpochResponse {
             OffsetForLeaderTopicResult::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -78,7 +78,7 @@ pub struct OffsetForLeaderTopicResult {
     /// Each partition in the topic we fetched offsets for.
     pub partitions: Vec<EpochEndOffset>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for OffsetForLeaderTopicResult {
@@ -87,7 +87,7 @@ impl Encode for OffsetForLeaderTopicResult {
         put_string(buf, &self.topic, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "OffsetForLeaderTopicResult", v)
         }
@@ -101,7 +101,7 @@ impl Decode for OffsetForLeaderTopicResult {
         o.topic = get_string(buf, flex)?;
         o.partitions = get_vec(buf, flex, &mut |buf| EpochEndOffset::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -119,7 +119,7 @@ pub struct EpochEndOffset {
     /// The end offset of the epoch.
     pub end_offset: i64,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for EpochEndOffset {
@@ -129,7 +129,7 @@ impl Default for EpochEndOffset {
             partition: 0,
             leader_epoch: -1,
             end_offset: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -146,7 +146,7 @@ impl Encode for EpochEndOffset {
         }
         put_i64(buf, self.end_offset);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "EpochEndOffset", v)
         }
@@ -164,10 +164,77 @@ impl Decode for EpochEndOffset {
         }
         o.end_offset = get_i64(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "OffsetForLeaderTopicResult",
+            0,
+            std::mem::size_of::<OffsetForLeaderTopicResult>(),
+            6,
+        ),
+        (
+            "OffsetForLeaderTopicResult",
+            1,
+            std::mem::size_of::<OffsetForLeaderTopicResult>(),
+            6,
+        ),
+        (
+            "OffsetForLeaderTopicResult",
+            2,
+            std::mem::size_of::<OffsetForLeaderTopicResult>(),
+            6,
+        ),
+        (
+            "OffsetForLeaderTopicResult",
+            3,
+            std::mem::size_of::<OffsetForLeaderTopicResult>(),
+            6,
+        ),
+        (
+            "OffsetForLeaderTopicResult",
+            4,
+            std::mem::size_of::<OffsetForLeaderTopicResult>(),
+            3,
+        ),
+        (
+            "EpochEndOffset",
+            0,
+            std::mem::size_of::<EpochEndOffset>(),
+            14,
+        ),
+        (
+            "EpochEndOffset",
+            1,
+            std::mem::size_of::<EpochEndOffset>(),
+            18,
+        ),
+        (
+            "EpochEndOffset",
+            2,
+            std::mem::size_of::<EpochEndOffset>(),
+            18,
+        ),
+        (
+            "EpochEndOffset",
+            3,
+            std::mem::size_of::<EpochEndOffset>(),
+            18,
+        ),
+        (
+            "EpochEndOffset",
+            4,
+            std::mem::size_of::<EpochEndOffset>(),
+            19,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ pub struct ProduceRequest {
     /// Each topic to produce to.
     pub topic_data: Vec<TopicProduceData>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ProduceRequest {
@@ -43,7 +43,7 @@ impl Encode for ProduceRequest {
         put_i32(buf, self.timeout_ms);
         put_vec(buf, &self.topic_data, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ProduceRequest", v)
         }
@@ -62,7 +62,7 @@ impl Decode for ProduceRequest {
         o.timeout_ms = get_i32(buf)?;
         o.topic_data = get_vec(buf, flex, &mut |buf| TopicProduceData::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -76,7 +76,7 @@ pub struct TopicProduceData {
     /// Each partition to produce to.
     pub partition_data: Vec<PartitionProduceData>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TopicProduceData {
@@ -87,7 +87,7 @@ impl Encode for TopicProduceData {
             e.encode(buf, v)
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "TopicProduceData", v)
         }
@@ -101,7 +101,7 @@ impl Decode for TopicProduceData {
         o.name = get_string(buf, flex)?;
         o.partition_data = get_vec(buf, flex, &mut |buf| PartitionProduceData::decode(buf, v))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -115,7 +115,7 @@ pub struct PartitionProduceData {
     /// The record data to be produced.
     pub records: Option<Bytes>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for PartitionProduceData {
@@ -124,7 +124,7 @@ impl Encode for PartitionProduceData {
         put_i32(buf, self.index);
         put_nullable_bytes(buf, self.records.as_deref(), flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "PartitionProduceData", v)
         }
@@ -138,10 +138,161 @@ impl Decode for PartitionProduceData {
         o.index = get_i32(buf)?;
         o.records = get_nullable_bytes(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "TopicProduceData",
+            0,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            1,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            2,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            3,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            4,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            5,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            6,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            7,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            8,
+            std::mem::size_of::<TopicProduceData>(),
+            6,
+        ),
+        (
+            "TopicProduceData",
+            9,
+            std::mem::size_of::<TopicProduceData>(),
+            3,
+        ),
+        (
+            "TopicProduceData",
+            10,
+            std::mem::size_of::<TopicProduceData>(),
+            3,
+        ),
+        (
+            "TopicProduceData",
+            11,
+            std::mem::size_of::<TopicProduceData>(),
+            3,
+        ),
+        (
+            "PartitionProduceData",
+            0,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            1,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            2,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            3,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            4,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            5,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            6,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            7,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            8,
+            std::mem::size_of::<PartitionProduceData>(),
+            8,
+        ),
+        (
+            "PartitionProduceData",
+            9,
+            std::mem::size_of::<PartitionProduceData>(),
+            6,
+        ),
+        (
+            "PartitionProduceData",
+            10,
+            std::mem::size_of::<PartitionProduceData>(),
+            6,
+        ),
+        (
+            "PartitionProduceData",
+            11,
+            std::mem::size_of::<PartitionProduceData>(),
+            6,
+        ),
+    ]
 }
 
 #[cfg(test)]

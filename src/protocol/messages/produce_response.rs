@@ -18,7 +18,7 @@ pub struct ProduceResponse {
     /// Endpoints for all current-leaders enumerated in PartitionProduceResponses, with errors NOT_LEADER_OR_FOLLOWER.
     pub node_endpoints: Vec<NodeEndpoint>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ProduceResponse {
@@ -50,7 +50,7 @@ impl Encode for ProduceResponse {
             return Err(unsupported("ProduceResponse", "node_endpoints", v));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ProduceResponse", v)
         }
@@ -67,7 +67,7 @@ impl Decode for ProduceResponse {
             o.throttle_time_ms = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     0 if v >= 10 => {
                         o.node_endpoints =
@@ -90,7 +90,7 @@ pub struct TopicProduceResponse {
     /// Each partition that we produced to within the topic.
     pub partition_responses: Vec<PartitionProduceResponse>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TopicProduceResponse {
@@ -101,7 +101,7 @@ impl Encode for TopicProduceResponse {
             e.encode(buf, v)
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "TopicProduceResponse", v)
         }
@@ -117,7 +117,7 @@ impl Decode for TopicProduceResponse {
             PartitionProduceResponse::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -142,7 +142,7 @@ pub struct PartitionProduceResponse {
     pub error_message: Option<String>,
     pub current_leader: LeaderIdAndEpoch,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for PartitionProduceResponse {
@@ -156,7 +156,7 @@ impl Default for PartitionProduceResponse {
             record_errors: Vec::new(),
             error_message: None,
             current_leader: LeaderIdAndEpoch::default(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -207,7 +207,7 @@ impl Encode for PartitionProduceResponse {
             return Err(unsupported("PartitionProduceResponse", "current_leader", v));
         }
         if flex {
-            put_tags(buf, tags, &self.unknown_tagged_fields)
+            put_tagged_fields(buf, tags, &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "PartitionProduceResponse", v)
         }
@@ -236,7 +236,7 @@ impl Decode for PartitionProduceResponse {
             o.error_message = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |tag, buf| {
                 match tag {
                     0 if v >= 10 => o.current_leader = LeaderIdAndEpoch::decode(buf, v)?,
                     _ => return Ok(false),
@@ -256,7 +256,7 @@ pub struct BatchIndexAndErrorMessage {
     /// The error message of the record that caused the batch to be dropped
     pub batch_index_error_message: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for BatchIndexAndErrorMessage {
@@ -277,7 +277,7 @@ impl Encode for BatchIndexAndErrorMessage {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "BatchIndexAndErrorMessage", v)
         }
@@ -295,7 +295,7 @@ impl Decode for BatchIndexAndErrorMessage {
             o.batch_index_error_message = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -308,7 +308,7 @@ pub struct LeaderIdAndEpoch {
     /// The latest known leader epoch
     pub leader_epoch: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for LeaderIdAndEpoch {
@@ -316,7 +316,7 @@ impl Default for LeaderIdAndEpoch {
         Self {
             leader_id: -1,
             leader_epoch: -1,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -335,7 +335,7 @@ impl Encode for LeaderIdAndEpoch {
             return Err(unsupported("LeaderIdAndEpoch", "leader_epoch", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "LeaderIdAndEpoch", v)
         }
@@ -353,7 +353,7 @@ impl Decode for LeaderIdAndEpoch {
             o.leader_epoch = get_i32(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -371,7 +371,7 @@ pub struct NodeEndpoint {
     /// The rack of the node, or null if it has not been assigned to a rack.
     pub rack: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for NodeEndpoint {
@@ -398,7 +398,7 @@ impl Encode for NodeEndpoint {
             return Err(unsupported("NodeEndpoint", "rack", v));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "NodeEndpoint", v)
         }
@@ -422,10 +422,187 @@ impl Decode for NodeEndpoint {
             o.rack = get_nullable_string(buf, flex)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "TopicProduceResponse",
+            0,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            1,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            2,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            3,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            4,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            5,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            6,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            7,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            8,
+            std::mem::size_of::<TopicProduceResponse>(),
+            6,
+        ),
+        (
+            "TopicProduceResponse",
+            9,
+            std::mem::size_of::<TopicProduceResponse>(),
+            3,
+        ),
+        (
+            "TopicProduceResponse",
+            10,
+            std::mem::size_of::<TopicProduceResponse>(),
+            3,
+        ),
+        (
+            "TopicProduceResponse",
+            11,
+            std::mem::size_of::<TopicProduceResponse>(),
+            3,
+        ),
+        ("NodeEndpoint", 10, std::mem::size_of::<NodeEndpoint>(), 11),
+        ("NodeEndpoint", 11, std::mem::size_of::<NodeEndpoint>(), 11),
+        (
+            "PartitionProduceResponse",
+            0,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            14,
+        ),
+        (
+            "PartitionProduceResponse",
+            1,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            14,
+        ),
+        (
+            "PartitionProduceResponse",
+            2,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            22,
+        ),
+        (
+            "PartitionProduceResponse",
+            3,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            22,
+        ),
+        (
+            "PartitionProduceResponse",
+            4,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            22,
+        ),
+        (
+            "PartitionProduceResponse",
+            5,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            30,
+        ),
+        (
+            "PartitionProduceResponse",
+            6,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            30,
+        ),
+        (
+            "PartitionProduceResponse",
+            7,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            30,
+        ),
+        (
+            "PartitionProduceResponse",
+            8,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            36,
+        ),
+        (
+            "PartitionProduceResponse",
+            9,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            33,
+        ),
+        (
+            "PartitionProduceResponse",
+            10,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            33,
+        ),
+        (
+            "PartitionProduceResponse",
+            11,
+            std::mem::size_of::<PartitionProduceResponse>(),
+            33,
+        ),
+        (
+            "BatchIndexAndErrorMessage",
+            8,
+            std::mem::size_of::<BatchIndexAndErrorMessage>(),
+            6,
+        ),
+        (
+            "BatchIndexAndErrorMessage",
+            9,
+            std::mem::size_of::<BatchIndexAndErrorMessage>(),
+            6,
+        ),
+        (
+            "BatchIndexAndErrorMessage",
+            10,
+            std::mem::size_of::<BatchIndexAndErrorMessage>(),
+            6,
+        ),
+        (
+            "BatchIndexAndErrorMessage",
+            11,
+            std::mem::size_of::<BatchIndexAndErrorMessage>(),
+            6,
+        ),
+    ]
 }
 
 #[cfg(test)]

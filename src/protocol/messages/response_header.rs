@@ -14,7 +14,7 @@ pub struct ResponseHeader {
     /// The correlation ID of this response.
     pub correlation_id: i32,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl ResponseHeader {
@@ -30,7 +30,7 @@ impl Encode for ResponseHeader {
         let flex = v >= 1;
         put_i32(buf, self.correlation_id);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "ResponseHeader", v)
         }
@@ -44,10 +44,16 @@ impl Decode for ResponseHeader {
         let mut o = Self::default();
         o.correlation_id = get_i32(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
 }
 
 #[cfg(test)]

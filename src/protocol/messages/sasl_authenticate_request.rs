@@ -14,7 +14,7 @@ pub struct SaslAuthenticateRequest {
     /// The SASL authentication bytes from the client, as defined by the SASL mechanism.
     pub auth_bytes: Bytes,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl SaslAuthenticateRequest {
@@ -30,7 +30,7 @@ impl Encode for SaslAuthenticateRequest {
         let flex = v >= 2;
         put_bytes(buf, &self.auth_bytes, flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "SaslAuthenticateRequest", v)
         }
@@ -44,10 +44,16 @@ impl Decode for SaslAuthenticateRequest {
         let mut o = Self::default();
         o.auth_bytes = get_bytes(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
 }
 
 #[cfg(test)]

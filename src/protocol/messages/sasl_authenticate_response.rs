@@ -20,7 +20,7 @@ pub struct SaslAuthenticateResponse {
     /// Number of milliseconds after which only re-authentication over the existing connection to create a new session can occur.
     pub session_lifetime_ms: i64,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for SaslAuthenticateResponse {
@@ -30,7 +30,7 @@ impl Default for SaslAuthenticateResponse {
             error_message: Some(String::new()),
             auth_bytes: Bytes::new(),
             session_lifetime_ms: 0,
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -59,7 +59,7 @@ impl Encode for SaslAuthenticateResponse {
             ));
         }
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "SaslAuthenticateResponse", v)
         }
@@ -78,10 +78,16 @@ impl Decode for SaslAuthenticateResponse {
             o.session_lifetime_ms = get_i64(buf)?;
         }
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
 }
 
 #[cfg(test)]

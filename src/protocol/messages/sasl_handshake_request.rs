@@ -14,7 +14,7 @@ pub struct SaslHandshakeRequest {
     /// The SASL mechanism chosen by the client.
     pub mechanism: String,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl SaslHandshakeRequest {
@@ -30,7 +30,7 @@ impl Encode for SaslHandshakeRequest {
         let flex = false;
         put_string(buf, &self.mechanism, flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "SaslHandshakeRequest", v)
         }
@@ -44,10 +44,16 @@ impl Decode for SaslHandshakeRequest {
         let mut o = Self::default();
         o.mechanism = get_string(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![]
 }
 
 #[cfg(test)]

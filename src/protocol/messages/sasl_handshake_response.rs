@@ -16,7 +16,7 @@ pub struct SaslHandshakeResponse {
     /// The mechanisms enabled in the server.
     pub mechanisms: Vec<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl SaslHandshakeResponse {
@@ -35,7 +35,7 @@ impl Encode for SaslHandshakeResponse {
             put_string(buf, e, flex)
         })?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "SaslHandshakeResponse", v)
         }
@@ -50,10 +50,19 @@ impl Decode for SaslHandshakeResponse {
         o.error_code = get_i16(buf)?;
         o.mechanisms = get_vec(buf, flex, &mut |buf| get_string(buf, flex))?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        ("String", 0, std::mem::size_of::<String>(), 2),
+        ("String", 1, std::mem::size_of::<String>(), 2),
+    ]
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub struct SyncGroupRequest {
     /// Each assignment.
     pub assignments: Vec<SyncGroupRequestAssignment>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl SyncGroupRequest {
@@ -60,7 +60,7 @@ impl Encode for SyncGroupRequest {
         }
         put_vec(buf, &self.assignments, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "SyncGroupRequest", v)
         }
@@ -88,7 +88,7 @@ impl Decode for SyncGroupRequest {
             SyncGroupRequestAssignment::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -102,7 +102,7 @@ pub struct SyncGroupRequestAssignment {
     /// The member assignment.
     pub assignment: Bytes,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for SyncGroupRequestAssignment {
@@ -111,7 +111,7 @@ impl Encode for SyncGroupRequestAssignment {
         put_string(buf, &self.member_id, flex)?;
         put_bytes(buf, &self.assignment, flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "SyncGroupRequestAssignment", v)
         }
@@ -125,10 +125,53 @@ impl Decode for SyncGroupRequestAssignment {
         o.member_id = get_string(buf, flex)?;
         o.assignment = get_bytes(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "SyncGroupRequestAssignment",
+            0,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            6,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            1,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            6,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            2,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            6,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            3,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            6,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            4,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            3,
+        ),
+        (
+            "SyncGroupRequestAssignment",
+            5,
+            std::mem::size_of::<SyncGroupRequestAssignment>(),
+            3,
+        ),
+    ]
 }
 
 #[cfg(test)]

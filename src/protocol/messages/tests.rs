@@ -90,7 +90,8 @@ fn too_old_version_rejects_set_fields_instead_of_dropping_them() {
         unknown_tagged_fields: vec![RawTaggedField {
             tag: 9,
             data: Bytes::new(),
-        }],
+        }]
+        .into(),
         ..Default::default()
     };
     assert!(resp.encode(&mut Vec::new(), 2).is_err());
@@ -208,7 +209,8 @@ fn tagged_fields_are_written_in_tag_order_and_unknown_ones_kept() {
         unknown_tagged_fields: vec![RawTaggedField {
             tag: 4,
             data: Bytes::from_static(&[9]),
-        }],
+        }]
+        .into(),
         ..Default::default()
     };
     #[rustfmt::skip]
@@ -248,7 +250,8 @@ fn tagged_fields_are_written_in_tag_order_and_unknown_ones_kept() {
         unknown_tagged_fields: vec![RawTaggedField {
             tag: 3,
             data: Bytes::new(),
-        }],
+        }]
+        .into(),
         ..Default::default()
     };
     assert!(matches!(

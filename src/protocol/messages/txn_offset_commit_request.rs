@@ -28,7 +28,7 @@ pub struct TxnOffsetCommitRequest {
     /// Each topic that we want to commit offsets for.
     pub topics: Vec<TxnOffsetCommitRequestTopic>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitRequest {
@@ -42,7 +42,7 @@ impl Default for TxnOffsetCommitRequest {
             member_id: String::new(),
             group_instance_id: None,
             topics: Vec::new(),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -83,7 +83,7 @@ impl Encode for TxnOffsetCommitRequest {
         }
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "TxnOffsetCommitRequest", v)
         }
@@ -112,7 +112,7 @@ impl Decode for TxnOffsetCommitRequest {
             TxnOffsetCommitRequestTopic::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -126,7 +126,7 @@ pub struct TxnOffsetCommitRequestTopic {
     /// The partitions inside the topic that we want to commit offsets for.
     pub partitions: Vec<TxnOffsetCommitRequestPartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TxnOffsetCommitRequestTopic {
@@ -135,7 +135,7 @@ impl Encode for TxnOffsetCommitRequestTopic {
         put_string(buf, &self.name, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -155,7 +155,7 @@ impl Decode for TxnOffsetCommitRequestTopic {
             TxnOffsetCommitRequestPartition::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -173,7 +173,7 @@ pub struct TxnOffsetCommitRequestPartition {
     /// Any associated metadata the client wants to keep.
     pub committed_metadata: Option<String>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Default for TxnOffsetCommitRequestPartition {
@@ -183,7 +183,7 @@ impl Default for TxnOffsetCommitRequestPartition {
             committed_offset: 0,
             committed_leader_epoch: -1,
             committed_metadata: Some(String::new()),
-            unknown_tagged_fields: Vec::new(),
+            unknown_tagged_fields: UnknownTaggedFields::new(),
         }
     }
 }
@@ -204,7 +204,7 @@ impl Encode for TxnOffsetCommitRequestPartition {
         }
         put_nullable_string(buf, self.committed_metadata.as_deref(), flex)?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -226,10 +226,77 @@ impl Decode for TxnOffsetCommitRequestPartition {
         }
         o.committed_metadata = get_nullable_string(buf, flex)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "TxnOffsetCommitRequestTopic",
+            0,
+            std::mem::size_of::<TxnOffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitRequestTopic",
+            1,
+            std::mem::size_of::<TxnOffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitRequestTopic",
+            2,
+            std::mem::size_of::<TxnOffsetCommitRequestTopic>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitRequestTopic",
+            3,
+            std::mem::size_of::<TxnOffsetCommitRequestTopic>(),
+            3,
+        ),
+        (
+            "TxnOffsetCommitRequestTopic",
+            4,
+            std::mem::size_of::<TxnOffsetCommitRequestTopic>(),
+            3,
+        ),
+        (
+            "TxnOffsetCommitRequestPartition",
+            0,
+            std::mem::size_of::<TxnOffsetCommitRequestPartition>(),
+            14,
+        ),
+        (
+            "TxnOffsetCommitRequestPartition",
+            1,
+            std::mem::size_of::<TxnOffsetCommitRequestPartition>(),
+            14,
+        ),
+        (
+            "TxnOffsetCommitRequestPartition",
+            2,
+            std::mem::size_of::<TxnOffsetCommitRequestPartition>(),
+            18,
+        ),
+        (
+            "TxnOffsetCommitRequestPartition",
+            3,
+            std::mem::size_of::<TxnOffsetCommitRequestPartition>(),
+            18,
+        ),
+        (
+            "TxnOffsetCommitRequestPartition",
+            4,
+            std::mem::size_of::<TxnOffsetCommitRequestPartition>(),
+            18,
+        ),
+    ]
 }
 
 #[cfg(test)]

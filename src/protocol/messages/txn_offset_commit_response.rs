@@ -16,7 +16,7 @@ pub struct TxnOffsetCommitResponse {
     /// The responses for each topic.
     pub topics: Vec<TxnOffsetCommitResponseTopic>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl TxnOffsetCommitResponse {
@@ -33,7 +33,7 @@ impl Encode for TxnOffsetCommitResponse {
         put_i32(buf, self.throttle_time_ms);
         put_vec(buf, &self.topics, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(&self.unknown_tagged_fields, "TxnOffsetCommitResponse", v)
         }
@@ -50,7 +50,7 @@ impl Decode for TxnOffsetCommitResponse {
             TxnOffsetCommitResponseTopic::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -64,7 +64,7 @@ pub struct TxnOffsetCommitResponseTopic {
     /// The responses for each partition in the topic.
     pub partitions: Vec<TxnOffsetCommitResponsePartition>,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TxnOffsetCommitResponseTopic {
@@ -73,7 +73,7 @@ impl Encode for TxnOffsetCommitResponseTopic {
         put_string(buf, &self.name, flex)?;
         put_vec(buf, &self.partitions, flex, &mut |buf, e| e.encode(buf, v))?;
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -93,7 +93,7 @@ impl Decode for TxnOffsetCommitResponseTopic {
             TxnOffsetCommitResponsePartition::decode(buf, v)
         })?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
@@ -107,7 +107,7 @@ pub struct TxnOffsetCommitResponsePartition {
     /// The error code, or 0 if there was no error.
     pub error_code: i16,
     /// Tagged fields this version of grete does not know, kept for re-encoding.
-    pub unknown_tagged_fields: Vec<RawTaggedField>,
+    pub unknown_tagged_fields: UnknownTaggedFields,
 }
 
 impl Encode for TxnOffsetCommitResponsePartition {
@@ -116,7 +116,7 @@ impl Encode for TxnOffsetCommitResponsePartition {
         put_i32(buf, self.partition_index);
         put_i16(buf, self.error_code);
         if flex {
-            put_tags(buf, Vec::new(), &self.unknown_tagged_fields)
+            put_tagged_fields(buf, Vec::new(), &self.unknown_tagged_fields)
         } else {
             no_tags(
                 &self.unknown_tagged_fields,
@@ -134,10 +134,77 @@ impl Decode for TxnOffsetCommitResponsePartition {
         o.partition_index = get_i32(buf)?;
         o.error_code = get_i16(buf)?;
         if flex {
-            get_tags(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
+            get_tagged_fields(buf, &mut o.unknown_tagged_fields, &mut |_, _| Ok(false))?;
         }
         Ok(o)
     }
+}
+
+/// Per array element type and version: (type, version, size in memory, fewest wire bytes).
+#[cfg(test)]
+pub(crate) fn array_elements() -> Vec<ArrayElement> {
+    vec![
+        (
+            "TxnOffsetCommitResponseTopic",
+            0,
+            std::mem::size_of::<TxnOffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitResponseTopic",
+            1,
+            std::mem::size_of::<TxnOffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitResponseTopic",
+            2,
+            std::mem::size_of::<TxnOffsetCommitResponseTopic>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitResponseTopic",
+            3,
+            std::mem::size_of::<TxnOffsetCommitResponseTopic>(),
+            3,
+        ),
+        (
+            "TxnOffsetCommitResponseTopic",
+            4,
+            std::mem::size_of::<TxnOffsetCommitResponseTopic>(),
+            3,
+        ),
+        (
+            "TxnOffsetCommitResponsePartition",
+            0,
+            std::mem::size_of::<TxnOffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitResponsePartition",
+            1,
+            std::mem::size_of::<TxnOffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitResponsePartition",
+            2,
+            std::mem::size_of::<TxnOffsetCommitResponsePartition>(),
+            6,
+        ),
+        (
+            "TxnOffsetCommitResponsePartition",
+            3,
+            std::mem::size_of::<TxnOffsetCommitResponsePartition>(),
+            7,
+        ),
+        (
+            "TxnOffsetCommitResponsePartition",
+            4,
+            std::mem::size_of::<TxnOffsetCommitResponsePartition>(),
+            7,
+        ),
+    ]
 }
 
 #[cfg(test)]

@@ -171,6 +171,12 @@ impl<R: Runtime> KafkaClient<R> {
         self.handle.shared.cluster()
     }
 
+    /// The metadata cache as the driver shares it: the same `Arc` until the cache changes,
+    /// never copied to read it.
+    pub fn cluster_snapshot(&self) -> Arc<Cluster> {
+        self.handle.shared.cluster_snapshot()
+    }
+
     /// Refreshes the metadata of every topic.
     pub async fn update_cluster(&self) -> Result<(), Error> {
         self.handle.update_cluster().await

@@ -90,19 +90,20 @@ pub(crate) enum Command {
 
 /// What the handles read without asking the driver.
 pub(crate) struct Shared {
-    cluster: Mutex<Cluster>,
+    cluster: Mutex<Arc<Cluster>>,
 }
 
 impl Shared {
     pub(crate) fn cluster(&self) -> Cluster {
-        self.cluster
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.with_cluster(Cluster::clone)
     }
 
     pub(crate) fn with_cluster<T>(&self, f: impl FnOnce(&Cluster) -> T) -> T {
-        f(&self.cluster.lock().unwrap_or_else(PoisonError::into_inner))
+        f(&self.cluster_snapshot())
+    }
+
+    pub(crate) fn cluster_snapshot(&self) -> Arc<Cluster> {
+        Arc::clone(&self.cluster.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
@@ -125,7 +126,8 @@ pub(crate) struct Driver {
     connect_timeout: Duration,
     #[cfg(feature = "zookeeper")]
     zk: Option<crate::zk::Session>,
-    last_update: Option<Instant>,
+    /// The cluster generation `shared` holds.
+    published: u64,
 }
 
 /// Validates `config`, spawns the driver and returns the command sender and the shared
@@ -146,12 +148,13 @@ pub(crate) fn start(
     let connect_timeout = config.connect_timeout;
     let client = Client::new(config)?;
     let shared = Arc::new(Shared {
-        cluster: Mutex::new(client.cluster().clone()),
+        cluster: Mutex::new(client.cluster_snapshot()),
     });
     let (cmd_tx, commands) = mpsc::unbounded();
     let (io_tx, io_rx) = mpsc::channel(IO_QUEUE);
     let driver = Driver {
         rt: rt.clone(),
+        published: client.cluster_generation(),
         client,
         shared: shared.clone(),
         conns: HashMap::new(),
@@ -163,7 +166,6 @@ pub(crate) fn start(
         connect_timeout,
         #[cfg(feature = "zookeeper")]
         zk,
-        last_update: None,
     };
     rt.spawn(Box::pin(driver.run()));
     Ok((cmd_tx, shared))
@@ -304,10 +306,10 @@ impl Driver {
                 done.push((op, result));
             }
         }
-        let updated = self.client.cluster().updated_at();
-        if !done.is_empty() || updated != self.last_update {
-            self.last_update = updated;
-            let snapshot = self.client.cluster().clone();
+        let generation = self.client.cluster_generation();
+        if generation != self.published {
+            self.published = generation;
+            let snapshot = self.client.cluster_snapshot();
             *self
                 .shared
                 .cluster

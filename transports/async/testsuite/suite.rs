@@ -77,6 +77,7 @@ tests!(
     plaintext_to_the_tls_port_fails_within_the_timeout,
     calls_after_close_fail_with_misuse,
     mock_cluster_over_tcp_metadata_offsets_and_admin,
+    cluster_is_not_copied_after_every_operation,
     mock_cluster_over_tcp_broker_down_fails_over,
     mock_cluster_over_tcp_sasl_plain_and_scram,
     mock_cluster_over_tcp_sasl_wrong_password_is_a_clear_error,
@@ -1113,6 +1114,33 @@ mod bodies {
             server.with_cluster(|c, _| c.topic_names()),
             vec!["events".to_owned()]
         );
+        client.close().await;
+    }
+
+    /// Issue #6, item 7: the driver copied the whole cluster into the handles' snapshot
+    /// after every operation. Operations that leave the metadata alone now share one.
+    pub async fn cluster_is_not_copied_after_every_operation() {
+        let server = MockServer::start(3, |c| c.with_topic("events", 4, 2));
+        let client = connect(ClientConfig {
+            // No refresh by age during the test, however slow the machine.
+            metadata_max_age: Duration::from_secs(24 * 3600),
+            ..modern(&server.bootstrap())
+        })
+        .await;
+        let topic = client.topic("events").await.expect("topic");
+        let before = client.cluster_snapshot();
+        for _ in 0..20 {
+            assert_eq!(
+                offsets(topic.latest_offsets().await),
+                vec![(0, 0), (1, 0), (2, 0), (3, 0)]
+            );
+        }
+        assert!(Arc::ptr_eq(&before, &client.cluster_snapshot()));
+        // A change is published, once.
+        client.update_cluster().await.expect("update_cluster");
+        let after = client.cluster_snapshot();
+        assert!(!Arc::ptr_eq(&before, &after));
+        assert!(Arc::ptr_eq(&after, &client.cluster_snapshot()));
         client.close().await;
     }
 

@@ -43,8 +43,9 @@ pub struct Driver {
     tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
     conns: HashMap<ConnectionHandle, Slot>,
     waiting: HashMap<OpId, Sender<Result<Output, Error>>>,
-    snapshot: Arc<Mutex<Cluster>>,
-    snapshot_at: Option<Instant>,
+    snapshot: Arc<Mutex<Arc<Cluster>>>,
+    /// The cluster generation `snapshot` holds.
+    published: u64,
     #[cfg(feature = "zookeeper")]
     zk: Option<crate::zk::ZkHandle>,
     buf: Vec<u8>,
@@ -56,9 +57,10 @@ impl Driver {
         rx: Receiver<Msg>,
         tx: SyncSender<Msg>,
         tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
-        snapshot: Arc<Mutex<Cluster>>,
+        snapshot: Arc<Mutex<Arc<Cluster>>>,
     ) -> Driver {
         Driver {
+            published: client.cluster_generation(),
             client,
             rx,
             tx,
@@ -66,7 +68,6 @@ impl Driver {
             conns: HashMap::new(),
             waiting: HashMap::new(),
             snapshot,
-            snapshot_at: None,
             #[cfg(feature = "zookeeper")]
             zk: None,
             buf: Vec::new(),
@@ -186,9 +187,7 @@ impl Driver {
                 moved = true;
                 if let Event::Done { op, result } = event {
                     if let Some(reply) = self.waiting.remove(&op) {
-                        // Refresh the snapshot first, so the caller sees what the op did
-                        // (a partial refresh does not move `updated_at`).
-                        self.snapshot_at = None;
+                        // Refresh the snapshot first, so the caller sees what the op did.
                         self.refresh_snapshot();
                         let _ = reply.send(result);
                     }
@@ -202,11 +201,11 @@ impl Driver {
     }
 
     fn refresh_snapshot(&mut self) {
-        let at = self.client.cluster().updated_at();
-        if at.is_none() || at != self.snapshot_at {
-            self.snapshot_at = at;
+        let generation = self.client.cluster_generation();
+        if generation != self.published {
+            self.published = generation;
             *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) =
-                self.client.cluster().clone();
+                self.client.cluster_snapshot();
         }
     }
 

@@ -60,7 +60,7 @@ pub struct KafkaClient {
 
 struct Shared {
     tx: SyncSender<Msg>,
-    cluster: Arc<Mutex<Cluster>>,
+    cluster: Arc<Mutex<Arc<Cluster>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The longest an operation can take (the core finishes every one by then).
     op_limit: Duration,
@@ -91,7 +91,7 @@ impl KafkaClient {
         };
         let op_limit = config.request_timeout + config.connect_timeout + Duration::from_secs(5);
         let client = Client::new(config)?;
-        let cluster = Arc::new(Mutex::new(client.cluster().clone()));
+        let cluster = Arc::new(Mutex::new(client.cluster_snapshot()));
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let driver = Driver::new(client, rx, tx.clone(), tls, cluster.clone());
         let thread = thread::Builder::new()
@@ -145,12 +145,20 @@ impl KafkaClient {
         self.with_cluster(Cluster::clone)
     }
 
+    /// The metadata cache as the driver shares it: the same `Arc` until the cache changes,
+    /// never copied to read it.
+    pub fn cluster_snapshot(&self) -> Arc<Cluster> {
+        Arc::clone(
+            &self
+                .shared
+                .cluster
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
+
     fn with_cluster<T>(&self, f: impl FnOnce(&Cluster) -> T) -> T {
-        f(&self
-            .shared
-            .cluster
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner))
+        f(&self.cluster_snapshot())
     }
 
     /// Refreshes the metadata of all topics.

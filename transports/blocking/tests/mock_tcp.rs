@@ -234,6 +234,32 @@ fn three_brokers_topics_offsets_and_admin() {
     client.close();
 }
 
+/// Issue #6, item 7: the driver copied the whole cluster into the handles' snapshot after
+/// every operation. Operations that leave the metadata alone now share one.
+#[test]
+fn cluster_is_not_copied_after_every_operation() {
+    let server = MockServer::start(MockConfig::new(3).with_topic("events", 4, 2));
+    let client = KafkaClient::connect(ClientConfig {
+        bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&server.bootstrap()).unwrap()),
+        // No refresh by age during the test, however slow the machine.
+        metadata_max_age: Duration::from_secs(24 * 3600),
+        broker_version: BrokerVersion::new(2, 8, 0),
+        ..ClientConfig::default()
+    })
+    .expect("connect");
+    let topic = client.topic("events").expect("topic");
+    let before = client.cluster_snapshot();
+    for _ in 0..20 {
+        assert_eq!(latest(&topic), vec![(0, 0), (1, 0), (2, 0), (3, 0)]);
+    }
+    assert!(Arc::ptr_eq(&before, &client.cluster_snapshot()));
+    // A change is published, once.
+    client.update_cluster().expect("update_cluster");
+    let after = client.cluster_snapshot();
+    assert!(!Arc::ptr_eq(&before, &after));
+    assert!(Arc::ptr_eq(&after, &client.cluster_snapshot()));
+}
+
 #[test]
 fn leader_down_fails_over() {
     let server = MockServer::start(MockConfig::new(3).with_topic("events", 3, 3));
