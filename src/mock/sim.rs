@@ -300,7 +300,7 @@ impl Sim {
                     .map(|b| BrokerAddress::new(b.host.as_str(), b.port))
                     .collect(),
             ),
-            rng_seed: config.seed,
+            rng_seed: Some(config.seed),
             ..ClientConfig::default()
         };
         configure(&mut client_config);
