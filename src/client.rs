@@ -340,6 +340,11 @@ impl Client {
         let refresh_retry = self.refresh_not_before.filter(|_| self.refresh_wanted);
         let zk = self.zk_not_before.filter(|_| waiting);
         let zk_deadline = self.zk_deadline;
+        let pins = self
+            .conns
+            .values()
+            .filter(|c| c.pinned)
+            .filter_map(|c| self.no_probe.get(&c.addr).copied());
         conns
             .chain(ops)
             .chain(reqs)
@@ -348,6 +353,7 @@ impl Client {
             .chain(refresh_retry)
             .chain(zk)
             .chain(zk_deadline)
+            .chain(pins)
             .min()
     }
 
@@ -596,8 +602,9 @@ impl Client {
             }
             progress |= self.drain_connections(now);
             progress |= self.expire_zookeeper(now);
+            progress |= self.expire_pins(now);
             self.expire_timers(now);
-            self.prune_addresses(now);
+            progress |= self.prune_addresses(now);
             if (self.cluster.is_known() && self.cluster.needs_refresh(now)) || self.refresh_wanted {
                 self.request_refresh(now);
             }
@@ -612,6 +619,24 @@ impl Client {
         }
     }
 
+    /// Idle connections opened without asking for API versions whose fallback period is
+    /// over are closed: the next connection asks again.
+    fn expire_pins(&mut self, now: Instant) -> bool {
+        let mut closed = false;
+        for c in self.conns.values_mut() {
+            let over = !self
+                .no_probe
+                .get(&c.addr)
+                .is_some_and(|until| *until > now);
+            let idle = c.conn.in_flight() == 0 && c.conn.queued() == 0;
+            if c.pinned && over && idle && c.conn.state() == ConnectionState::Ready {
+                c.conn.close(now);
+                closed = true;
+            }
+        }
+        closed
+    }
+
     /// Applies a Metadata response to the cache (`all`: it lists every topic).
     fn apply_metadata(&mut self, r: &MetadataResponse, all: bool, now: Instant) {
         self.cluster.apply(r, all, now);
@@ -623,10 +648,11 @@ impl Client {
     /// addresses), and the client's maps must not grow with them. Idle connections to
     /// such addresses are closed; busy ones close once their requests are done (at the
     /// next update).
-    fn prune_addresses(&mut self, now: Instant) {
+    fn prune_addresses(&mut self, now: Instant) -> bool {
         if !std::mem::take(&mut self.prune_wanted) {
-            return;
+            return false;
         }
+        let mut closed = false;
         let known: BTreeSet<BrokerAddress> = self
             .cluster
             .brokers()
@@ -637,10 +663,12 @@ impl Client {
             let idle = c.conn.in_flight() == 0 && c.conn.queued() == 0;
             if idle && !known.contains(&c.addr) && c.conn.state() == ConnectionState::Ready {
                 c.conn.close(now);
+                closed = true;
             }
         }
         self.backoff.retain(|a, _| known.contains(a));
         self.no_probe.retain(|a, _| known.contains(a));
+        closed
     }
 
     fn expire_timers(&mut self, now: Instant) {
