@@ -624,10 +624,7 @@ impl Client {
     fn expire_pins(&mut self, now: Instant) -> bool {
         let mut closed = false;
         for c in self.conns.values_mut() {
-            let over = !self
-                .no_probe
-                .get(&c.addr)
-                .is_some_and(|until| *until > now);
+            let over = !self.no_probe.get(&c.addr).is_some_and(|until| *until > now);
             let idle = c.conn.in_flight() == 0 && c.conn.queued() == 0;
             if c.pinned && over && idle && c.conn.state() == ConnectionState::Ready {
                 c.conn.close(now);

@@ -288,6 +288,10 @@ fn a_probe_that_closes_the_connection_is_a_failure_not_a_downgrade() {
             matches!(&error, Error::Timeout { what } if what.contains("closed by the broker")),
             "seed {seed}: {error:?}"
         );
-        assert_eq!(sim.cluster.request_count(ApiKey::Metadata), 0, "seed {seed}");
+        assert_eq!(
+            sim.cluster.request_count(ApiKey::Metadata),
+            0,
+            "seed {seed}"
+        );
     }
 }
