@@ -340,10 +340,12 @@ impl Client {
         let refresh_retry = self.refresh_not_before.filter(|_| self.refresh_wanted);
         let zk = self.zk_not_before.filter(|_| waiting);
         let zk_deadline = self.zk_deadline;
+        // Busy pinned connections are looked at again when their requests finish.
         let pins = self
             .conns
             .values()
-            .filter(|c| c.pinned)
+            .filter(|c| c.pinned && c.conn.in_flight() == 0 && c.conn.queued() == 0)
+            .filter(|c| c.conn.state() == ConnectionState::Ready)
             .filter_map(|c| self.no_probe.get(&c.addr).copied());
         conns
             .chain(ops)

@@ -428,3 +428,158 @@ fn a_zookeeper_read_without_an_answer_is_abandoned_at_its_deadline() {
     );
     assert_eq!(t.now, t0 + Duration::from_secs(10));
 }
+
+mod config_durations {
+    //! Item 8: no configuration can make the core panic on `Instant + Duration`.
+
+    use std::time::{Duration, Instant};
+
+    use quickcheck::{Arbitrary, Gen};
+
+    use super::super::*;
+    use crate::config::{MAX_DURATION, MIN_DURATION};
+
+    /// Any duration, with the edges likely: zero, nanoseconds, milliseconds, huge
+    /// seconds, `Duration::MAX`.
+    fn any_duration(g: &mut Gen) -> Duration {
+        match u8::arbitrary(g) % 6 {
+            0 => Duration::ZERO,
+            1 => Duration::from_nanos(u64::arbitrary(g) % 2_000_000),
+            2 => Duration::from_millis(u64::from(u16::arbitrary(g))),
+            3 => Duration::from_secs(u64::arbitrary(g)),
+            4 => Duration::MAX,
+            _ => MAX_DURATION + Duration::from_nanos(u64::from(u8::arbitrary(g) % 2)),
+        }
+    }
+
+    /// A duration within the accepted range, by construction (not by luck): half the
+    /// time at the scale of real settings, half anywhere up to the maximum.
+    fn valid_duration(g: &mut Gen) -> Duration {
+        let span = (MAX_DURATION - MIN_DURATION).as_nanos() as u64;
+        let offset = if bool::arbitrary(g) {
+            u64::arbitrary(g) % 120_000_000_000 // up to two minutes
+        } else {
+            u64::arbitrary(g) % (span + 1)
+        };
+        (MIN_DURATION + Duration::from_nanos(offset)).min(MAX_DURATION)
+    }
+
+    /// The seven durations of a configuration.
+    #[derive(Debug, Clone)]
+    struct Durations([Duration; 7]);
+
+    impl Durations {
+        fn config(&self) -> ClientConfig {
+            let [a, b, c, d, e, f, g] = self.0;
+            ClientConfig {
+                bootstrap: Bootstrap::Brokers(BrokerAddress::parse("k1:1,k2:2").unwrap()),
+                broker_version: BrokerVersion::new(2, 8, 0),
+                rng_seed: Some(1),
+                api_version_request_timeout: a,
+                api_version_fallback: b,
+                request_timeout: c,
+                connect_timeout: d,
+                reconnect_backoff: e,
+                reconnect_backoff_max: f,
+                metadata_max_age: g,
+                ..ClientConfig::default()
+            }
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    struct AnyDurations(Durations);
+
+    impl Arbitrary for AnyDurations {
+        fn arbitrary(g: &mut Gen) -> Self {
+            AnyDurations(Durations(std::array::from_fn(|_| any_duration(g))))
+        }
+    }
+
+    #[derive(Debug, Clone)]
+    struct ValidDurations(Durations);
+
+    impl Arbitrary for ValidDurations {
+        fn arbitrary(g: &mut Gen) -> Self {
+            ValidDurations(Durations(std::array::from_fn(|_| valid_duration(g))))
+        }
+    }
+
+    /// Drives a client through connects, failures, silence and every timer it sets,
+    /// checking the timer contract (after `handle_timeout(now)`, nothing is due at
+    /// `now`). A panic fails the property.
+    fn exercise(config: ClientConfig, script: &[u8]) -> Result<(), String> {
+        let mut client = Client::new(config).map_err(|e| e.to_string())?;
+        let mut now = Instant::now();
+        client.update_cluster(now);
+        client.list_offsets(now, "t", vec![(0, -1)]);
+        let mut steps = script.iter().copied().cycle().take(200);
+        for _ in 0..200 {
+            while let Some(io) = client.poll_io() {
+                if let Io::Connect { conn, .. } = io {
+                    match steps.next().unwrap_or(0) % 3 {
+                        0 => client.handle_connected(now, conn),
+                        1 => {
+                            let e = TransportError::new(TransportErrorKind::Refused, "no");
+                            client.handle_connect_failed(now, conn, e);
+                        }
+                        _ => {} // never answered
+                    }
+                }
+            }
+            let mut buf = Vec::new();
+            while client.poll_transmit(now, &mut buf).is_some() {}
+            while client.poll_event().is_some() {}
+            let Some(t) = client.poll_timeout() else {
+                break;
+            };
+            now = now.max(t);
+            client.handle_timeout(now);
+            if let Some(t) = client.poll_timeout().filter(|t| *t <= now) {
+                return Err(format!(
+                    "a timer due at {t:?} after handle_timeout({now:?})"
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    quickcheck::quickcheck! {
+        /// Any durations: the configuration is refused with `Error::Config`, or the
+        /// client runs without panicking.
+        fn any_durations_are_refused_or_harmless(d: AnyDurations, script: Vec<u8>) -> bool {
+            let config = d.0.config();
+            match config.validate() {
+                Err(Error::Config(_)) => matches!(Client::new(config), Err(Error::Config(_))),
+                Err(_) => false,
+                Ok(()) => exercise(config, &script).is_ok(),
+            }
+        }
+
+        /// Durations within the documented range are accepted and harmless.
+        fn valid_durations_are_accepted_and_harmless(d: ValidDurations, script: Vec<u8>) -> bool {
+            let config = d.0.config();
+            config.validate().is_ok() && exercise(config, &script).map_err(|e| eprintln!("{e}")).is_ok()
+        }
+    }
+
+    /// The edges themselves.
+    #[test]
+    fn the_edges_of_the_range() {
+        let with = |d| Durations([d; 7]).config();
+        assert!(with(MIN_DURATION).validate().is_ok());
+        assert!(with(MAX_DURATION).validate().is_ok());
+        exercise(with(MAX_DURATION), &[0, 1, 2]).unwrap();
+        exercise(with(MIN_DURATION), &[0, 1, 2]).unwrap();
+        for bad in [
+            Duration::ZERO,
+            MAX_DURATION + Duration::from_nanos(1),
+            Duration::MAX,
+        ] {
+            assert!(
+                matches!(with(bad).validate(), Err(Error::Config(_))),
+                "{bad:?}"
+            );
+        }
+    }
+}
