@@ -229,13 +229,19 @@ fn garbage_frames_are_typed_errors() {
     for seed in SEEDS {
         let mut sim = sim(seed, 2);
         // A frame too short to hold a correlation id, and one with a stray correlation id.
-        let short = |e: &Error| matches!(e, Error::Protocol(DecodeError::UnexpectedEof { .. }));
-        let stray = |e: &Error| matches!(e, Error::Protocol(DecodeError::Malformed(_)));
-        let cases: [(Vec<u8>, &dyn Fn(&Error) -> bool); 2] = [
-            (b"\0\0\0\x02zz".to_vec(), &short),
-            (b"\0\0\0\x06\x7f\0\0\x01ab".to_vec(), &stray),
+        type Expected = fn(&Error) -> bool;
+        let cases: [(&[u8], Expected); 2] = [
+            // Too short to hold a correlation id.
+            (b"\0\0\0\x02zz", |e| {
+                matches!(e, Error::Protocol(DecodeError::UnexpectedEof { .. }))
+            }),
+            // A correlation id nobody asked for.
+            (b"\0\0\0\x06\x7f\0\0\x01ab", |e| {
+                matches!(e, Error::Protocol(DecodeError::Malformed(_)))
+            }),
         ];
         for (garbage, expected) in cases {
+            let garbage = garbage.to_vec();
             sim.cluster.inject(Fault {
                 matcher: Matcher::api(ApiKey::Metadata).broker(0),
                 action: FaultAction::Garbage(garbage.clone()),
