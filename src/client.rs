@@ -94,6 +94,26 @@ struct Op {
 /// Every operation has a deadline of `request_timeout` from when it was started; it
 /// finishes with [`Event::Done`] exactly once, at the latest then.
 ///
+/// # Timers
+///
+/// After `handle_timeout(now)`, [`poll_timeout`](Self::poll_timeout) is `None` or later
+/// than `now`: a transport can sleep until it without guarding against spinning. The
+/// client sets every deadline itself: connecting (`connect_timeout`, then the connection
+/// is closed with [`Io::Close`]), each request, each ZooKeeper read
+/// ([`ClientConfig::zookeeper_request_timeout`], then a late answer is ignored). A
+/// transport needs no timeout of its own for them (only, where it cannot cancel work, a
+/// bound on the resources the work holds).
+///
+/// # Bounds
+///
+/// What the client holds is bounded by what the application asks and by the cluster:
+/// unfinished operations (each ends by its deadline, so at most the operations started
+/// within one `request_timeout`), their requests, one connection per broker address in
+/// use, and reconnect and ApiVersions-fallback state only for the addresses of the current
+/// cluster and the bootstrap list (the state of departed brokers is forgotten at the next
+/// metadata update, and idle connections to them are closed). The application bounds the
+/// first: the client does not refuse operations.
+///
 /// ```
 /// use std::time::Instant;
 /// use grete::client::{Client, Event, Io};
