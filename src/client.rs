@@ -11,7 +11,7 @@ use crate::cluster::{Cluster, ClusterCache};
 use crate::config::{Bootstrap, BrokerAddress, ClientConfig};
 use crate::connection::{Connection, ConnectionEvent, ConnectionState, RequestId, VersionChoice};
 use crate::error::{Error, TransportError, TransportErrorKind};
-use crate::protocol::messages::{RequestBody, ResponseBody};
+use crate::protocol::messages::{MetadataResponse, RequestBody, ResponseBody};
 use crate::rng::Rng;
 pub use crate::zk::{ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse};
 
@@ -36,6 +36,11 @@ struct Conn {
     transport_closed: bool,
     /// A connection not established by then is abandoned (`connect_timeout`).
     connect_deadline: Instant,
+    /// Connected without asking for API versions because the broker was pinned to the
+    /// `broker_version` table (see `Client::no_probe`).
+    pinned: bool,
+    /// It became ready once: a failure afterwards is not a failure to connect.
+    was_ready: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -82,11 +87,32 @@ struct Op {
 ///    [`handle_timeout`](Self::handle_timeout) when that instant comes (or earlier when
 ///    something else happens).
 ///
-/// Every `now` passed in must not go backwards. The same inputs give the same outputs:
-/// randomness (reconnect jitter, SCRAM nonces) comes from `ClientConfig::rng_seed`.
+/// Every `now` passed in must not go backwards. With a fixed `ClientConfig::rng_seed`
+/// the same inputs give the same outputs (randomness: reconnect jitter, SCRAM nonces);
+/// without one (the default) the randomness is seeded from the operating system.
 ///
 /// Every operation has a deadline of `request_timeout` from when it was started; it
 /// finishes with [`Event::Done`] exactly once, at the latest then.
+///
+/// # Timers
+///
+/// After `handle_timeout(now)`, [`poll_timeout`](Self::poll_timeout) is `None` or later
+/// than `now`: a transport can sleep until it without guarding against spinning. The
+/// client sets every deadline itself: connecting (`connect_timeout`, then the connection
+/// is closed with [`Io::Close`]), each request, each ZooKeeper read
+/// ([`ClientConfig::zookeeper_request_timeout`], then a late answer is ignored). A
+/// transport needs no timeout of its own for them (only, where it cannot cancel work, a
+/// bound on the resources the work holds).
+///
+/// # Bounds
+///
+/// What the client holds is bounded by what the application asks and by the cluster:
+/// unfinished operations (each ends by its deadline, so at most the operations started
+/// within one `request_timeout`), their requests, one connection per broker address in
+/// use, and reconnect and ApiVersions-fallback state only for the addresses of the current
+/// cluster and the bootstrap list (the state of departed brokers is forgotten at the next
+/// metadata update, and idle connections to them are closed). The application bounds the
+/// first: the client does not refuse operations.
 ///
 /// ```
 /// use std::time::Instant;
@@ -129,8 +155,12 @@ pub struct Client {
     conns: BTreeMap<ConnectionHandle, Conn>,
     by_addr: BTreeMap<BrokerAddress, ConnectionHandle>,
     backoff: BTreeMap<BrokerAddress, Backoff>,
-    /// Brokers that did not answer ApiVersions: connect without asking.
-    no_probe: BTreeSet<BrokerAddress>,
+    /// Brokers that kept a connection open without answering ApiVersions (brokers before
+    /// 0.10 do): connect without asking, with at most 0.9's table, until the instant
+    /// (then ask again). Only addresses of the cluster or the bootstrap list are kept.
+    no_probe: BTreeMap<BrokerAddress, Instant>,
+    /// Metadata arrived since the address maps were last pruned.
+    prune_wanted: bool,
     bootstrap: Vec<BrokerAddress>,
     any_cursor: usize,
     next_conn: u64,
@@ -145,6 +175,8 @@ pub struct Client {
     refresh_wanted: bool,
     zk: ZkState,
     zk_not_before: Option<Instant>,
+    /// The ZooKeeper reads in progress are abandoned at this instant.
+    zk_deadline: Option<Instant>,
     last_zk_error: Option<String>,
     /// The last connection failure, for timeout messages.
     last_connection_error: Option<Error>,
@@ -171,7 +203,7 @@ impl Client {
             Bootstrap::ZooKeeper { .. } => Vec::new(),
         };
         Ok(Client {
-            rng: Rng::new(config.rng_seed),
+            rng: config.rng_seed.map_or_else(Rng::from_entropy, Rng::new),
             cluster: ClusterCache::new(Cluster::new(
                 config.metadata_max_age,
                 config.exclude_internal_topics,
@@ -180,7 +212,8 @@ impl Client {
             conns: BTreeMap::new(),
             by_addr: BTreeMap::new(),
             backoff: BTreeMap::new(),
-            no_probe: BTreeSet::new(),
+            no_probe: BTreeMap::new(),
+            prune_wanted: false,
             bootstrap,
             any_cursor: 0,
             next_conn: 0,
@@ -195,6 +228,7 @@ impl Client {
             refresh_wanted: false,
             zk: ZkState::Idle,
             zk_not_before: None,
+            zk_deadline: None,
             last_zk_error: None,
             last_connection_error: None,
             io: VecDeque::new(),
@@ -341,6 +375,14 @@ impl Client {
         };
         let refresh_retry = self.refresh_not_before.filter(|_| self.refresh_wanted);
         let zk = self.zk_not_before.filter(|_| waiting);
+        let zk_deadline = self.zk_deadline;
+        // Busy pinned connections are looked at again when their requests finish.
+        let pins = self
+            .conns
+            .values()
+            .filter(|c| c.pinned && c.conn.in_flight() == 0 && c.conn.queued() == 0)
+            .filter(|c| c.conn.state() == ConnectionState::Ready)
+            .filter_map(|c| self.no_probe.get(&c.addr).copied());
         conns
             .chain(ops)
             .chain(reqs)
@@ -348,6 +390,8 @@ impl Client {
             .chain(refresh)
             .chain(refresh_retry)
             .chain(zk)
+            .chain(zk_deadline)
+            .chain(pins)
             .min()
     }
 
@@ -392,7 +436,15 @@ impl Client {
     /// (ListOffsets v1+) or the offsets before it (v0, 0.9). Each partition goes to its
     /// leader; leader errors refresh the metadata and retry. Finishes with
     /// [`Output::Offsets`].
+    ///
+    /// A partition listed twice is [`Error::Misuse`], at once: there is one answer per
+    /// partition.
     pub fn list_offsets(&mut self, now: Instant, topic: &str, partitions: Vec<(i32, i64)>) -> OpId {
+        let mut seen = BTreeSet::new();
+        if let Some((p, _)) = partitions.iter().find(|(p, _)| !seen.insert(*p)) {
+            let error = Error::Misuse(format!("partition {p} of {topic} listed twice"));
+            return self.fail_at_once(error);
+        }
         let kind = OpKind::ListOffsets {
             results: BTreeMap::new(),
             expected: partitions.len(),
@@ -477,9 +529,21 @@ impl Client {
         self.refresh = None;
         self.refresh_wanted = false;
         self.zk = ZkState::Idle;
+        self.zk_deadline = None;
     }
 
     // ---- internals -------------------------------------------------------------------------
+
+    /// An operation that fails before it starts.
+    fn fail_at_once(&mut self, error: Error) -> OpId {
+        let op = OpId(self.next_op);
+        self.next_op += 1;
+        self.events.push_back(Event::Done {
+            op,
+            result: Err(error),
+        });
+        op
+    }
 
     fn start_op(&mut self, now: Instant, kind: OpKind, reqs: Vec<(Spec, Target)>) -> OpId {
         let op = OpId(self.next_op);
@@ -575,7 +639,10 @@ impl Client {
                 }
             }
             progress |= self.drain_connections(now);
+            progress |= self.expire_zookeeper(now);
+            progress |= self.expire_pins(now);
             self.expire_timers(now);
+            progress |= self.prune_addresses(now);
             if (self.cluster.is_known() && self.cluster.needs_refresh(now)) || self.refresh_wanted {
                 self.request_refresh(now);
             }
@@ -590,11 +657,58 @@ impl Client {
         }
     }
 
+    /// Idle connections opened without asking for API versions whose fallback period is
+    /// over are closed: the next connection asks again.
+    fn expire_pins(&mut self, now: Instant) -> bool {
+        let mut closed = false;
+        for c in self.conns.values_mut() {
+            let over = !self.no_probe.get(&c.addr).is_some_and(|until| *until > now);
+            let idle = c.conn.in_flight() == 0 && c.conn.queued() == 0;
+            if c.pinned && over && idle && c.conn.state() == ConnectionState::Ready {
+                c.conn.close(now);
+                closed = true;
+            }
+        }
+        closed
+    }
+
+    /// Applies a Metadata response to the cache (`all`: it lists every topic).
+    fn apply_metadata(&mut self, r: &MetadataResponse, all: bool, now: Instant) {
+        self.cluster.apply(r, all, now);
+        self.prune_wanted = true;
+    }
+
+    /// After a metadata update, forgets what belongs to addresses that are neither in
+    /// the cluster nor bootstrap brokers: brokers come and go (and advertise new
+    /// addresses), and the client's maps must not grow with them. Idle connections to
+    /// such addresses are closed; busy ones close once their requests are done (at the
+    /// next update).
+    fn prune_addresses(&mut self, now: Instant) -> bool {
+        if !std::mem::take(&mut self.prune_wanted) {
+            return false;
+        }
+        let mut closed = false;
+        let known: BTreeSet<BrokerAddress> = self
+            .cluster
+            .brokers()
+            .map(|b| BrokerAddress::new(b.host.clone(), b.port))
+            .chain(self.bootstrap.iter().cloned())
+            .collect();
+        for c in self.conns.values_mut() {
+            let idle = c.conn.in_flight() == 0 && c.conn.queued() == 0;
+            if idle && !known.contains(&c.addr) && c.conn.state() == ConnectionState::Ready {
+                c.conn.close(now);
+                closed = true;
+            }
+        }
+        self.backoff.retain(|a, _| known.contains(a));
+        self.no_probe.retain(|a, _| known.contains(a));
+        closed
+    }
+
     fn expire_timers(&mut self, now: Instant) {
         for b in self.backoff.values_mut() {
-            if b.until.is_some_and(|t| t <= now) {
-                b.until = None;
-            }
+            b.expire(now);
         }
         for r in self.reqs.values_mut() {
             if r.not_before.is_some_and(|t| t <= now) {
@@ -667,7 +781,8 @@ impl Client {
     fn on_connection_event(&mut self, now: Instant, h: ConnectionHandle, ev: ConnectionEvent) {
         match ev {
             ConnectionEvent::Ready => {
-                if let Some(c) = self.conns.get(&h) {
+                if let Some(c) = self.conns.get_mut(&h) {
+                    c.was_ready = true;
                     self.last_connection_error = None;
                     let addr = c.addr.clone();
                     self.backoff.entry(addr).or_default().reset();
@@ -684,24 +799,33 @@ impl Client {
             } => {
                 let Some(c) = self.conns.get(&h) else { return };
                 let addr = c.addr.clone();
+                let (pinned, was_ready, by_peer) = (c.pinned, c.was_ready, c.transport_closed);
                 if !c.transport_closed {
                     self.io.push_back(Io::Close { conn: h });
                 }
                 if api_versions_unanswered {
-                    // 0.9 and older: reconnect at once, without asking.
-                    self.no_probe.insert(addr);
+                    // Open but silent on ApiVersions: a broker before 0.10. Reconnect at
+                    // once without asking, and ask again after `api_version_fallback`.
+                    let until = now + self.config.api_version_fallback;
+                    self.no_probe.insert(addr, until);
                     return;
+                }
+                if pinned && by_peer {
+                    // A broker before 0.10 does not close a connection that speaks its
+                    // own table to it; a newer one does when it sees a version it dropped
+                    // (Metadata v0 is gone from Kafka 4). Ask it next time.
+                    self.no_probe.remove(&addr);
                 }
                 if let Some(error) = error {
                     self.last_connection_error = Some(error.clone());
                     let base = self.config.reconnect_backoff;
                     let max = self.config.reconnect_backoff_max;
-                    self.backoff.entry(addr.clone()).or_default().fail(
-                        now,
-                        base,
-                        max,
-                        &mut self.rng,
-                    );
+                    let backoff = self.backoff.entry(addr.clone()).or_default();
+                    backoff.fail(now, base, max, &mut self.rng);
+                    // Failing to connect for a reason retrying cannot fix (TLS
+                    // verification, authentication, a peer that is not Kafka): the
+                    // requests waiting for this broker fail with it at once.
+                    backoff.fatal = (!was_ready && !error.is_retriable()).then(|| error.clone());
                     let broker = self
                         .cluster
                         .brokers()
@@ -826,7 +950,7 @@ impl Client {
             // The client's own metadata refresh (or the answer to a request whose
             // operation already finished, which is dropped).
             if let (true, Ok(ResponseBody::Metadata(r))) = (is_refresh, &result) {
-                self.cluster.apply(r, true, now);
+                self.apply_metadata(r, true, now);
             }
             return;
         };

@@ -31,11 +31,20 @@ pub struct ClientConfig {
     /// Whether to ask the broker for its API versions (when `broker_version` >= 0.10).
     pub api_version_request: bool,
     /// How long to wait for the ApiVersions answer before falling back to
-    /// `broker_version`'s table.
+    /// `broker_version`'s table. Only a broker that keeps the connection open and stays
+    /// silent falls back (what brokers before 0.10 do); a closed connection is an
+    /// ordinary failure.
     pub api_version_request_timeout: Duration,
+    /// How long a broker that fell back stays on `broker_version`'s table (at most 0.9's)
+    /// before the client asks it for its versions again (librdkafka's
+    /// `api.version.fallback.ms`). A fallen-back broker that closes a connection is asked
+    /// again at once.
+    pub api_version_fallback: Duration,
     /// How long a request may take, end to end (PyKafka's `socket_timeout_ms`).
     pub request_timeout: Duration,
-    /// How long connecting may take (the transports enforce it).
+    /// How long connecting may take (TCP, TLS handshake): the client abandons a
+    /// connection not established by then. Each ZooKeeper read gets as long, but at
+    /// most half of `request_timeout` (see [`ClientConfig::zookeeper_request_timeout`]).
     pub connect_timeout: Duration,
     /// The first delay before reconnecting to a broker that failed.
     pub reconnect_backoff: Duration,
@@ -53,8 +62,10 @@ pub struct ClientConfig {
     pub sasl: Option<SaslConfig>,
     /// TLS, if any (applied by the transports).
     pub tls: Option<TlsConfig>,
-    /// Seed for the core's randomness (jitter, nonces, broker picks).
-    pub rng_seed: u64,
+    /// Seed for the core's randomness (reconnect jitter, SCRAM nonces). `None` (the
+    /// default) seeds it from the operating system's entropy, so that no two clients
+    /// draw the same nonces; a fixed seed makes runs reproducible (simulations, tests).
+    pub rng_seed: Option<u64>,
 }
 
 impl Default for ClientConfig {
@@ -65,6 +76,7 @@ impl Default for ClientConfig {
             broker_version: BrokerVersion::new(0, 9, 0),
             api_version_request: true,
             api_version_request_timeout: Duration::from_secs(3),
+            api_version_fallback: Duration::from_secs(20 * 60),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             reconnect_backoff: Duration::from_millis(100),
@@ -75,14 +87,69 @@ impl Default for ClientConfig {
             exclude_internal_topics: true,
             sasl: None,
             tls: None,
-            rng_seed: 0,
+            rng_seed: None,
         }
     }
 }
 
+/// The longest duration a configuration may hold (one year): the client adds durations
+/// to instants, which must not overflow. Longer means "never" in practice; say so with
+/// this value.
+pub const MAX_DURATION: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The shortest timer or delay a configuration may hold: below that, timers would fire
+/// at the instant they are set.
+pub const MIN_DURATION: Duration = Duration::from_millis(1);
+
 impl ClientConfig {
-    /// Checks the values that would make the client misbehave.
+    /// The durations of the configuration, by name.
+    fn durations(&self) -> [(&'static str, Duration); 7] {
+        [
+            (
+                "api_version_request_timeout",
+                self.api_version_request_timeout,
+            ),
+            ("api_version_fallback", self.api_version_fallback),
+            ("request_timeout", self.request_timeout),
+            ("connect_timeout", self.connect_timeout),
+            ("reconnect_backoff", self.reconnect_backoff),
+            ("reconnect_backoff_max", self.reconnect_backoff_max),
+            ("metadata_max_age", self.metadata_max_age),
+        ]
+    }
+
+    /// How long one ZooKeeper read may take before the client gives up on it and tries
+    /// again: `connect_timeout`, but at most half of `request_timeout`, so that an
+    /// operation has time for a second try and can say why the first failed. The client
+    /// enforces it; transports may use it to bound their own work.
+    pub fn zookeeper_request_timeout(&self) -> Duration {
+        self.connect_timeout.min(self.request_timeout / 2)
+    }
+
+    /// The ZooKeeper session timeout transports ask for: `request_timeout`, within what a
+    /// default ZooKeeper accepts (2 to 20 ticks of 2 s, so 4 s to 40 s; at most 30 s).
+    pub fn zookeeper_session_timeout(&self) -> Duration {
+        self.request_timeout
+            .clamp(Duration::from_secs(4), Duration::from_secs(30))
+    }
+
+    /// Checks the values that would make the client misbehave: every duration must lie
+    /// within [`MIN_DURATION`] and [`MAX_DURATION`].
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use grete::config::ClientConfig;
+    /// let forever = ClientConfig { metadata_max_age: Duration::MAX, ..ClientConfig::default() };
+    /// assert!(forever.validate().is_err());
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
+        for (name, d) in self.durations() {
+            if d < MIN_DURATION || d > MAX_DURATION {
+                return Err(Error::Config(format!(
+                    "{name} is {d:?}: it must be between {MIN_DURATION:?} and {MAX_DURATION:?}"
+                )));
+            }
+        }
         if self.max_in_flight_requests_per_connection == 0 {
             return Err(Error::Config(
                 "max_in_flight_requests_per_connection must be at least 1".into(),
@@ -90,9 +157,6 @@ impl ClientConfig {
         }
         if self.max_frame_size < 64 {
             return Err(Error::Config("max_frame_size is too small".into()));
-        }
-        if self.request_timeout.is_zero() {
-            return Err(Error::Config("request_timeout must be positive".into()));
         }
         match &self.bootstrap {
             Bootstrap::Brokers(b) if b.is_empty() => {

@@ -11,7 +11,10 @@
 //! probing) → `Authenticating` (only with SASL) → `Ready` → `Closed`. Requests sent before
 //! `Ready` wait in a queue; at most `max_in_flight` are written before the first answer.
 //! When an in-flight request passes its deadline the connection closes (the answer, if
-//! it ever came, could not be told apart), failing the others with a retriable error.
+//! it ever came, could not be told apart): every request past its deadline fails with
+//! [`Error::Timeout`], the others with a retriable closure. A Produce with `acks = 0`
+//! gets no answer from a broker: it finishes as soon as it is written, with an empty
+//! [`ProduceResponse`].
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -23,8 +26,8 @@ use crate::error::{Error, TransportError};
 use crate::protocol::frame::{write_frame, FrameDecoder};
 use crate::protocol::header::peek_correlation_id;
 use crate::protocol::messages::{
-    ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestBody, RequestHeader, ResponseBody,
-    ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
+    ApiKey, ApiVersionsRequest, ApiVersionsResponse, ProduceResponse, RequestBody, RequestHeader,
+    ResponseBody, ResponseHeader, SaslAuthenticateRequest, SaslHandshakeRequest,
 };
 use crate::protocol::primitives::{expect_end, Decode, Encode};
 use crate::protocol::{DecodeError, ErrorCode};
@@ -84,8 +87,10 @@ pub enum ConnectionEvent {
     Closed {
         /// Why, if it was not a clean local close.
         error: Option<Error>,
-        /// The broker did not answer ApiVersions (or closed on it): it predates 0.10, so
-        /// connect again without asking, using the `broker_version` table.
+        /// The connection stayed open and the broker did not answer ApiVersions by
+        /// `api_version_request_timeout`: what a broker before 0.10 does. Connect again
+        /// without asking, using the `broker_version` table. (A closure while negotiating
+        /// does not set this: it says nothing about the broker's version.)
         api_versions_unanswered: bool,
     },
 }
@@ -323,13 +328,15 @@ impl Connection {
     }
 
     /// The transport closed (with the reason, if it failed).
+    ///
+    /// A closure while negotiating says nothing about the broker's version (a restart, a
+    /// network cut, a load balancer): it is an ordinary connection failure.
     pub fn handle_closed(&mut self, _now: Instant, error: Option<TransportError>) {
         if self.state == ConnectionState::Closed {
             return;
         }
-        let unanswered = self.state == ConnectionState::Negotiating;
         let error = error.unwrap_or_else(|| TransportError::closed("connection closed by peer"));
-        self.close_with(Some(Error::Transport(error)), unanswered);
+        self.close_with(Some(Error::Transport(error)), false);
     }
 
     /// Closes the connection locally: every pending request fails.
@@ -344,39 +351,54 @@ impl Connection {
         if self.state == ConnectionState::Closed {
             return;
         }
-        if let Some(i) = self.in_flight.iter().position(|f| f.deadline <= now) {
-            let f = self.in_flight.remove(i);
-            match f.purpose {
-                Purpose::ApiVersions => {
-                    let e = Error::timeout("ApiVersions (the broker predates 0.10?)");
-                    self.close_with(Some(e), true);
-                }
-                Purpose::User(id) => {
-                    self.events.push_back(ConnectionEvent::Response {
-                        id,
-                        sent: Some((f.api_key, f.version)),
-                        result: Err(Error::timeout(format!(
-                            "{} v{} request",
-                            f.api_key.name(),
-                            f.version
-                        ))),
-                    });
-                    let e = Error::Transport(TransportError::closed(
-                        "connection closed after a request timed out",
-                    ));
-                    self.close_with(Some(e), false);
-                }
-                Purpose::SaslHandshake | Purpose::SaslAuthenticate => {
-                    self.close_with(Some(Error::timeout("SASL authentication")), false);
+        if self.in_flight.iter().any(|f| f.deadline <= now) {
+            // Every request past its deadline fails with a timeout (not only the first
+            // found): then the connection closes, failing the others as closed.
+            let (due, rest): (Vec<InFlight>, Vec<InFlight>) = std::mem::take(&mut self.in_flight)
+                .into_iter()
+                .partition(|f| f.deadline <= now);
+            self.in_flight = rest;
+            let mut close = Error::Transport(TransportError::closed(
+                "connection closed after a request timed out",
+            ));
+            let mut api_versions_unanswered = false;
+            for f in due {
+                match f.purpose {
+                    Purpose::ApiVersions => {
+                        // The connection is open and the broker kept silent: what a
+                        // broker before 0.10 does with a request it does not know.
+                        close = Error::timeout("ApiVersions (the broker predates 0.10?)");
+                        api_versions_unanswered = true;
+                    }
+                    Purpose::User(id) => {
+                        self.events.push_back(ConnectionEvent::Response {
+                            id,
+                            sent: Some((f.api_key, f.version)),
+                            result: Err(Error::timeout(format!(
+                                "{} v{} request",
+                                f.api_key.name(),
+                                f.version
+                            ))),
+                        });
+                    }
+                    Purpose::SaslHandshake | Purpose::SaslAuthenticate => {
+                        close = Error::timeout("SASL authentication");
+                    }
                 }
             }
+            self.fail_queued_past(now);
+            self.close_with(Some(close), api_versions_unanswered);
             return;
         }
         if self.raw_sasl.is_some_and(|d| d <= now) {
             self.close_with(Some(Error::timeout("SASL authentication")), false);
             return;
         }
-        // Unsent requests past their deadline fail alone.
+        self.fail_queued_past(now);
+    }
+
+    /// Unsent requests past their deadline fail alone, with a timeout.
+    fn fail_queued_past(&mut self, now: Instant) {
         let mut i = 0;
         while i < self.queue.len() {
             if self.queue[i].deadline <= now {
@@ -469,6 +491,7 @@ impl Connection {
         version: i16,
         purpose: Purpose,
         deadline: Instant,
+        answered: bool,
     ) -> Result<(), Error> {
         let key = body.api_key();
         let correlation_id = self.next_correlation();
@@ -483,6 +506,9 @@ impl Connection {
             header.encode(buf, key.request_header_version(version))?;
             body.encode(buf, version)
         })?;
+        if !answered {
+            return Ok(());
+        }
         self.in_flight.push(InFlight {
             correlation_id,
             purpose,
@@ -505,16 +531,27 @@ impl Connection {
                 Some(v) => v.choose(key, q.version),
                 None => Err(Error::Misuse("no API versions".into())),
             };
+            // A Produce with acks=0 gets no answer from the broker: it is done once
+            // written, and must not wait in flight (where its deadline would close the
+            // connection under every other request).
+            let answered = !matches!(&q.body, RequestBody::Produce(p) if p.acks == 0);
             let result = version.and_then(|v| {
-                self.write_request(&q.body, v, Purpose::User(q.id), q.deadline)
+                let purpose = Purpose::User(q.id);
+                self.write_request(&q.body, v, purpose, q.deadline, answered)
                     .map(|()| v)
             });
-            if let Err(e) = result {
-                self.events.push_back(ConnectionEvent::Response {
+            match result {
+                Err(e) => self.events.push_back(ConnectionEvent::Response {
                     id: q.id,
                     sent: None,
                     result: Err(e),
-                });
+                }),
+                Ok(v) if !answered => self.events.push_back(ConnectionEvent::Response {
+                    id: q.id,
+                    sent: Some((key, v)),
+                    result: Ok(ResponseBody::Produce(ProduceResponse::default())),
+                }),
+                Ok(_) => {}
             }
         }
     }
@@ -532,7 +569,7 @@ impl Connection {
             ApiVersionsRequest::default()
         });
         let deadline = now + self.config.api_version_request_timeout;
-        if let Err(e) = self.write_request(&body, v, Purpose::ApiVersions, deadline) {
+        if let Err(e) = self.write_request(&body, v, Purpose::ApiVersions, deadline, true) {
             self.close_with(Some(e), false);
         }
     }
@@ -657,7 +694,7 @@ impl Connection {
             ..Default::default()
         });
         let deadline = now + self.config.request_timeout;
-        if let Err(e) = self.write_request(&body, version, Purpose::SaslHandshake, deadline) {
+        if let Err(e) = self.write_request(&body, version, Purpose::SaslHandshake, deadline, true) {
             self.close_with(Some(e), false);
         }
     }
@@ -670,7 +707,9 @@ impl Connection {
                     auth_bytes: Bytes::from(token),
                     ..Default::default()
                 });
-                if let Err(e) = self.write_request(&body, v, Purpose::SaslAuthenticate, deadline) {
+                if let Err(e) =
+                    self.write_request(&body, v, Purpose::SaslAuthenticate, deadline, true)
+                {
                     self.close_with(Some(e), false);
                 }
             }

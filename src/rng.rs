@@ -2,7 +2,12 @@
 //! (reconnect jitter, SCRAM nonces, broker picks) are the same for the same seed.
 //!
 //! It is not a cryptographic generator. The SCRAM nonce only has to be unpredictable to an
-//! observer who does not know the seed; transports that want more seed it from the OS.
+//! observer who does not know the seed: by default ([`ClientConfig::rng_seed`] `None`) the
+//! seed comes from the operating system's entropy (through the standard library's
+//! `RandomState`, which is seeded from the OS), so that no two clients draw the same
+//! nonces or the same reconnect jitter; a fixed seed makes a run reproducible.
+//!
+//! [`ClientConfig::rng_seed`]: crate::config::ClientConfig::rng_seed
 
 /// A splitmix64 generator. `fork` derives independent child generators, one per
 /// sub-state-machine, so that adding draws in one does not shift the others.
@@ -24,6 +29,16 @@ impl Rng {
     /// A generator from a seed. Every seed, including 0, is fine.
     pub fn new(seed: u64) -> Rng {
         Rng { state: seed }
+    }
+
+    /// A generator seeded from the operating system's entropy: every call gives another
+    /// seed. (The standard library seeds `RandomState` from the OS once per thread and
+    /// changes its keys for every new one; two of them hash the same input differently.)
+    pub fn from_entropy() -> Rng {
+        use std::hash::{BuildHasher, Hasher};
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u64(GOLDEN);
+        Rng::new(hasher.finish())
     }
 
     /// The next 64 random bits.
@@ -89,6 +104,13 @@ mod tests {
             .collect();
         assert_eq!(a, b);
         assert_ne!(a, c);
+    }
+
+    #[test]
+    fn entropy_seeds_differ() {
+        let draws: std::collections::BTreeSet<u64> =
+            (0..8).map(|_| Rng::from_entropy().next_u64()).collect();
+        assert_eq!(draws.len(), 8);
     }
 
     #[test]

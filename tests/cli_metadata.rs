@@ -5,6 +5,9 @@
 //! `GRETE_REQUIRE_BROKERS=1`). kcat (librdkafka 2.0.2) cannot talk to tansu, so the
 //! comparison is 0.9 only.
 
+// A test may read the clock (clippy.toml forbids it in the core).
+#![allow(clippy::disallowed_methods)]
+
 #[allow(dead_code)]
 #[path = "../examples/grete/cli.rs"]
 mod cli;

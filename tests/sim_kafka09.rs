@@ -230,17 +230,51 @@ fn mixed_cluster_mid_upgrade() {
     }
 }
 
+/// Issue 6, item 3: a broker that closes the connection on ApiVersions (a restart, a
+/// proxy, a load balancer) is not taken for a broker before 0.10: only silence on an open
+/// connection is. The closure is an ordinary connection failure: the client reconnects
+/// with backoff, asks again, and never falls back to the 0.9 table.
 #[test]
-fn a_probe_that_closes_the_connection_falls_back_too() {
+fn a_probe_that_closes_the_connection_is_a_failure_not_a_downgrade() {
     use grete::mock::{Fault, FaultAction, Matcher};
     for seed in SEEDS {
-        // A broker that drops the connection on ApiVersions (some pre-0.10 builds and
-        // proxies do) rather than staying silent.
         let cluster = MockConfig::new(1).with_topic("t", 1, 1).with_seed(seed);
         let mut sim = Sim::new(cluster, SimConfig::seeded(seed), |c| {
-            // 0.10 or newer: the client probes with ApiVersions first.
-            c.broker_version = BrokerVersion::parse("0.10.0").unwrap();
-            c.api_version_request = true;
+            c.broker_version = BrokerVersion::parse("2.8").unwrap();
+            c.request_timeout = Duration::from_secs(5);
+        })
+        .unwrap();
+        // Closed on the first two probes (a broker restarting), then it answers.
+        sim.cluster.inject(Fault {
+            matcher: Matcher::api(ApiKey::ApiVersions),
+            action: FaultAction::Close,
+            times: 2,
+        });
+        let op = sim.client.update_cluster(sim.now());
+        let result = sim.wait_op(op).unwrap();
+        assert!(
+            matches!(result, Ok(Output::Cluster)),
+            "seed {seed}: {result:?}"
+        );
+        assert_eq!(
+            sim.cluster.request_count(ApiKey::ApiVersions),
+            3,
+            "seed {seed}: asked again after each closure"
+        );
+        // The negotiated versions, not 0.9's table.
+        let versions = versions_of(&sim, ApiKey::Metadata);
+        assert_eq!(
+            versions,
+            vec![ApiKey::Metadata.max_version()],
+            "seed {seed}"
+        );
+
+        // Closed on every probe: the operation fails at its deadline, saying why, and
+        // nothing was sent in 0.9's table.
+        let cluster = MockConfig::new(1).with_topic("t", 1, 1).with_seed(seed);
+        let mut sim = Sim::new(cluster, SimConfig::seeded(seed), |c| {
+            c.broker_version = BrokerVersion::parse("2.8").unwrap();
+            c.request_timeout = Duration::from_secs(5);
         })
         .unwrap();
         sim.cluster.inject(Fault {
@@ -249,20 +283,15 @@ fn a_probe_that_closes_the_connection_falls_back_too() {
             times: usize::MAX,
         });
         let op = sim.client.update_cluster(sim.now());
-        let result = sim.wait_op(op).unwrap();
+        let error = sim.wait_op(op).unwrap().unwrap_err();
         assert!(
-            matches!(result, Ok(Output::Cluster)),
-            "seed {seed}: {result:?}"
+            matches!(&error, Error::Timeout { what } if what.contains("closed by the broker")),
+            "seed {seed}: {error:?}"
         );
-        assert!(
-            sim.cluster.request_count(ApiKey::ApiVersions) >= 1,
+        assert_eq!(
+            sim.cluster.request_count(ApiKey::Metadata),
+            0,
             "seed {seed}"
-        );
-        // 0.10.0's table, not the broker's (never learnt): Metadata v1 at most.
-        let versions = versions_of(&sim, ApiKey::Metadata);
-        assert!(
-            !versions.is_empty() && versions.iter().all(|v| *v <= 1),
-            "seed {seed}: {versions:?}"
         );
     }
 }

@@ -87,15 +87,19 @@ fn wrong_password_is_a_clear_error_without_hanging() {
         ] {
             let (sim, result) = run(seed, cluster, mechanism, "wrong");
             let error = result.expect_err("authenticated with a wrong password");
-            let auth_failed = |e: &Error| {
-                e.code() == Some(grete::protocol::ErrorCode::SaslAuthenticationFailed)
-                    || matches!(e, Error::Sasl(_))
-            };
-            assert!(
-                auth_failed(&error) || error.to_string().to_lowercase().contains("auth"),
+            assert_eq!(
+                error.code(),
+                Some(grete::protocol::ErrorCode::SaslAuthenticationFailed),
                 "seed {seed} {mechanism:?}: {error:?}"
             );
-            assert!(sim.elapsed() <= Duration::from_secs(5) + Duration::from_millis(50));
+            // Issue 6, item 9d: retrying cannot fix credentials, so the operation fails
+            // as soon as the broker says so (a few simulated milliseconds), not at its
+            // deadline.
+            assert!(
+                sim.elapsed() < Duration::from_secs(1),
+                "seed {seed} {mechanism:?}: {:?}",
+                sim.elapsed()
+            );
         }
     }
 }
@@ -104,13 +108,20 @@ fn wrong_password_is_a_clear_error_without_hanging() {
 fn an_unoffered_mechanism_is_refused() {
     for seed in SEEDS {
         let cluster = MockConfig::new(1).with_sasl_plain("alice", "secret");
-        let (_, result) = run(seed, cluster, SaslMechanism::ScramSha512, "secret");
+        let (sim, result) = run(seed, cluster, SaslMechanism::ScramSha512, "secret");
         let error = result.expect_err("the broker does not offer SCRAM-SHA-512");
-        assert!(
-            error.code() == Some(grete::protocol::ErrorCode::UnsupportedSaslMechanism)
-                || error.to_string().contains("SCRAM-SHA-512")
-                || error.to_string().to_lowercase().contains("mechanism"),
+        assert_eq!(
+            error.code(),
+            Some(grete::protocol::ErrorCode::UnsupportedSaslMechanism),
             "seed {seed}: {error:?}"
+        );
+        assert!(
+            error.to_string().contains("PLAIN"),
+            "the offered ones: {error}"
+        );
+        assert!(
+            sim.elapsed() < Duration::from_secs(1),
+            "seed {seed}: at once"
         );
     }
 }

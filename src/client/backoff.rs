@@ -11,6 +11,9 @@ pub(crate) struct Backoff {
     pub(crate) failures: u32,
     /// No new connection before this instant.
     pub(crate) until: Option<Instant>,
+    /// The last attempt failed for a reason retrying cannot fix: until `until`, requests
+    /// for this address fail with it instead of waiting.
+    pub(crate) fatal: Option<crate::error::Error>,
 }
 
 impl Backoff {
@@ -34,6 +37,21 @@ impl Backoff {
     pub(crate) fn reset(&mut self) {
         self.failures = 0;
         self.until = None;
+        self.fatal = None;
+    }
+
+    /// Time passed: the delay is over at `now` (and a fatal error with it: the next
+    /// attempt may succeed, a certificate may have been fixed).
+    pub(crate) fn expire(&mut self, now: Instant) {
+        if self.until.is_some_and(|t| t <= now) {
+            self.until = None;
+            self.fatal = None;
+        }
+    }
+
+    /// The fatal error of the last attempt while the delay runs.
+    pub(crate) fn fatal(&self) -> Option<&crate::error::Error> {
+        self.until.and(self.fatal.as_ref())
     }
 }
 
@@ -95,6 +113,6 @@ mod tests {
             &mut Rng::new(0),
         );
         b.reset();
-        assert_eq!((b.failures, b.until), (0, None));
+        assert_eq!((b.failures, b.until, b.fatal), (0, None, None));
     }
 }

@@ -214,7 +214,7 @@ impl Client {
         };
         match (&mut o.kind, body) {
             (OpKind::UpdateCluster, ResponseBody::Metadata(r)) => {
-                self.cluster.apply(&r, true, now);
+                self.apply_metadata(&r, true, now);
                 Outcome::Done(Ok(Output::Cluster))
             }
             (
@@ -226,7 +226,7 @@ impl Client {
             ) => {
                 let auto_create = *auto_create;
                 let topics = topics.clone();
-                self.cluster.apply(&r, false, now);
+                self.apply_metadata(&r, false, now);
                 let mut results = Vec::new();
                 for name in &topics {
                     let t = r.topics.iter().find(|t| t.name.as_deref() == Some(name));

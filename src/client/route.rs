@@ -12,7 +12,7 @@ use super::{Conn, Io};
 
 impl Client {
     /// A ready connection for `route`: `Ok(None)` to wait (a connection is being opened,
-    /// metadata fetched, or a backoff runs).
+    /// metadata fetched, or a backoff runs); an error fails the request at once.
     pub(super) fn route(
         &mut self,
         now: Instant,
@@ -20,15 +20,15 @@ impl Client {
         created: Instant,
     ) -> Result<Option<ConnectionHandle>, Error> {
         match route {
-            Target::AnyBroker => Ok(self.any_connection(now)),
-            Target::Broker(id) => self.broker_connection(now, *id, created),
+            Target::AnyBroker => self.any_connection(now),
+            Target::Broker(id) => self.broker_connection(now, *id, created, false),
             Target::Controller => match self.cluster.controller() {
-                Some(id) if !self.cluster_stale() => self.broker_connection(now, id, created),
+                Some(id) if !self.cluster_stale() => self.broker_connection(now, id, created, true),
                 _ if !self.cluster.is_known() || self.cluster_stale() => {
                     self.request_refresh(now);
                     Ok(None)
                 }
-                _ => Ok(self.any_connection(now)),
+                _ => self.any_connection(now),
             },
             Target::Leader { topic, partition } => {
                 if !self.cluster.is_known() || self.cluster_stale() {
@@ -49,7 +49,7 @@ impl Client {
                     return Ok(None);
                 };
                 match t.partitions.get(partition).map(|p| p.leader) {
-                    Some(Some(leader)) => self.broker_connection(now, leader, created),
+                    Some(Some(leader)) => self.broker_connection(now, leader, created, true),
                     None if fresh => Err(Error::broker(
                         ErrorCode::UnknownTopicOrPartition,
                         format!("topic {topic} partition {partition}"),
@@ -70,59 +70,78 @@ impl Client {
         self.cluster.stale_reason().is_some()
     }
 
+    /// The connection to broker `id`. `named_by_cluster`: the id comes from the metadata
+    /// (a leader, the controller), so a broker missing from the broker list is the
+    /// cluster changing under us (a broker restarting, metadata from a lagging broker):
+    /// refresh and wait. An id the caller chose that fresh metadata does not know is a
+    /// mistake ([`Error::Misuse`]).
     pub(super) fn broker_connection(
         &mut self,
         now: Instant,
         id: i32,
         created: Instant,
+        named_by_cluster: bool,
     ) -> Result<Option<ConnectionHandle>, Error> {
         let Some(b) = self.cluster.broker(id) else {
-            if self.cluster.updated_at().is_some_and(|t| t >= created) && !self.cluster_stale() {
+            let fresh =
+                self.cluster.updated_at().is_some_and(|t| t >= created) && !self.cluster_stale();
+            if fresh && !named_by_cluster {
                 return Err(Error::Misuse(format!(
                     "no broker with id {id} in the cluster"
                 )));
+            }
+            if fresh {
+                self.cluster
+                    .invalidate(format!("broker {id} is named but not in the broker list"));
             }
             self.request_refresh(now);
             return Ok(None);
         };
         let addr = BrokerAddress::new(b.host.clone(), b.port);
-        Ok(self.connection_to(now, &addr))
+        self.connection_to(now, &addr)
     }
 
-    /// The ready connection to `addr`, or `None` after starting one if allowed.
+    /// The ready connection to `addr`, or `None` after starting one if allowed; the
+    /// error of the last attempt if it cannot be fixed by retrying.
     pub(super) fn connection_to(
         &mut self,
         now: Instant,
         addr: &BrokerAddress,
-    ) -> Option<ConnectionHandle> {
+    ) -> Result<Option<ConnectionHandle>, Error> {
         if let Some(&h) = self.by_addr.get(addr) {
             let ready = self
                 .conns
                 .get(&h)
                 .is_some_and(|c| c.conn.state() == ConnectionState::Ready);
-            return ready.then_some(h);
+            return Ok(ready.then_some(h));
         }
-        if self.backoff.get(addr).is_some_and(|b| b.until.is_some()) {
-            return None;
+        if let Some(b) = self.backoff.get(addr).filter(|b| b.until.is_some()) {
+            return match b.fatal() {
+                Some(e) => Err(e.clone()),
+                None => Ok(None),
+            };
         }
         self.open(now, addr.clone());
-        None
+        Ok(None)
     }
 
-    pub(super) fn any_connection(&mut self, now: Instant) -> Option<ConnectionHandle> {
+    pub(super) fn any_connection(
+        &mut self,
+        now: Instant,
+    ) -> Result<Option<ConnectionHandle>, Error> {
         if let Some((h, _)) = self
             .conns
             .iter()
             .find(|(_, c)| c.conn.state() == ConnectionState::Ready)
         {
-            return Some(*h);
+            return Ok(Some(*h));
         }
         if self
             .conns
             .values()
             .any(|c| c.conn.state() != ConnectionState::Closed)
         {
-            return None;
+            return Ok(None);
         }
         let mut candidates: Vec<BrokerAddress> = self
             .cluster
@@ -137,28 +156,45 @@ impl Client {
         }
         if candidates.is_empty() {
             self.start_zookeeper(now);
-            return None;
+            return Ok(None);
         }
         let n = candidates.len();
+        // The first error that retrying cannot fix, while every broker so far had one.
+        let mut fatal: Option<Option<Error>> = None;
         for i in 0..n {
             let addr = &candidates[(self.any_cursor + i) % n];
-            if self.backoff.get(addr).is_some_and(|b| b.until.is_some()) {
+            if let Some(b) = self.backoff.get(addr).filter(|b| b.until.is_some()) {
+                fatal = match (fatal, b.fatal()) {
+                    (None, e) => Some(e.cloned()),
+                    (Some(Some(first)), Some(_)) => Some(Some(first)),
+                    _ => Some(None),
+                };
                 continue;
             }
             self.any_cursor = (self.any_cursor + i + 1) % n;
             let addr = addr.clone();
             self.open(now, addr);
-            return None;
+            return Ok(None);
         }
-        None
+        // Every broker is backing off: fail at once if each failed in a way retrying
+        // cannot fix.
+        match fatal.flatten() {
+            Some(e) => Err(e),
+            None => Ok(None),
+        }
     }
 
     pub(super) fn open(&mut self, now: Instant, addr: BrokerAddress) -> ConnectionHandle {
         let h = ConnectionHandle(self.next_conn);
         self.next_conn += 1;
         let mut config = ConnectionConfig::from_client(&self.config);
-        if self.no_probe.contains(&addr) {
-            // It did not answer ApiVersions, so it predates 0.10 whatever the
+        if self.no_probe.get(&addr).is_some_and(|until| *until <= now) {
+            // Long enough: ask again (the broker may have been upgraded, or was only slow).
+            self.no_probe.remove(&addr);
+        }
+        let pinned = self.no_probe.contains_key(&addr);
+        if pinned {
+            // It kept silent on ApiVersions, so it predates 0.10 whatever the
             // configuration says: use at most 0.9.0's table.
             config.probe_api_versions = false;
             config.broker_version = config.broker_version.min(BrokerVersion::new(0, 9, 0));
@@ -177,6 +213,8 @@ impl Client {
                 addr,
                 transport_closed: false,
                 connect_deadline: now + self.config.connect_timeout,
+                pinned,
+                was_ready: false,
             },
         );
         h

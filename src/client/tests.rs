@@ -110,7 +110,7 @@ fn modern() -> ClientConfig {
     ClientConfig {
         bootstrap: Bootstrap::Brokers(BrokerAddress::parse("k1:9092").unwrap()),
         broker_version: BrokerVersion::new(2, 8, 0),
-        rng_seed: 7,
+        rng_seed: Some(7),
         ..ClientConfig::default()
     }
 }
@@ -264,7 +264,10 @@ fn unanswered_api_versions_falls_back_and_reconnects() {
         }]
     );
     // Later connections to that broker do not ask either.
-    assert!(t.client.no_probe.contains(&BrokerAddress::new("k1", 9092)));
+    assert!(t
+        .client
+        .no_probe
+        .contains_key(&BrokerAddress::new("k1", 9092)));
 }
 
 #[test]
@@ -389,7 +392,7 @@ fn a_connection_lost_mid_request_is_retried_on_a_new_connection() {
 fn refused_connections_back_off_exponentially_then_the_operation_times_out() {
     let run = |seed: u64| {
         let mut t = Harness::new(ClientConfig {
-            rng_seed: seed,
+            rng_seed: Some(seed),
             reconnect_backoff: Duration::from_millis(100),
             reconnect_backoff_max: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
@@ -1048,7 +1051,7 @@ fn arbitrary_run(seed: u64, actions: Vec<(u8, Vec<u8>)>) -> Result<(), String> {
     {
         let timeout = Duration::from_secs(5);
         let mut client = Client::new(ClientConfig {
-            rng_seed: seed,
+            rng_seed: Some(seed),
             request_timeout: timeout,
             bootstrap: Bootstrap::Brokers(BrokerAddress::parse("k1:1,k2:2").unwrap()),
             broker_version: BrokerVersion::new(1, 0, 0),
@@ -1327,3 +1330,5 @@ fn close_finishes_operations_and_closes_connections() {
     t.client.handle_data(t.now, conn(0), &[0, 0, 0, 1, 0]);
     assert!(t.events().is_empty());
 }
+
+mod hardening;

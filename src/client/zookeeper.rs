@@ -35,6 +35,7 @@ impl Client {
         let op = self.next_zk_op();
         self.zk = ZkState::Listing(op);
         self.zk_not_before = Some(now + self.config.reconnect_backoff);
+        self.zk_deadline = Some(now + self.config.zookeeper_request_timeout());
         self.io.push_back(Io::ZooKeeper {
             op,
             request: ZkRequest::GetChildren { path },
@@ -69,6 +70,7 @@ impl Client {
                         self.zk_failed(now, "no brokers registered under /brokers/ids".into());
                         return;
                     }
+                    self.zk_deadline = Some(now + self.config.zookeeper_request_timeout());
                     let mut pending = BTreeSet::new();
                     for id in ids {
                         let op = self.next_zk_op();
@@ -126,6 +128,7 @@ impl Client {
                     self.zk_failed(now, why);
                 } else {
                     self.last_zk_error = None;
+                    self.zk_deadline = None;
                     self.bootstrap = found;
                 }
             }
@@ -133,8 +136,21 @@ impl Client {
         }
     }
 
+    /// The ZooKeeper reads in progress got no answer by their deadline: give up on them
+    /// (a late answer is ignored) and try again after the backoff. The transport needs no
+    /// timeout of its own.
+    pub(super) fn expire_zookeeper(&mut self, now: Instant) -> bool {
+        if matches!(self.zk, ZkState::Idle) || !self.zk_deadline.is_some_and(|t| t <= now) {
+            return false;
+        }
+        let waited = self.config.zookeeper_request_timeout();
+        self.zk_failed(now, format!("no answer from ZooKeeper within {waited:?}"));
+        true
+    }
+
     pub(super) fn zk_failed(&mut self, now: Instant, why: String) {
         self.zk = ZkState::Idle;
+        self.zk_deadline = None;
         self.last_zk_error = Some(why);
         self.zk_not_before = Some(now + self.config.reconnect_backoff);
     }

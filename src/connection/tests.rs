@@ -290,8 +290,10 @@ fn unanswered_api_versions_closes_for_a_fallback_reconnect() {
     assert_eq!(c.poll_timeout(), None);
 }
 
+/// Issue 6, item 3: a closure while negotiating (a broker restart, a cut) says nothing
+/// about the broker's version and must not ask for the 0.9 fallback.
 #[test]
-fn closing_during_negotiation_also_asks_for_the_fallback() {
+fn closing_during_negotiation_does_not_ask_for_the_fallback() {
     let t0 = Instant::now();
     let mut c = Connection::new(config(), &mut Rng::new(1));
     c.handle_connected(t0);
@@ -299,7 +301,7 @@ fn closing_during_negotiation_also_asks_for_the_fallback() {
     assert!(matches!(
         events(&mut c)[0],
         ConnectionEvent::Closed {
-            api_versions_unanswered: true,
+            api_versions_unanswered: false,
             ..
         }
     ));
@@ -714,4 +716,89 @@ quickcheck::quickcheck! {
         // Past every deadline, every request has been answered exactly once.
         answered.len() == ids.len() && ids.iter().all(|i| answered.contains(i))
     }
+}
+
+/// Issue 6, item 9c: requests whose deadlines pass at the same instant all fail with
+/// `Timeout` (not only the first one found, the others as `Transport(Closed)`); a request
+/// with a later deadline fails as a retriable closure.
+#[test]
+fn requests_timing_out_at_the_same_instant_all_end_as_timeout() {
+    let now = Instant::now();
+    let mut broker = FakeBroker::new();
+    let mut c = ready(config(), &mut broker, now);
+    let deadline = now + Duration::from_secs(2);
+    let a = c.send_with_deadline(now, metadata_body(), VersionChoice::Highest, deadline);
+    let b = c.send_with_deadline(now, metadata_body(), VersionChoice::Highest, deadline);
+    let later = now + Duration::from_secs(9);
+    let l = c.send_with_deadline(now, metadata_body(), VersionChoice::Highest, later);
+    assert_eq!(broker.requests(&transmit(&mut c)).len(), 3);
+    assert_eq!(c.poll_timeout(), Some(deadline));
+    c.handle_timeout(deadline);
+    let mut results = BTreeMap::new();
+    for e in events(&mut c) {
+        if let ConnectionEvent::Response { id, result, .. } = e {
+            results.insert(id, result.unwrap_err());
+        }
+    }
+    for id in [a, b] {
+        assert!(
+            matches!(results[&id], Error::Timeout { .. }),
+            "{id:?}: {:?}",
+            results[&id]
+        );
+    }
+    assert!(
+        matches!(&results[&l], Error::Transport(t) if t.kind == TransportErrorKind::Closed),
+        "{:?}",
+        results[&l]
+    );
+    assert_eq!(c.state(), ConnectionState::Closed);
+}
+
+/// Issue 6, item 9e: a Produce with acks=0 gets no answer from a broker. It finishes when
+/// written, and its deadline does not close the connection under the other requests.
+#[test]
+fn a_produce_with_acks_0_is_done_when_written_and_does_not_hold_the_connection() {
+    use crate::protocol::messages::ProduceRequest;
+    let now = Instant::now();
+    let mut broker = FakeBroker::new();
+    let mut c = ready(config(), &mut broker, now);
+    let produce = RequestBody::Produce(ProduceRequest {
+        acks: 0,
+        timeout_ms: 1000,
+        ..Default::default()
+    });
+    let soon = now + Duration::from_secs(1);
+    let p = c.send_with_deadline(now, produce, VersionChoice::Highest, soon);
+    let m = c.send(now, metadata_body(), VersionChoice::Highest);
+    let written = broker.requests(&transmit(&mut c));
+    assert_eq!(written.len(), 2);
+    assert_eq!(
+        c.in_flight(),
+        1,
+        "only the Metadata request awaits an answer"
+    );
+    match &events(&mut c)[..] {
+        [ConnectionEvent::Response {
+            id,
+            result: Ok(ResponseBody::Produce(r)),
+            sent: Some((ApiKey::Produce, _)),
+        }] => {
+            assert_eq!(*id, p);
+            assert!(r.responses.is_empty());
+        }
+        other => panic!("{other:?}"),
+    }
+    // The produce deadline passes: nothing happens to the connection.
+    assert_ne!(c.poll_timeout(), Some(soon));
+    c.handle_timeout(soon);
+    assert!(events(&mut c).is_empty());
+    assert_eq!(c.state(), ConnectionState::Ready);
+    let (h, _) = &written[1];
+    let answer = answer(h, ResponseBody::Metadata(MetadataResponse::default()));
+    c.handle_data(soon, &answer);
+    assert!(matches!(
+        &events(&mut c)[..],
+        [ConnectionEvent::Response { id, result: Ok(_), .. }] if *id == m
+    ));
 }

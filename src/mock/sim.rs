@@ -215,8 +215,6 @@ impl FrameTracker {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum NetKind {
     Connect,
-    /// The transport's connect timeout for an attempt that got no answer.
-    ConnectTimeout,
     ToServer(Vec<u8>),
     ToClient(Vec<u8>),
     /// The broker closed its end: the client sees the close after the bytes before it.
@@ -300,7 +298,7 @@ impl Sim {
                     .map(|b| BrokerAddress::new(b.host.as_str(), b.port))
                     .collect(),
             ),
-            rng_seed: config.seed,
+            rng_seed: Some(config.seed),
             ..ClientConfig::default()
         };
         configure(&mut client_config);
@@ -312,6 +310,7 @@ impl Sim {
     pub fn with_parts(client: Client, cluster: MockCluster, config: SimConfig) -> Sim {
         // The one reading of the real clock: an origin for virtual time. Nothing depends
         // on its value, only on durations from it, so runs stay reproducible.
+        #[allow(clippy::disallowed_methods)]
         let start = Instant::now();
         Sim {
             client,
@@ -381,8 +380,8 @@ impl Sim {
     }
 
     /// Makes new connection attempts to (host, port) go unanswered (a firewall dropping
-    /// packets) until [`set_reachable`](Self::set_reachable): like a transport, the
-    /// simulation fails them after the client's `connect_timeout`.
+    /// packets) until [`set_reachable`](Self::set_reachable). The simulation never
+    /// reports anything for them: the client gives up after its `connect_timeout`.
     pub fn set_unreachable(&mut self, host: &str, port: u16) {
         self.unreachable.push((host.to_owned(), port));
     }
@@ -545,12 +544,10 @@ impl Sim {
                         .get(&conn)
                         .is_some_and(|l| l.host == *h && l.port == *p)
                 });
-                if unreachable {
-                    // The SYN goes nowhere: as a transport does, give up after the
-                    // client's connect timeout.
-                    let at = self.now + self.client.config().connect_timeout;
-                    self.push(at, Some(conn), NetKind::ConnectTimeout);
-                } else {
+                // Unreachable: the SYN goes nowhere and nothing ever happens. The client
+                // abandons the attempt at its connect deadline (transports need no
+                // timeout of their own).
+                if !unreachable {
                     let at = self.now + self.config.connect_latency;
                     self.push(at, Some(conn), NetKind::Connect);
                 }
@@ -725,17 +722,6 @@ impl Sim {
             i += 1;
             match e.kind {
                 NetKind::Connect => self.deliver_connect(e.conn),
-                NetKind::ConnectTimeout => {
-                    if let Some(conn) = e.conn {
-                        if self.links.remove(&conn).is_some() {
-                            let error = TransportError::new(
-                                TransportErrorKind::ConnectTimeout,
-                                "no answer to the connection attempt",
-                            );
-                            self.client.handle_connect_failed(now, conn, error);
-                        }
-                    }
-                }
                 NetKind::ToServer(mut bytes) => {
                     // Merge the following writes on this link that are also due.
                     while let Some(NetKind::ToServer(more)) =
@@ -773,6 +759,15 @@ impl Sim {
         }
         if self.client.poll_timeout().is_some_and(|t| t <= now) {
             self.client.handle_timeout(now);
+            // The core's timer contract, which lets transports sleep until
+            // `poll_timeout` without guarding against spinning: after
+            // `handle_timeout(now)` no timer of the client is due at `now` any more.
+            if self.client.poll_timeout().is_some_and(|t| t <= now) {
+                return Err(SimError::Livelock {
+                    seed: self.config.seed,
+                    elapsed: self.elapsed(),
+                });
+            }
         }
         if self.cluster.poll_timeout().is_some_and(|t| t <= now) {
             self.cluster.handle_timeout(now);

@@ -1,5 +1,6 @@
-//! One connection's task: resolve, connect (bounded by `connect_timeout`), TLS, then read
-//! and write until the peer or the driver ends it. It reports to the driver exactly once
+//! One connection's task: resolve, connect, TLS, then read and write until the peer or
+//! the driver ends it. Connecting has no timer here: the core abandons a connection not
+//! established by its connect deadline, and the driver then drops the task's channel. It reports to the driver exactly once
 //! how it ended (unless the driver closed it, which needs no report).
 
 use std::future::{poll_fn, Future};
@@ -7,7 +8,6 @@ use std::net::SocketAddr;
 use std::pin::pin;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
 
 use futures_channel::mpsc;
 use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -27,13 +27,11 @@ pub(crate) struct ConnectSpec {
     pub(crate) conn: ConnectionHandle,
     pub(crate) host: String,
     pub(crate) port: u16,
-    pub(crate) connect_timeout: Duration,
     pub(crate) tls: Option<Arc<Tls>>,
 }
 
 enum Phase1 {
     Done(Result<BoxStream, TransportError>),
-    TimedOut,
     Cancelled,
 }
 
@@ -46,17 +44,12 @@ pub(crate) async fn run(
     mut events: mpsc::Sender<IoMsg>,
 ) {
     let conn = spec.conn;
-    let deadline = Instant::now() + spec.connect_timeout;
     let mut early: Vec<Vec<u8>> = Vec::new();
     let outcome = {
-        let mut establishing = pin!(establish(&*rt, &spec, deadline));
-        let mut timer = rt.sleep_until(deadline);
+        let mut establishing = pin!(establish(&*rt, &spec));
         poll_fn(|cx| {
             if let Poll::Ready(r) = establishing.as_mut().poll(cx) {
                 return Poll::Ready(Phase1::Done(r));
-            }
-            if timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Phase1::TimedOut);
             }
             loop {
                 match writes.poll_next_unpin(cx) {
@@ -71,17 +64,6 @@ pub(crate) async fn run(
     let stream = match outcome {
         Phase1::Done(Ok(stream)) => stream,
         Phase1::Done(Err(error)) => {
-            let _ = events.send(IoMsg::ConnectFailed { conn, error }).await;
-            return;
-        }
-        Phase1::TimedOut => {
-            let error = TransportError::new(
-                TransportErrorKind::ConnectTimeout,
-                format!(
-                    "connecting to {}:{} took longer than {:?}",
-                    spec.host, spec.port, spec.connect_timeout
-                ),
-            );
             let _ = events.send(IoMsg::ConnectFailed { conn, error }).await;
             return;
         }
@@ -108,11 +90,7 @@ pub(crate) async fn run(
 }
 
 /// Resolves, connects to each address in turn, and runs the TLS handshake.
-async fn establish(
-    rt: &dyn Runtime,
-    spec: &ConnectSpec,
-    deadline: Instant,
-) -> Result<BoxStream, TransportError> {
+async fn establish(rt: &dyn Runtime, spec: &ConnectSpec) -> Result<BoxStream, TransportError> {
     let addrs: Vec<SocketAddr> = rt
         .resolve(spec.host.clone(), spec.port)
         .await
@@ -131,9 +109,6 @@ async fn establish(
     let mut last = None;
     let mut stream = None;
     for addr in addrs {
-        if Instant::now() >= deadline {
-            break;
-        }
         match rt.connect(addr).await {
             Ok(s) => {
                 stream = Some(s);

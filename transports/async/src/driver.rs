@@ -27,10 +27,6 @@ use crate::Runtime;
 /// the readers beyond that).
 const IO_QUEUE: usize = 64;
 
-/// Consecutive wake-ups at an instant already past after which the driver sleeps a
-/// millisecond anyway, so that a timer the core keeps reporting cannot spin a core.
-const MAX_IMMEDIATE_WAKES: u32 = 1000;
-
 /// What a connection or ZooKeeper task reports.
 pub(crate) enum IoMsg {
     Connected {
@@ -123,7 +119,6 @@ pub(crate) struct Driver {
     io_tx: mpsc::Sender<IoMsg>,
     io_rx: mpsc::Receiver<IoMsg>,
     tls: Option<Arc<Tls>>,
-    connect_timeout: Duration,
     #[cfg(feature = "zookeeper")]
     zk: Option<crate::zk::Session>,
     /// The cluster generation `shared` holds.
@@ -143,9 +138,12 @@ pub(crate) fn start(
     };
     #[cfg(feature = "zookeeper")]
     let zk = config.bootstrap.zookeeper_hosts().map(|hosts| {
-        crate::zk::Session::new(hosts, config.request_timeout, config.connect_timeout)
+        crate::zk::Session::new(
+            hosts,
+            config.zookeeper_session_timeout(),
+            config.zookeeper_request_timeout(),
+        )
     });
-    let connect_timeout = config.connect_timeout;
     let client = Client::new(config)?;
     let shared = Arc::new(Shared {
         cluster: Mutex::new(client.cluster_snapshot()),
@@ -163,7 +161,6 @@ pub(crate) fn start(
         io_tx,
         io_rx,
         tls,
-        connect_timeout,
         #[cfg(feature = "zookeeper")]
         zk,
     };
@@ -173,25 +170,17 @@ pub(crate) fn start(
 
 impl Driver {
     async fn run(mut self) {
-        let mut immediate = 0u32;
         let mut close_reply = None;
         loop {
             let now = Instant::now();
             self.drain(now);
             let wake = self.client.poll_timeout();
-            if let Some(at) = wake {
-                if at <= now && immediate < MAX_IMMEDIATE_WAKES {
-                    immediate += 1;
-                    self.client.handle_timeout(now);
-                    continue;
-                }
+            // The core's contract: after handle_timeout(now) nothing is due at `now`, so
+            // this cannot spin.
+            if wake.is_some_and(|at| at <= now) {
+                self.client.handle_timeout(now);
+                continue;
             }
-            let wake = if immediate >= MAX_IMMEDIATE_WAKES {
-                wake.map(|at| at.max(now + Duration::from_millis(1)))
-            } else {
-                wake
-            };
-            immediate = 0;
             let mut sleep = wake.map(|at| self.rt.sleep_until(at));
             let commands = &mut self.commands;
             let io_rx = &mut self.io_rx;
@@ -326,11 +315,12 @@ impl Driver {
     fn open(&mut self, conn: ConnectionHandle, host: String, port: u16) {
         let (tx, rx) = mpsc::unbounded();
         self.conns.insert(conn, tx);
+        // No timer of our own: the core closes the connection (drops `tx`, which ends
+        // the task) if it is not established by its connect deadline.
         let spec = ConnectSpec {
             conn,
             host,
             port,
-            connect_timeout: self.connect_timeout,
             tls: self.tls.clone(),
         };
         let task = conn::run(self.rt.clone(), spec, rx, self.io_tx.clone());

@@ -1,7 +1,9 @@
 //! ZooKeeper reads with zookeeper-async, which runs on tokio: its futures go through
 //! [`Runtime::spawn_zookeeper`]. One session per client, opened on first use and dropped
-//! after a failure; every operation is bounded by the client's `connect_timeout` (and half
-//! its `request_timeout`).
+//! after a failure. The core sets the policy: it abandons a read at its own deadline
+//! (`ClientConfig::zookeeper_request_timeout`) and ignores a late answer; the same bound
+//! here only frees the task. The session timeout is `ClientConfig::zookeeper_session_timeout`,
+//! as in every transport.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,20 +31,13 @@ struct Inner {
 }
 
 impl Session {
-    /// A session for `hosts`. Each read gets `connect_timeout`, but at most half of
-    /// `request_timeout`, so that the core can still retry and report why it failed.
-    pub(crate) fn new(
-        hosts: &str,
-        request_timeout: Duration,
-        connect_timeout: Duration,
-    ) -> Session {
+    /// A session for `hosts` with the core's timeouts.
+    pub(crate) fn new(hosts: &str, session_timeout: Duration, op_timeout: Duration) -> Session {
         Session {
             inner: Arc::new(Inner {
                 hosts: hosts.to_owned(),
-                // Within what a default ZooKeeper accepts (2 to 20 ticks of 2 s).
-                session_timeout: request_timeout
-                    .clamp(Duration::from_secs(4), Duration::from_secs(30)),
-                op_timeout: connect_timeout.min(request_timeout / 2),
+                session_timeout,
+                op_timeout,
                 zk: tokio::sync::Mutex::new(None),
             }),
         }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use grete::client::{
     Client, ConnectionHandle, Event, Io, OpId, Output, ZkError, ZkOpId, ZkResponse,
@@ -80,30 +80,24 @@ impl Driver {
 
     /// The loop: wait for a message or the client's next timer, handle it, drain.
     pub fn run(mut self) {
-        let mut just_fired = false;
         loop {
             self.drain();
             let now = Instant::now();
             let wait = match self.client.poll_timeout() {
-                Some(at) if at <= now && !just_fired => {
+                // The core's contract: after handle_timeout(now) nothing is due at `now`,
+                // so this cannot spin.
+                Some(at) if at <= now => {
                     self.client.handle_timeout(now);
-                    just_fired = true;
                     continue;
                 }
-                // A timer still due right after it fired: wait a little rather than spin.
-                Some(at) => Some(
-                    at.saturating_duration_since(now)
-                        .max(Duration::from_millis(1)),
-                ),
+                Some(at) => Some(at - now),
                 None => None,
             };
-            just_fired = false;
             let msg = match wait {
                 Some(d) => match self.rx.recv_timeout(d) {
                     Ok(m) => m,
                     Err(RecvTimeoutError::Timeout) => {
                         self.client.handle_timeout(Instant::now());
-                        just_fired = true;
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -249,8 +243,8 @@ impl Driver {
                 .to_owned();
             let started = crate::zk::ZkHandle::start(
                 hosts,
-                self.config().connect_timeout,
-                self.config().request_timeout,
+                self.config().zookeeper_session_timeout(),
+                self.config().zookeeper_request_timeout(),
                 self.tx.clone(),
             );
             match started {

@@ -1,6 +1,9 @@
 //! ZooKeeper reads for `Bootstrap::ZooKeeper`: zookeeper-async on a private current-thread
 //! tokio runtime in one dedicated thread, started on the first read. The session is kept
-//! between reads and opened again after an error.
+//! between reads and opened again after an error. The core sets the policy: it abandons a
+//! read at its own deadline (`ClientConfig::zookeeper_request_timeout`) and ignores a late
+//! answer; the same bound here only frees the thread for the next read. The session
+//! timeout is `ClientConfig::zookeeper_session_timeout`, as in every transport.
 
 use std::sync::mpsc::SyncSender;
 use std::thread;
@@ -25,11 +28,11 @@ fn zk_error(kind: ZkErrorKind, message: impl Into<String>) -> ZkError {
 
 impl ZkHandle {
     /// Starts the ZooKeeper thread for `hosts` (`h:p,h:p`, no chroot: the core puts the
-    /// chroot in every path).
+    /// chroot in every path), with the core's session and read timeouts.
     pub fn start(
         hosts: String,
-        connect_timeout: Duration,
-        request_timeout: Duration,
+        session_timeout: Duration,
+        read_timeout: Duration,
         driver: SyncSender<Msg>,
     ) -> std::io::Result<ZkHandle> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(ZkOpId, ZkRequest)>();
@@ -43,14 +46,17 @@ impl ZkHandle {
                 runtime.block_on(async move {
                     let mut session: Option<zookeeper_async::ZooKeeper> = None;
                     while let Some((op, request)) = rx.recv().await {
-                        let result = run(
-                            &mut session,
-                            &hosts,
-                            connect_timeout,
-                            request_timeout,
-                            request,
+                        let result = tokio::time::timeout(
+                            read_timeout,
+                            run(&mut session, &hosts, session_timeout, request),
                         )
-                        .await;
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(zk_error(
+                                ZkErrorKind::ConnectionLoss,
+                                format!("ZooKeeper {hosts} did not answer in time"),
+                            ))
+                        });
                         if result.is_err() {
                             // Start afresh next time (a lost session, a bad host...).
                             if let Some(zk) = session.take() {
@@ -81,20 +87,12 @@ impl ZkHandle {
 async fn run(
     session: &mut Option<zookeeper_async::ZooKeeper>,
     hosts: &str,
-    connect_timeout: Duration,
-    request_timeout: Duration,
+    session_timeout: Duration,
     request: ZkRequest,
 ) -> Result<ZkResponse, ZkError> {
     if session.is_none() {
-        let connect = zookeeper_async::ZooKeeper::connect(hosts, connect_timeout, |_| {});
-        let zk = tokio::time::timeout(connect_timeout, connect)
+        let zk = zookeeper_async::ZooKeeper::connect(hosts, session_timeout, |_| {})
             .await
-            .map_err(|_| {
-                zk_error(
-                    ZkErrorKind::ConnectionLoss,
-                    format!("connecting to ZooKeeper {hosts} timed out"),
-                )
-            })?
             .map_err(|e| map_error(e, hosts))?;
         *session = Some(zk);
     }
@@ -104,27 +102,17 @@ async fn run(
             "no ZooKeeper session",
         ));
     };
-    let timed_out = || {
-        zk_error(
-            ZkErrorKind::ConnectionLoss,
-            format!("ZooKeeper {hosts} did not answer in time"),
-        )
-    };
     match request {
-        ZkRequest::GetChildren { path } => {
-            tokio::time::timeout(request_timeout, zk.get_children(&path, false))
-                .await
-                .map_err(|_| timed_out())?
-                .map(ZkResponse::Children)
-                .map_err(|e| map_error(e, &path))
-        }
-        ZkRequest::GetData { path } => {
-            tokio::time::timeout(request_timeout, zk.get_data(&path, false))
-                .await
-                .map_err(|_| timed_out())?
-                .map(|(data, _)| ZkResponse::Data(data))
-                .map_err(|e| map_error(e, &path))
-        }
+        ZkRequest::GetChildren { path } => zk
+            .get_children(&path, false)
+            .await
+            .map(ZkResponse::Children)
+            .map_err(|e| map_error(e, &path)),
+        ZkRequest::GetData { path } => zk
+            .get_data(&path, false)
+            .await
+            .map(|(data, _)| ZkResponse::Data(data))
+            .map_err(|e| map_error(e, &path)),
         other => Err(zk_error(
             ZkErrorKind::Other,
             format!("unsupported ZooKeeper request {other:?}"),
