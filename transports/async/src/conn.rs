@@ -1,7 +1,14 @@
-//! One connection's task: resolve, connect (bounded by `connect_timeout`), TLS, then read
-//! and write until the peer or the driver ends it. It reports to the driver exactly once
-//! how it ended (unless the driver closed it, which needs no report).
+//! One connection's task: resolve, connect and run the TLS handshake (together bounded by
+//! `connect_timeout`), then read and write until the peer or the driver ends it. It
+//! reports to the driver exactly once how it ended (unless the driver closed it, which
+//! needs no report).
+//!
+//! Nothing here waits without a bound: a write that makes no progress for
+//! [`write_timeout`] ends the connection, and the driver closing the connection (dropping
+//! its sender) ends the task at once, even in the middle of a write to a peer that
+//! stopped reading. The task owns the socket, so when the task ends the socket is closed.
 
+use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::pin;
@@ -28,7 +35,18 @@ pub(crate) struct ConnectSpec {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) connect_timeout: Duration,
+    /// How long one write may go without completing; see [`write_timeout`].
+    pub(crate) write_timeout: Duration,
     pub(crate) tls: Option<Arc<Tls>>,
+}
+
+/// The write timeout for a client whose requests time out after `request_timeout`: twice
+/// that, so that a request's own deadline (enforced by the core, which then closes the
+/// connection) always comes first and this only catches writes nothing else bounds.
+pub(crate) fn write_timeout(request_timeout: Duration) -> Duration {
+    request_timeout
+        .saturating_mul(2)
+        .max(Duration::from_millis(100))
 }
 
 enum Phase1 {
@@ -93,7 +111,7 @@ pub(crate) async fn run(
     let (reader, writer) = stream.split();
     let ended = {
         let mut reading = pin!(read_loop(reader, conn, events.clone()));
-        let mut writing = pin!(write_loop(writer, early, writes));
+        let mut writing = pin!(write_loop(&*rt, writer, early, writes, spec.write_timeout));
         poll_fn(|cx| {
             if let Poll::Ready(r) = reading.as_mut().poll(cx) {
                 return Poll::Ready(r);
@@ -183,27 +201,64 @@ async fn read_loop(
     }
 }
 
-/// Writes what the driver hands over. `None` when the driver closed the connection,
-/// `Some(error)` when writing failed.
+enum Write {
+    Done(std::io::Result<()>),
+    TimedOut,
+    Closed,
+}
+
+/// Writes what the driver hands over. `None` when the driver closed the connection (also
+/// in the middle of a write), `Some(error)` when writing failed or made no progress for
+/// `timeout`.
 async fn write_loop(
+    rt: &dyn Runtime,
     mut writer: WriteHalf<BoxStream>,
     early: Vec<Vec<u8>>,
     mut writes: mpsc::UnboundedReceiver<Vec<u8>>,
+    timeout: Duration,
 ) -> Option<Option<TransportError>> {
-    for bytes in early {
-        if let Err(e) = writer.write_all(&bytes).await {
-            return Some(Some(TransportError::from(e)));
-        }
-    }
-    while let Some(bytes) = writes.next().await {
-        let written = async {
-            writer.write_all(&bytes).await?;
-            writer.flush().await
+    let mut queue = VecDeque::from(early);
+    loop {
+        let bytes = match queue.pop_front() {
+            Some(bytes) => bytes,
+            None => writes.next().await?,
         };
-        if let Err(e) = written.await {
-            return Some(Some(TransportError::from(e)));
+        let outcome = {
+            let mut writing = pin!(async {
+                writer.write_all(&bytes).await?;
+                writer.flush().await
+            });
+            let mut timer = rt.sleep_until(Instant::now() + timeout);
+            poll_fn(|cx| {
+                if let Poll::Ready(r) = writing.as_mut().poll(cx) {
+                    return Poll::Ready(Write::Done(r));
+                }
+                // Keep watching the driver: dropping its sender interrupts the write.
+                loop {
+                    match writes.poll_next_unpin(cx) {
+                        Poll::Ready(Some(more)) => queue.push_back(more),
+                        Poll::Ready(None) => return Poll::Ready(Write::Closed),
+                        Poll::Pending => break,
+                    }
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Write::TimedOut);
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        match outcome {
+            Write::Done(Ok(())) => {}
+            Write::Done(Err(e)) => return Some(Some(TransportError::from(e))),
+            Write::TimedOut => {
+                return Some(Some(TransportError::new(
+                    TransportErrorKind::Io(std::io::ErrorKind::TimedOut),
+                    format!("writing to the broker made no progress for {timeout:?}"),
+                )))
+            }
+            // Dropping the stream closes the socket; no orderly shutdown that could stall.
+            Write::Closed => return None,
         }
     }
-    // Dropping the stream closes the socket; no orderly shutdown that could stall.
-    None
 }

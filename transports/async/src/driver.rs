@@ -329,6 +329,7 @@ impl Driver {
             host,
             port,
             connect_timeout: self.connect_timeout,
+            write_timeout: conn::write_timeout(self.client.config().request_timeout),
             tls: self.tls.clone(),
         };
         let task = conn::run(self.rt.clone(), spec, rx, self.io_tx.clone());
