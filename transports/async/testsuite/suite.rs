@@ -80,6 +80,7 @@ tests!(
     mock_cluster_over_tcp_broker_down_fails_over,
     mock_cluster_over_tcp_sasl_plain_and_scram,
     mock_cluster_over_tcp_sasl_wrong_password_is_a_clear_error,
+    peer_that_never_reads_releases_the_socket_and_task,
 );
 
 // ---- helpers ------------------------------------------------------------------------
@@ -341,6 +342,82 @@ fn assert_bounded_failure(
     }
 }
 
+/// Accepts connections on `listener` and holds them without ever reading, until `stop`
+/// (at most 60 s).
+fn black_hole(listener: TcpListener, stop: Arc<AtomicBool>) {
+    listener.set_nonblocking(true).expect("nonblocking");
+    thread::spawn(move || {
+        let end = Instant::now() + Duration::from_secs(60);
+        let mut held = Vec::new();
+        while !stop.load(Ordering::Relaxed) && Instant::now() < end && held.len() < 100 {
+            match listener.accept() {
+                Ok((stream, _)) => held.push(stream),
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        }
+        while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+            thread::sleep(Duration::from_millis(20));
+        }
+    });
+}
+
+/// The sockets of this machine connected to 127.0.0.1:`port` that a process still holds
+/// (from `/proc/net/tcp`; a closed socket still finishing its TCP close has no inode
+/// any more). Each connection's task owns its socket, so when the count drops the task
+/// has ended.
+fn open_sockets_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp (Linux)");
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 9 && fields[2] == remote && fields[9] != "0"
+        })
+        .count()
+}
+
+/// Sleeps `d` without blocking the runtime (a helper thread wakes the task).
+async fn pause(d: Duration) {
+    use std::sync::Mutex;
+    use std::task::{Poll, Waker};
+    let state: Arc<Mutex<(bool, Option<Waker>)>> = Arc::new(Mutex::new((false, None)));
+    let waker_side = state.clone();
+    thread::spawn(move || {
+        thread::sleep(d);
+        let mut s = waker_side.lock().unwrap_or_else(|e| e.into_inner());
+        s.0 = true;
+        if let Some(w) = s.1.take() {
+            w.wake();
+        }
+    });
+    std::future::poll_fn(|cx| {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        if s.0 {
+            Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Waits (polling every 50 ms, at most `limit`) until `done` holds.
+async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        pause(Duration::from_millis(50)).await;
+    }
+}
+
 // ---- the mock cluster served over TCP ------------------------------------------------
 
 type Control = Box<dyn FnOnce(&mut MockCluster, Instant) + Send>;
@@ -356,7 +433,17 @@ struct MockServer {
 
 impl MockServer {
     fn start(brokers: usize, setup: impl FnOnce(MockConfig) -> MockConfig) -> MockServer {
-        let listeners: Vec<TcpListener> = (0..brokers)
+        MockServer::start_with(brokers, &[], setup)
+    }
+
+    /// Like [`start`](Self::start), but the brokers at the indexes in `black_holes`
+    /// accept connections and then never read nor answer (for at most 60 s).
+    fn start_with(
+        brokers: usize,
+        black_holes: &[usize],
+        setup: impl FnOnce(MockConfig) -> MockConfig,
+    ) -> MockServer {
+        let mut listeners: Vec<TcpListener> = (0..brokers)
             .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
             .collect();
         let ports: Vec<u16> = listeners
@@ -368,8 +455,17 @@ impl MockServer {
             b.host = "127.0.0.1".into();
             b.port = *port;
         }
-        let ids: Vec<i32> = config.brokers.iter().map(|b| b.id).collect();
         let stop = Arc::new(AtomicBool::new(false));
+        for &i in black_holes.iter().rev() {
+            black_hole(listeners.remove(i), stop.clone());
+        }
+        let ids: Vec<i32> = config
+            .brokers
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !black_holes.contains(i))
+            .map(|(_, b)| b.id)
+            .collect();
         let (control, commands) = std::sync::mpsc::channel::<Control>();
         let stopping = stop.clone();
         thread::spawn(move || {
@@ -1187,6 +1283,58 @@ mod bodies {
             text.contains("SASL") || text.contains("AUTHENTICATION"),
             "{e:?}"
         );
+    }
+
+    /// Issue #6 item 6: a broker that accepts and then never reads. A request too big for
+    /// the socket buffers blocks the connection's write; at the request's deadline the
+    /// core closes the connection, which must interrupt the write and release the socket
+    /// and the task, on every reconnect.
+    pub async fn peer_that_never_reads_releases_the_socket_and_task() {
+        use grete::protocol::messages::produce_request;
+        let server = MockServer::start_with(2, &[1], |c| c.with_topic("t", 2, 1));
+        let hole = server.ports[1];
+        // A 0.9 configuration: no ApiVersions probe, so the big write starts at once.
+        let config = ClientConfig {
+            request_timeout: Duration::from_secs(2),
+            ..brokers(&format!("127.0.0.1:{}", server.ports[0]))
+        };
+        let client = connect(config).await;
+        assert_eq!(open_sockets_to(hole), 0);
+        for round in 0..3 {
+            let big = ProduceRequest {
+                acks: 1,
+                timeout_ms: 1000,
+                topic_data: vec![produce_request::TopicProduceData {
+                    name: "t".into(),
+                    partition_data: vec![produce_request::PartitionProduceData {
+                        index: 1,
+                        // More than the socket buffers of both ends hold.
+                        records: Some(Bytes::from(vec![0u8; 32 << 20])),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            let e = client
+                .send(Target::Broker(1), RequestBody::Produce(big))
+                .await
+                .expect_err("a broker that never reads never answers");
+            assert!(
+                matches!(&e, Error::Timeout { what } if what.contains("Produce")),
+                "round {round}: {e:?}"
+            );
+            // Generous: the close is immediate once the deadline passed.
+            let released = eventually(Duration::from_secs(30), || open_sockets_to(hole) == 0).await;
+            assert!(
+                released,
+                "round {round}: {} socket(s) to the peer are still open",
+                open_sockets_to(hole)
+            );
+        }
+        // The other broker kept working all along.
+        client.update_cluster().await.expect("update_cluster");
+        client.close().await;
     }
 
     pub async fn tls_handshake_without_answer_is_a_connect_timeout() {
