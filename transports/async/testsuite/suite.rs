@@ -66,14 +66,24 @@ tests!(
     tls_with_a_wrong_ca_fails_clearly,
     tls_with_a_wrong_server_name_fails_clearly,
     refused_connection_is_a_typed_error,
+    refused_connection_is_a_typed_error_modern,
     hanging_connect_is_a_connect_timeout,
     non_kafka_server_is_a_protocol_error,
+    non_kafka_server_is_a_protocol_error_modern,
     broker_closing_mid_response_is_a_typed_error,
+    broker_closing_mid_response_is_a_typed_error_modern,
     oversize_frame_is_a_protocol_error,
+    oversize_frame_is_a_protocol_error_modern,
     negative_frame_size_is_a_protocol_error,
+    negative_frame_size_is_a_protocol_error_modern,
+    silent_server_is_a_timeout,
+    silent_server_is_a_timeout_modern,
     tls_without_verification_is_explicit_and_works,
     tls_unreadable_files_are_config_errors,
     tls_handshake_without_answer_is_a_connect_timeout,
+    tls_handshake_without_answer_is_a_connect_timeout_modern,
+    slow_loris_tls_handshake_is_a_connect_timeout,
+    slow_loris_tls_handshake_is_a_connect_timeout_modern,
     plaintext_to_the_tls_port_fails_within_the_timeout,
     calls_after_close_fail_with_misuse,
     mock_cluster_over_tcp_metadata_offsets_and_admin,
@@ -141,6 +151,36 @@ fn impatient(port: u16) -> ClientConfig {
         reconnect_backoff: Duration::from_millis(50),
         reconnect_backoff_max: Duration::from_millis(200),
         ..brokers(&format!("127.0.0.1:{port}"))
+    }
+}
+
+/// [`impatient`] with a modern configuration: every connection starts with ApiVersions.
+fn impatient_modern(port: u16) -> ClientConfig {
+    ClientConfig {
+        broker_version: BrokerVersion::parse("2.8").expect("version"),
+        ..impatient(port)
+    }
+}
+
+/// Connects with `config` and expects it to fail within its timeouts (see
+/// [`assert_bounded_failure`]).
+async fn connect_fails(config: ClientConfig) -> Error {
+    let limit = config.request_timeout + config.connect_timeout;
+    let start = Instant::now();
+    assert_bounded_failure(KafkaClient::connect(config).await, limit, start)
+}
+
+/// Whether `e` is a protocol error whose message contains `what`: directly, or as the
+/// reason the client gave up retrying. (With ApiVersions first, a protocol violation in
+/// the ApiVersions answer closes the connection before any request of the operation was
+/// sent, so the client retries the broker until the operation's deadline.)
+fn is_protocol(e: &Error, what: &str) -> bool {
+    match e {
+        Error::Protocol(d) => d.to_string().contains(what),
+        Error::Timeout { what: reason } => {
+            reason.contains("protocol error") && reason.contains(what)
+        }
+        _ => false,
     }
 }
 
@@ -288,6 +328,18 @@ fn is_transport(e: &Error, kind: TransportErrorKind) -> bool {
     }
 }
 
+/// Whether `e` is the timeout of an operation the client retried after connections failed
+/// with `kind`: the timeout names either the request that was in flight at the deadline
+/// or, if none was, the last connection error, which must be of `kind`.
+fn is_timeout_after(e: &Error, kind: TransportErrorKind) -> bool {
+    match e {
+        Error::Timeout { what } => {
+            !what.contains("last error") || what.contains(&format!("{kind:?}"))
+        }
+        _ => false,
+    }
+}
+
 /// A server on 127.0.0.1 that runs `serve` on each connection (at most 50, for at most
 /// 20 s), in a thread of its own. Returns the port.
 fn fake_server(serve: fn(TcpStream)) -> u16 {
@@ -326,12 +378,16 @@ fn read_request(stream: &mut TcpStream) -> bool {
     stream.read_exact(&mut body).is_ok()
 }
 
+/// Expects `result` to be an error. `limit` is what the configuration allows; the check
+/// on the time taken adds a generous margin: it is only a safety net against a hang, the
+/// tests are about which error comes.
 fn assert_bounded_failure(
     result: Result<KafkaClient, Error>,
     limit: Duration,
     start: Instant,
 ) -> Error {
     let took = start.elapsed();
+    let limit = limit + Duration::from_secs(20);
     assert!(took <= limit, "failing took {took:?}, more than {limit:?}");
     match result {
         Ok(_) => panic!("connect succeeded against a bad server"),
@@ -999,16 +1055,21 @@ mod bodies {
         expect_tls_failure(config).await;
     }
 
-    pub async fn refused_connection_is_a_typed_error() {
+    async fn refused_connection(config: fn(u16) -> ClientConfig) {
         let port = {
             let l = TcpListener::bind("127.0.0.1:0").expect("bind");
             l.local_addr().expect("addr").port()
         };
-        let config = impatient(port);
-        let limit = config.request_timeout + Duration::from_secs(2);
-        let start = Instant::now();
-        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        let e = connect_fails(config(port)).await;
         assert!(is_transport(&e, TransportErrorKind::Refused), "{e:?}");
+    }
+
+    pub async fn refused_connection_is_a_typed_error() {
+        refused_connection(impatient).await;
+    }
+
+    pub async fn refused_connection_is_a_typed_error_modern() {
+        refused_connection(impatient_modern).await;
     }
 
     pub async fn hanging_connect_is_a_connect_timeout() {
@@ -1043,24 +1104,26 @@ mod bodies {
         drop(listener);
     }
 
-    pub async fn non_kafka_server_is_a_protocol_error() {
+    async fn non_kafka_server(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
             let _ = read_request(&mut s);
             let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
             thread::sleep(Duration::from_millis(500));
         });
-        let config = impatient(port);
-        let limit = config.request_timeout + Duration::from_secs(2);
-        let start = Instant::now();
-        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        let e = connect_fails(config(port)).await;
         // "HTTP" read as a size prefix is over a gigabyte: refused before reading on.
-        assert!(
-            matches!(&e, Error::Protocol(d) if d.to_string().contains("exceeds the maximum")),
-            "{e:?}"
-        );
+        assert!(is_protocol(&e, ""), "{e:?}");
     }
 
-    pub async fn broker_closing_mid_response_is_a_typed_error() {
+    pub async fn non_kafka_server_is_a_protocol_error() {
+        non_kafka_server(impatient).await;
+    }
+
+    pub async fn non_kafka_server_is_a_protocol_error_modern() {
+        non_kafka_server(impatient_modern).await;
+    }
+
+    async fn broker_closing_mid_response(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
             if read_request(&mut s) {
                 // A frame announcing 100 bytes, of which 10 come.
@@ -1069,14 +1132,19 @@ mod bodies {
                 let _ = s.write_all(&half);
             }
         });
-        let config = impatient(port);
-        let limit = config.request_timeout + Duration::from_secs(2);
-        let start = Instant::now();
-        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
-        assert!(is_transport(&e, TransportErrorKind::Closed), "{e:?}");
+        let e = connect_fails(config(port)).await;
+        assert!(is_timeout_after(&e, TransportErrorKind::Closed), "{e:?}");
     }
 
-    pub async fn oversize_frame_is_a_protocol_error() {
+    pub async fn broker_closing_mid_response_is_a_typed_error() {
+        broker_closing_mid_response(impatient).await;
+    }
+
+    pub async fn broker_closing_mid_response_is_a_typed_error_modern() {
+        broker_closing_mid_response(impatient_modern).await;
+    }
+
+    async fn oversize_frame(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
             if read_request(&mut s) {
                 // 2 GiB - 1: the largest size a frame can announce.
@@ -1085,28 +1153,53 @@ mod bodies {
                 thread::sleep(Duration::from_millis(500));
             }
         });
-        let config = impatient(port);
-        let limit = config.request_timeout + Duration::from_secs(2);
-        let start = Instant::now();
-        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
-        assert!(
-            matches!(&e, Error::Protocol(d) if d.to_string().contains("exceeds the maximum")),
-            "{e:?}"
-        );
+        let e = connect_fails(config(port)).await;
+        assert!(is_protocol(&e, "2147483647 bytes"), "{e:?}");
     }
 
-    pub async fn negative_frame_size_is_a_protocol_error() {
+    pub async fn oversize_frame_is_a_protocol_error() {
+        oversize_frame(impatient).await;
+    }
+
+    pub async fn oversize_frame_is_a_protocol_error_modern() {
+        oversize_frame(impatient_modern).await;
+    }
+
+    async fn negative_frame_size(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
             if read_request(&mut s) {
                 let _ = s.write_all(&0x8000_0000u32.to_be_bytes());
                 thread::sleep(Duration::from_millis(500));
             }
         });
-        let config = impatient(port);
-        let limit = config.request_timeout + Duration::from_secs(2);
-        let start = Instant::now();
-        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
-        assert!(matches!(e, Error::Protocol(_)), "{e:?}");
+        let e = connect_fails(config(port)).await;
+        assert!(is_protocol(&e, "invalid length -2147483648"), "{e:?}");
+    }
+
+    pub async fn negative_frame_size_is_a_protocol_error() {
+        negative_frame_size(impatient).await;
+    }
+
+    pub async fn negative_frame_size_is_a_protocol_error_modern() {
+        negative_frame_size(impatient_modern).await;
+    }
+
+    async fn silent_server(config: fn(u16) -> ClientConfig) {
+        let port = fake_server(|mut s| {
+            let _ = read_request(&mut s);
+            thread::sleep(Duration::from_secs(8));
+        });
+        let e = connect_fails(config(port)).await;
+        // What timed out (the request, ApiVersions, or the operation) depends on timing.
+        assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
+    }
+
+    pub async fn silent_server_is_a_timeout() {
+        silent_server(impatient).await;
+    }
+
+    pub async fn silent_server_is_a_timeout_modern() {
+        silent_server(impatient_modern).await;
     }
 
     pub async fn tls_without_verification_is_explicit_and_works() {
@@ -1151,7 +1244,15 @@ mod bodies {
         let limit = config.request_timeout + Duration::from_secs(2);
         let start = Instant::now();
         let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
-        assert!(e.is_retriable() || matches!(e, Error::Protocol(_)), "{e:?}");
+        // The broker answers the plaintext request with a TLS alert, whose record header
+        // (0x15030300) read as a size prefix is over 300 MB.
+        assert!(
+            matches!(
+                &e,
+                Error::Protocol(grete::protocol::DecodeError::FrameTooLarge { .. })
+            ),
+            "{e:?}"
+        );
     }
 
     pub async fn calls_after_close_fail_with_misuse() {
@@ -1337,25 +1438,74 @@ mod bodies {
         client.close().await;
     }
 
-    pub async fn tls_handshake_without_answer_is_a_connect_timeout() {
+    async fn tls_handshake_without_answer(config: fn(u16) -> ClientConfig) {
         // Accepts TCP, reads the ClientHello, never answers.
         let port = fake_server(|mut s| {
             let mut buf = [0u8; 512];
             let _ = s.read(&mut buf);
             thread::sleep(Duration::from_secs(6));
         });
-        let mut config = impatient(port);
+        let mut config = config(port);
         config.connect_timeout = Duration::from_millis(800);
         config.tls = Some(TlsConfig {
             verify: false,
             ..TlsConfig::default()
         });
-        let limit = config.request_timeout + Duration::from_secs(2);
-        let start = Instant::now();
-        let e = assert_bounded_failure(KafkaClient::connect(config).await, limit, start);
+        let e = connect_fails(config).await;
         assert!(
             is_transport(&e, TransportErrorKind::ConnectTimeout),
             "{e:?}"
         );
+    }
+
+    pub async fn tls_handshake_without_answer_is_a_connect_timeout() {
+        tls_handshake_without_answer(impatient).await;
+    }
+
+    pub async fn tls_handshake_without_answer_is_a_connect_timeout_modern() {
+        tls_handshake_without_answer(impatient_modern).await;
+    }
+
+    /// A TLS peer that trickles handshake bytes, each well before any read timeout, for
+    /// far longer than the connect timeout: the handshake gives up at the connect timeout
+    /// as a whole, and the connection's socket is released long before the peer stops.
+    async fn slow_loris_tls(config: fn(u16) -> ClientConfig) {
+        let port = fake_server(|mut s| {
+            let mut hello = [0u8; 512];
+            let _ = s.read(&mut hello);
+            // A handshake record announcing 16 KiB, then its body a byte at a time.
+            if s.write_all(&[0x16, 0x03, 0x03, 0x40, 0x00]).is_err() {
+                return;
+            }
+            for _ in 0..200 {
+                thread::sleep(Duration::from_millis(200));
+                if s.write_all(&[0]).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut config = config(port);
+        config.connect_timeout = Duration::from_secs(1);
+        config.tls = Some(TlsConfig {
+            verify: false,
+            ..TlsConfig::default()
+        });
+        let e = connect_fails(config).await;
+        assert!(
+            is_transport(&e, TransportErrorKind::ConnectTimeout),
+            "{e:?}"
+        );
+        assert!(
+            eventually(Duration::from_secs(15), || open_sockets_to(port) == 0).await,
+            "the TLS handshake is still running"
+        );
+    }
+
+    pub async fn slow_loris_tls_handshake_is_a_connect_timeout() {
+        slow_loris_tls(impatient).await;
+    }
+
+    pub async fn slow_loris_tls_handshake_is_a_connect_timeout_modern() {
+        slow_loris_tls(impatient_modern).await;
     }
 }
