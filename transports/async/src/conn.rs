@@ -262,3 +262,149 @@ async fn write_loop(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The writer against a peer that accepts nothing: it gives up after the write
+    //! timeout, and the driver closing the connection ends it at once.
+
+    use std::io;
+    use std::pin::Pin;
+    use std::sync::{Arc, Mutex};
+    use std::task::{Context, Wake, Waker};
+    use std::thread;
+
+    use futures_util::io::{AsyncRead, AsyncWrite};
+
+    use super::*;
+    use crate::BoxFuture;
+
+    /// A stream whose writes never complete and whose reads never return.
+    struct Stuck;
+
+    impl AsyncRead for Stuck {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Stuck {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    /// Only the timer: a thread per sleep.
+    struct Timers;
+
+    impl Runtime for Timers {
+        fn spawn(&self, _: BoxFuture<()>) {
+            unreachable!("not used by the writer")
+        }
+        fn resolve(&self, _: String, _: u16) -> BoxFuture<io::Result<Vec<SocketAddr>>> {
+            unreachable!("not used by the writer")
+        }
+        fn connect(&self, _: SocketAddr) -> BoxFuture<io::Result<BoxStream>> {
+            unreachable!("not used by the writer")
+        }
+        fn sleep_until(&self, deadline: Instant) -> BoxFuture<()> {
+            let (tx, rx) = futures_channel::oneshot::channel::<()>();
+            thread::spawn(move || {
+                thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                let _ = tx.send(());
+            });
+            Box::pin(async move {
+                let _ = rx.await;
+            })
+        }
+        #[cfg(feature = "zookeeper")]
+        fn spawn_zookeeper(&self, _: BoxFuture<()>) -> Result<(), String> {
+            unreachable!("not used by the writer")
+        }
+    }
+
+    struct Unpark(thread::Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// Runs `f` on this thread; panics after 60 s (a safety net: the tests take far less).
+    fn block_on<F: Future>(f: F) -> F::Output {
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        let mut cx = Context::from_waker(&waker);
+        let mut f = pin!(f);
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+                return out;
+            }
+            assert!(Instant::now() < end, "the writer did not finish");
+            thread::park_timeout(Duration::from_millis(50));
+        }
+    }
+
+    fn stuck_writer() -> WriteHalf<BoxStream> {
+        let stream: BoxStream = Box::new(Stuck);
+        stream.split().1
+    }
+
+    #[test]
+    fn a_write_without_progress_times_out() {
+        let (tx, rx) = mpsc::unbounded();
+        tx.unbounded_send(vec![1, 2, 3]).expect("open");
+        let ended = block_on(write_loop(
+            &Timers,
+            stuck_writer(),
+            Vec::new(),
+            rx,
+            Duration::from_millis(200),
+        ));
+        match ended {
+            Some(Some(e)) => assert_eq!(
+                e.kind,
+                TransportErrorKind::Io(std::io::ErrorKind::TimedOut),
+                "{e:?}"
+            ),
+            other => panic!("expected a write timeout, got {other:?}"),
+        }
+        drop(tx);
+    }
+
+    #[test]
+    fn closing_interrupts_a_blocked_write() {
+        let (tx, rx) = mpsc::unbounded();
+        tx.unbounded_send(vec![1, 2, 3]).expect("open");
+        let tx = Arc::new(Mutex::new(Some(tx)));
+        let closer = tx.clone();
+        // The driver closes the connection (drops its sender) while the write is stuck.
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            closer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        });
+        let ended = block_on(write_loop(
+            &Timers,
+            stuck_writer(),
+            vec![vec![0]],
+            rx,
+            Duration::from_secs(3600),
+        ));
+        assert!(ended.is_none(), "{ended:?}");
+    }
+}
