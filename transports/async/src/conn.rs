@@ -3,21 +3,21 @@
 //! reports to the driver exactly once how it ended (unless the driver closed it, which
 //! needs no report).
 //!
-//! Nothing here waits without a bound: a write that makes no progress for
-//! [`write_timeout`] ends the connection, and the driver closing the connection (dropping
+//! Nothing here waits without a bound: a write that makes no progress (no byte accepted
+//! by the socket) for [`write_timeout`] ends the connection, and the driver closing the connection (dropping
 //! its sender) ends the task at once, even in the middle of a write to a peer that
 //! stopped reading. The task owns the socket, so when the task ends the socket is closed.
 
 use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_channel::mpsc;
-use futures_util::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use futures_util::io::{AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use futures_util::{SinkExt, StreamExt};
 use grete::client::ConnectionHandle;
 use grete::error::{TransportError, TransportErrorKind};
@@ -35,7 +35,7 @@ pub(crate) struct ConnectSpec {
     pub(crate) host: String,
     pub(crate) port: u16,
     pub(crate) connect_timeout: Duration,
-    /// How long one write may go without completing; see [`write_timeout`].
+    /// How long a write may go without progress; see [`write_timeout`].
     pub(crate) write_timeout: Duration,
     pub(crate) tls: Option<Arc<Tls>>,
 }
@@ -224,14 +224,32 @@ async fn write_loop(
             None => writes.next().await?,
         };
         let outcome = {
-            let mut writing = pin!(async {
-                writer.write_all(&bytes).await?;
-                writer.flush().await
-            });
+            let mut pos = 0;
+            let mut progressed = false;
             let mut timer = rt.sleep_until(Instant::now() + timeout);
             poll_fn(|cx| {
-                if let Poll::Ready(r) = writing.as_mut().poll(cx) {
-                    return Poll::Ready(Write::Done(r));
+                loop {
+                    let step = if pos < bytes.len() {
+                        Pin::new(&mut writer).poll_write(cx, &bytes[pos..])
+                    } else {
+                        match Pin::new(&mut writer).poll_flush(cx) {
+                            Poll::Ready(r) => return Poll::Ready(Write::Done(r)),
+                            Poll::Pending => break,
+                        }
+                    };
+                    match step {
+                        Poll::Ready(Ok(0)) => {
+                            let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                            return Poll::Ready(Write::Done(Err(e)));
+                        }
+                        Poll::Ready(Ok(n)) => {
+                            pos += n;
+                            progressed = true;
+                        }
+                        Poll::Ready(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                        Poll::Ready(Err(e)) => return Poll::Ready(Write::Done(Err(e))),
+                        Poll::Pending => break,
+                    }
                 }
                 // Keep watching the driver: dropping its sender interrupts the write.
                 loop {
@@ -240,6 +258,10 @@ async fn write_loop(
                         Poll::Ready(None) => return Poll::Ready(Write::Closed),
                         Poll::Pending => break,
                     }
+                }
+                if progressed {
+                    progressed = false;
+                    timer = rt.sleep_until(Instant::now() + timeout);
                 }
                 if timer.as_mut().poll(cx).is_ready() {
                     return Poll::Ready(Write::TimedOut);
@@ -305,6 +327,51 @@ mod tests {
         }
         fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
             Poll::Pending
+        }
+    }
+
+    /// A stream that accepts one byte every 50 ms, and counts them.
+    struct Trickle {
+        next: Instant,
+        written: Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    impl AsyncRead for Trickle {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            _: &mut [u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Pending
+        }
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            let now = Instant::now();
+            if now >= self.next {
+                self.next = now + Duration::from_millis(50);
+                let n = buf.len().min(1);
+                self.written
+                    .fetch_add(n, std::sync::atomic::Ordering::SeqCst);
+                return Poll::Ready(Ok(n));
+            }
+            let (waker, wait) = (cx.waker().clone(), self.next - now);
+            thread::spawn(move || {
+                thread::sleep(wait);
+                waker.wake();
+            });
+            Poll::Pending
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
         }
     }
 
@@ -385,6 +452,33 @@ mod tests {
             other => panic!("expected a write timeout, got {other:?}"),
         }
         drop(tx);
+    }
+
+    #[test]
+    fn a_slow_write_that_progresses_does_not_time_out() {
+        // 20 bytes at one per 50 ms take about 1 s; each byte comes well within the
+        // 400 ms allowed without progress.
+        let (tx, rx) = mpsc::unbounded();
+        tx.unbounded_send(vec![7; 20]).expect("open");
+        // The driver closes the connection (drops its sender) long after that.
+        thread::spawn(move || {
+            thread::sleep(Duration::from_secs(5));
+            drop(tx);
+        });
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stream: BoxStream = Box::new(Trickle {
+            next: Instant::now(),
+            written: written.clone(),
+        });
+        let ended = block_on(write_loop(
+            &Timers,
+            stream.split().1,
+            Vec::new(),
+            rx,
+            Duration::from_millis(400),
+        ));
+        assert!(ended.is_none(), "{ended:?}");
+        assert_eq!(written.load(std::sync::atomic::Ordering::SeqCst), 20);
     }
 
     #[test]
