@@ -3,6 +3,7 @@
 //! ```ignore
 //! use grete_tokio as transport;          // gives transport::KafkaClient
 //! fn block_on(test: impl std::future::Future<Output = ()>) { /* run it on the runtime */ }
+//! fn alive_tasks() -> Option<usize> { /* tasks alive on the runtime, if it can tell */ }
 //! #[path = "../../async/testsuite/suite.rs"]
 //! mod suite;
 //! ```
@@ -1467,6 +1468,8 @@ mod bodies {
         };
         let client = connect(config).await;
         assert_eq!(open_sockets_to(hole), 0);
+        // The driver and the connection to broker 0.
+        let tasks = crate::alive_tasks();
         for round in 0..3 {
             let big = ProduceRequest {
                 acks: 1,
@@ -1498,6 +1501,17 @@ mod bodies {
                 "round {round}: {} socket(s) to the peer are still open",
                 open_sockets_to(hole)
             );
+            if let Some(before) = tasks {
+                let ended = eventually(Duration::from_secs(30), || {
+                    crate::alive_tasks().is_some_and(|n| n <= before)
+                })
+                .await;
+                assert!(
+                    ended,
+                    "round {round}: {:?} tasks alive, {before} before",
+                    crate::alive_tasks()
+                );
+            }
         }
         // The other broker kept working all along.
         client.update_cluster().await.expect("update_cluster");

@@ -22,6 +22,15 @@ fn block_on(test: impl Future<Output = ()>) {
     });
 }
 
+/// The tasks alive on the current runtime (the driver, one per connection...).
+fn alive_tasks() -> Option<usize> {
+    Some(
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks(),
+    )
+}
+
 #[path = "../../async/testsuite/suite.rs"]
 mod suite;
 
