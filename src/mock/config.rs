@@ -53,13 +53,27 @@ pub struct MockTopicConfig {
     pub internal: bool,
 }
 
-/// SASL on every mock broker's listener.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// SASL on every mock broker's listener. Its `Debug` output shows the user names only.
+#[derive(Clone, PartialEq, Eq)]
 pub struct MockSasl {
     /// The mechanisms offered, e.g. `"PLAIN"`.
     pub mechanisms: Vec<String>,
     /// The accepted (user, password) pairs.
     pub users: Vec<(String, String)>,
+}
+
+impl std::fmt::Debug for MockSasl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let users: Vec<(&str, &str)> = self
+            .users
+            .iter()
+            .map(|(user, _)| (user.as_str(), "<redacted>"))
+            .collect();
+        f.debug_struct("MockSasl")
+            .field("mechanisms", &self.mechanisms)
+            .field("users", &users)
+            .finish()
+    }
 }
 
 /// The whole cluster's setup. Build it with [`MockConfig::new`] and the `with_*` methods.

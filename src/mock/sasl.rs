@@ -10,14 +10,28 @@ use super::{MockConfig, SplitMix};
 /// The iteration count the mock asks SCRAM clients for (Kafka's minimum).
 pub(super) const SCRAM_ITERATIONS: u32 = 4096;
 
-/// One authentication exchange on a connection, server side.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// One authentication exchange on a connection, server side. Its `Debug` output shows
+/// the mechanism and the step, never the password it holds.
+#[derive(Clone, PartialEq, Eq)]
 pub(super) struct Exchange {
     mechanism: String,
     step: Step,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let step = match self.step {
+            Step::First => "First",
+            Step::Final { .. } => "Final",
+        };
+        f.debug_struct("Exchange")
+            .field("mechanism", &self.mechanism)
+            .field("step", &step)
+            .finish()
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
 enum Step {
     /// Waiting for the client's first (for PLAIN: only) message.
     First,

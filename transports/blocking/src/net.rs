@@ -87,12 +87,7 @@ fn run_connection(dial: Dial, driver: SyncSender<Msg>) {
         None => None,
         Some((config, tls_config)) => {
             let mut s = stream;
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .max(Duration::from_millis(1));
-            let _ = s.set_read_timeout(Some(left));
-            let _ = s.set_write_timeout(Some(left));
-            match tls::handshake(config.clone(), tls_config, &dial.host, &mut s) {
+            match tls::handshake(config.clone(), tls_config, &dial.host, &mut s, deadline) {
                 Ok(session) => {
                     let _ = s.set_read_timeout(None);
                     return finish(dial, s, Some(session), driver);
@@ -158,17 +153,41 @@ fn finish(
     run_reader(conn, stream, session, nudge, driver);
 }
 
+/// Resolves `host:port`, giving up at `deadline`. The system resolver cannot be
+/// interrupted, so it runs in a thread of its own, which is left to finish alone (the
+/// resolver's own timeouts end it) when the deadline passes first.
+fn resolve(host: &str, port: u16, deadline: Instant) -> Result<Vec<SocketAddr>, TransportError> {
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, port)]);
+    }
+    let (tx, rx) = mpsc::channel();
+    let name = host.to_owned();
+    thread::Builder::new()
+        .name("grete-resolve".into())
+        .spawn(move || {
+            let result = (name.as_str(), port)
+                .to_socket_addrs()
+                .map(|addrs| addrs.collect::<Vec<_>>());
+            let _ = tx.send(result);
+        })
+        .map_err(TransportError::from)?;
+    let left = deadline.saturating_duration_since(Instant::now());
+    match rx.recv_timeout(left) {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(TransportError::new(
+            TransportErrorKind::Resolve,
+            format!("cannot resolve {host}:{port}: {e}"),
+        )),
+        Err(_) => Err(TransportError::new(
+            TransportErrorKind::ConnectTimeout,
+            format!("resolving {host} took longer than the connect timeout"),
+        )),
+    }
+}
+
 /// TCP connect to the first address of `host:port` that answers before `deadline`.
 fn open(host: &str, port: u16, deadline: Instant) -> Result<TcpStream, TransportError> {
-    let addrs: Vec<SocketAddr> = (host, port)
-        .to_socket_addrs()
-        .map_err(|e| {
-            TransportError::new(
-                TransportErrorKind::Resolve,
-                format!("cannot resolve {host}:{port}: {e}"),
-            )
-        })?
-        .collect();
+    let addrs = resolve(host, port, deadline)?;
     if addrs.is_empty() {
         return Err(TransportError::new(
             TransportErrorKind::Resolve,

@@ -1,9 +1,10 @@
 //! TLS with rustls on std sockets: the handshake and the record layer, with the client
 //! configuration that `grete-tls` builds for every transport.
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
+use std::time::Instant;
 
 use grete::config::TlsConfig;
 use grete::error::{TransportError, TransportErrorKind};
@@ -13,27 +14,73 @@ fn tls_error(message: impl Into<String>) -> TransportError {
     TransportError::new(TransportErrorKind::Tls, message)
 }
 
-/// Runs the handshake on `stream` (whose timeouts bound it) and returns the session.
+/// Runs the handshake on `stream`, as a whole bounded by `deadline` (a peer trickling
+/// bytes cannot stretch it), and returns the session. Leaves the socket's read and write
+/// timeouts set; the caller sets the ones it wants next.
 pub fn handshake(
     config: Arc<ClientConfig>,
     tls: &TlsConfig,
     host: &str,
     stream: &mut TcpStream,
+    deadline: Instant,
 ) -> Result<ClientConnection, TransportError> {
     let name = grete_tls::server_name(tls, host)?;
     let mut session =
         ClientConnection::new(config, name).map_err(|e| tls_error(format!("TLS setup: {e}")))?;
-    // Bounded by the socket's timeouts: each read or write gives up after them.
+    let mut io = UntilDeadline { stream, deadline };
     while session.is_handshaking() {
         session
-            .complete_io(stream)
+            .complete_io(&mut io)
             .map_err(|e| handshake_error(&e))?;
     }
     // Flush what the handshake left (a TLS 1.3 Finished, for instance).
     while session.wants_write() {
-        session.write_tls(stream).map_err(|e| handshake_error(&e))?;
+        session
+            .write_tls(&mut io)
+            .map_err(|e| handshake_error(&e))?;
     }
     Ok(session)
+}
+
+/// A socket whose every read and write may only wait until `deadline`: each call sets
+/// the socket's timeout to the time left, and fails with `TimedOut` once none is left.
+struct UntilDeadline<'a> {
+    stream: &'a mut TcpStream,
+    deadline: Instant,
+}
+
+impl UntilDeadline<'_> {
+    fn left(&self) -> io::Result<std::time::Duration> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the connect timeout passed during the TLS handshake",
+            ))
+        } else {
+            Ok(left)
+        }
+    }
+}
+
+impl Read for UntilDeadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_read_timeout(Some(left))?;
+        self.stream.read(buf)
+    }
+}
+
+impl Write for UntilDeadline<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.left()?;
+        self.stream.set_write_timeout(Some(left))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
 }
 
 fn handshake_error(e: &std::io::Error) -> TransportError {

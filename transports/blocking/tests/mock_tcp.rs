@@ -331,7 +331,7 @@ fn a_peer_that_never_reads_does_not_block_the_driver() {
     // once and the big write starts right away.
     let client = KafkaClient::connect(ClientConfig {
         bootstrap: Bootstrap::Brokers(vec![BrokerAddress::new("127.0.0.1", server.ports[0])]),
-        request_timeout: Duration::from_secs(5),
+        request_timeout: Duration::from_secs(10),
         ..ClientConfig::default()
     })
     .expect("connect");
@@ -359,19 +359,44 @@ fn a_peer_that_never_reads_does_not_block_the_driver() {
         })
     };
     thread::sleep(Duration::from_millis(300));
-    // Meanwhile the driver keeps serving everything else (broker 0) promptly.
+    // Meanwhile the driver keeps serving everything else (broker 0): every call is answered
+    // while the stuck request is still waiting for its deadline (no wall-clock bound per
+    // call, which a loaded machine could break).
     for _ in 0..10 {
-        let start = Instant::now();
         client.update_cluster().expect("metadata from broker 0");
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "{:?}",
-            start.elapsed()
-        );
     }
+    assert!(
+        !stuck.is_finished(),
+        "the metadata calls were served only after the stuck request ended"
+    );
     let (failed, took) = stuck.join().expect("thread");
     assert!(failed, "a request to a broker that never reads must fail");
-    // request_timeout is 5 s.
-    assert!(took < Duration::from_secs(9), "{took:?}");
+    // request_timeout is 10 s; the bound is only a safety net.
+    assert!(took < Duration::from_secs(60), "{took:?}");
+    // The connection's socket is released (its reader and writer threads each hold a
+    // handle on it, so they have ended too).
+    let end = Instant::now() + Duration::from_secs(30);
+    while open_sockets_to(server.ports[1]) > 0 {
+        assert!(
+            Instant::now() < end,
+            "the connection to the peer that never reads is still open"
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
     client.close();
+}
+
+/// The sockets of this machine connected to 127.0.0.1:`port` that a process still holds
+/// (from `/proc/net/tcp`: a closed socket still finishing its TCP close has no inode).
+fn open_sockets_to(port: u16) -> usize {
+    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp (Linux)");
+    let remote = format!("0100007F:{port:04X}");
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 9 && fields[2] == remote && fields[9] != "0"
+        })
+        .count()
 }

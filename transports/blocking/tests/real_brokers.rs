@@ -12,7 +12,7 @@ use grete::protocol::records::legacy::{encode_message_set, MessageSetOptions};
 use grete::protocol::records::Record;
 use grete_blocking::{
     Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, Error, KafkaClient, NewTopic,
-    RequestBody, ResponseBody, Target, TlsConfig, TransportErrorKind,
+    RequestBody, ResponseBody, SaslConfig, SaslMechanism, Target, TlsConfig, TransportErrorKind,
 };
 
 fn env(var: &str) -> Option<String> {
@@ -306,6 +306,58 @@ fn tansu_create_and_delete_topics() {
     client.update_cluster().expect("refresh");
     assert!(!client.topics().contains(&name));
     client.close();
+}
+
+/// tansu started with `--authentication` (see `scripts/tansu`): SCRAM-SHA-256 and
+/// SCRAM-SHA-512 with the right password authenticate every connection, the wrong
+/// password is refused by the broker.
+#[test]
+fn tansu_sasl_scram_right_and_wrong_password() {
+    let (Some(brokers), Some(user), Some(password)) = (
+        env("GRETE_TANSU_SASL_BROKERS"),
+        env("GRETE_TANSU_SASL_USER"),
+        env("GRETE_TANSU_SASL_PASSWORD"),
+    ) else {
+        return;
+    };
+    for mechanism in [SaslMechanism::ScramSha256, SaslMechanism::ScramSha512] {
+        let sasl = |password: &str| ClientConfig {
+            broker_version: BrokerVersion::new(2, 8, 0),
+            sasl: Some(SaslConfig {
+                mechanism,
+                username: user.clone(),
+                password: password.to_owned(),
+            }),
+            ..config(&brokers)
+        };
+        let client = KafkaClient::connect(sasl(&password)).expect("connect");
+        let name = unique_topic("grete-blocking-sasl");
+        let results = client
+            .create_topics(
+                vec![NewTopic {
+                    name: name.clone(),
+                    num_partitions: 2,
+                    replication_factor: 1,
+                    configs: Vec::new(),
+                }],
+                Duration::from_secs(10),
+            )
+            .expect("create_topics");
+        assert_eq!(results[0].error, None, "{results:?}");
+        let topic = client.topic(&name).expect("topic");
+        assert_eq!(offsets(topic.latest_offsets()), vec![(0, 0), (1, 0)]);
+        client.close();
+
+        let mut wrong = sasl("not-the-password");
+        wrong.request_timeout = Duration::from_secs(5);
+        let err = KafkaClient::connect(wrong).expect_err("wrong password");
+        // tansu refuses in the SCRAM server-final message (`e=invalid-proof`): a refused
+        // login fails the operation at once.
+        assert!(
+            matches!(&err, Error::Sasl(m) if m == "server refused: invalid-proof"),
+            "{mechanism:?}: {err:?}"
+        );
+    }
 }
 
 fn tls_config(brokers: &str, ca: PathBuf) -> ClientConfig {

@@ -25,5 +25,10 @@ fn block_on(test: impl Future<Output = ()>) {
     .expect("the test took too long");
 }
 
+/// smol's executor does not count its tasks (the suite counts sockets instead).
+fn alive_tasks() -> Option<usize> {
+    None
+}
+
 #[path = "../../async/testsuite/suite.rs"]
 mod suite;
