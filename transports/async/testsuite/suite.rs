@@ -868,8 +868,9 @@ mod bodies {
         let e = KafkaClient::connect(config)
             .await
             .expect_err("no brokers under the chroot");
+        // The deadline is 5 s; the bound only catches a hang (slack for a loaded machine).
         assert!(
-            start.elapsed() <= Duration::from_secs(8),
+            start.elapsed() <= Duration::from_secs(20),
             "{:?}",
             start.elapsed()
         );
