@@ -305,7 +305,8 @@ fn decompress_frame(
         }
     }
     if content_checksum
-        && input.u32_le("truncated content checksum")? != xxh32(&sink.out[frame_start..sink.filled], 0)
+        && input.u32_le("truncated content checksum")?
+            != xxh32(&sink.out[frame_start..sink.filled], 0)
     {
         return Err(corrupt("content checksum mismatch"));
     }

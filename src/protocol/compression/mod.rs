@@ -221,7 +221,12 @@ impl Work {
     }
 
     /// Records `bytes` of buffer zeroed by this module.
-    #[cfg(any(feature = "gzip", feature = "snappy", feature = "lz4", feature = "zstd"))]
+    #[cfg(any(
+        feature = "gzip",
+        feature = "snappy",
+        feature = "lz4",
+        feature = "zstd"
+    ))]
     fn zeroed(&mut self, bytes: usize) {
         self.touched = self.touched.saturating_add(bytes as u64);
     }

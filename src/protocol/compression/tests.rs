@@ -305,14 +305,22 @@ fn decompression_work_is_bounded_by_output_gzip_many_one_byte_members() {
     assert!(out.iter().all(|&b| b == b'a'), "a prefix was decoded");
     // Members of a realistic size are still one stream.
     let data = sample(3000);
-    let mut two = compressed(Compression::Gzip, SnappyFraming::Xerial, false, &data[..1000]);
+    let mut two = compressed(
+        Compression::Gzip,
+        SnappyFraming::Xerial,
+        false,
+        &data[..1000],
+    );
     two.extend(compressed(
         Compression::Gzip,
         SnappyFraming::Xerial,
         false,
         &data[1000..],
     ));
-    assert_eq!(decode_within_work(Compression::Gzip, &two, Ok(()), WORK_PER_BYTE), data);
+    assert_eq!(
+        decode_within_work(Compression::Gzip, &two, Ok(()), WORK_PER_BYTE),
+        data
+    );
 }
 
 #[test]

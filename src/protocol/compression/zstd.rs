@@ -54,7 +54,13 @@ mod tests {
         // (window descriptor 0x80 with the single-segment flag clear), then an empty block.
         let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x80, 0x01, 0x00, 0x00];
         let mut out = Vec::new();
-        let err = decompress(&frame, 1 << 20, &mut out, &mut super::super::Work::new(frame.len())).unwrap_err();
+        let err = decompress(
+            &frame,
+            1 << 20,
+            &mut out,
+            &mut super::super::Work::new(frame.len()),
+        )
+        .unwrap_err();
         assert!(
             matches!(err, DecodeError::Decompress { codec: "zstd", .. }),
             "{err:?}"
@@ -74,7 +80,13 @@ mod tests {
             Some(input.len() as u64)
         );
         let mut back = Vec::new();
-        decompress(&out[1..], input.len(), &mut back, &mut super::super::Work::new(0)).unwrap();
+        decompress(
+            &out[1..],
+            input.len(),
+            &mut back,
+            &mut super::super::Work::new(0),
+        )
+        .unwrap();
         assert_eq!(back, input);
     }
 }
