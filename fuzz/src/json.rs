@@ -68,19 +68,29 @@ pub fn check_zk_json(data: &[u8]) {
         assert!(parsed.is_err(), "a document over the size limit parsed");
     }
     if let Ok(v) = &parsed {
-        assert!(depth(v) <= MAX_DEPTH + 1, "nesting deeper than the limit parsed");
+        assert!(
+            depth(v) <= MAX_DEPTH + 1,
+            "nesting deeper than the limit parsed"
+        );
         let mut text = String::new();
         print(v, &mut text);
         // Printing escapes nothing but quotes, backslashes and controls: never longer
         // than six bytes per input byte.
         let again = Json::parse(text.as_bytes()).map_err(|e| e.to_string());
         if text.len() <= MAX_DOCUMENT {
-            assert_eq!(again.as_ref(), Ok(v), "printed JSON parses differently: {text}");
+            assert_eq!(
+                again.as_ref(),
+                Ok(v),
+                "printed JSON parses differently: {text}"
+            );
         }
     }
     for protocol in ["PLAINTEXT", "SSL"] {
         if let Ok(a) = parse_broker_registration(data, protocol) {
-            assert!(parsed.is_ok(), "a registration read from a document that does not parse");
+            assert!(
+                parsed.is_ok(),
+                "a registration read from a document that does not parse"
+            );
             assert!(!a.host.is_empty(), "empty host");
             assert_ne!(a.port, 0, "port 0");
         }

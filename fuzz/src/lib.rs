@@ -396,7 +396,11 @@ fn check_record_refs(batch: &Batch, records: &[Record], failed: &Option<DecodeEr
             Ok(r) => {
                 assert_eq!(r.headers.len(), r.headers.count(), "header count");
                 let owned = r.to_record();
-                assert_eq!(records.get(n), Some(&owned), "record_refs read record {n} differently");
+                assert_eq!(
+                    records.get(n),
+                    Some(&owned),
+                    "record_refs read record {n} differently"
+                );
                 n += 1;
             }
             Err(e) => {
@@ -408,7 +412,11 @@ fn check_record_refs(batch: &Batch, records: &[Record], failed: &Option<DecodeEr
         }
     }
     assert!(refs.next().is_none(), "record_refs goes on after an error");
-    assert_eq!(n, records.len() + failed.is_some() as usize, "record_refs read another count");
+    assert_eq!(
+        n,
+        records.len() + failed.is_some() as usize,
+        "record_refs read another count"
+    );
 }
 
 /// A control batch's record reads as a control record exactly when its key holds a
@@ -424,7 +432,11 @@ fn check_control_record(r: &Record) {
             assert_eq!(c.coordinator_epoch.is_some(), has_epoch, "{c:?} from {r:?}");
         }
         (Err(e), Some(k)) => {
-            assert!(k.len() < 4, "control key of {} bytes refused: {e:?}", k.len());
+            assert!(
+                k.len() < 4,
+                "control key of {} bytes refused: {e:?}",
+                k.len()
+            );
             assert!(matches!(e, DecodeError::UnexpectedEof { .. }), "{e:?}");
         }
         (Err(e), None) => assert_eq!(e, DecodeError::UnexpectedNull("control record key")),

@@ -14,15 +14,17 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use grete::client::{Client, ConnectionHandle, Event, Io, OpId, Target};
-use grete::config::{Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, SaslConfig, SaslMechanism};
+use grete::config::{
+    Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, SaslConfig, SaslMechanism,
+};
 use grete::connection::{
     Connection, ConnectionConfig, ConnectionEvent, ConnectionState, RequestId, VersionChoice,
 };
 use grete::mock::{MockCluster, MockConfig, MockConn, MockTransmit};
 use grete::protocol::header::{decode_request, encode_response};
 use grete::protocol::messages::{
-    api_versions_response::ApiVersion, ApiKey, ApiVersionsRequest, ApiVersionsResponse, ListOffsetsRequest,
-    MetadataRequest, RequestBody, ResponseBody, SaslHandshakeResponse,
+    api_versions_response::ApiVersion, ApiKey, ApiVersionsRequest, ApiVersionsResponse,
+    ListOffsetsRequest, MetadataRequest, RequestBody, ResponseBody, SaslHandshakeResponse,
 };
 use grete::rng::Rng;
 use grete::sasl::SaslClient;
@@ -51,7 +53,12 @@ fn written_requests(buf: &mut Vec<u8>) -> Vec<(i32, ApiKey, i16, RequestBody)> {
             ));
         } else {
             // A raw SASL token (SaslHandshake v0) is not a request: correlation id -1.
-            out.push((-1, ApiKey::SaslAuthenticate, -1, RequestBody::ApiVersions(Default::default())));
+            out.push((
+                -1,
+                ApiKey::SaslAuthenticate,
+                -1,
+                RequestBody::ApiVersions(Default::default()),
+            ));
         }
         at += 4 + size;
     }
@@ -155,7 +162,11 @@ impl ConnRun {
         }
         if self.conn.state() == ConnectionState::Closed {
             assert_eq!(self.closed_events, 1, "closed without a Closed event");
-            assert!(self.pending.is_empty(), "closed with {:?} pending", self.pending);
+            assert!(
+                self.pending.is_empty(),
+                "closed with {:?} pending",
+                self.pending
+            );
             assert_eq!(self.conn.poll_timeout(), None, "closed but wants a timer");
             assert_eq!(self.conn.in_flight() + self.conn.queued(), 0);
         }
@@ -166,7 +177,10 @@ impl ConnRun {
             self.conn.handle_timeout(self.now);
             self.drain();
             if let Some(t) = self.conn.poll_timeout() {
-                assert!(t > self.now, "a deadline at or before now is left after handle_timeout");
+                assert!(
+                    t > self.now,
+                    "a deadline at or before now is left after handle_timeout"
+                );
             }
         }
     }
@@ -229,7 +243,11 @@ pub fn check_connection(mut data: &[u8]) {
                     ApiKey::ApiVersions if op % 8 == 2 => Some(all_versions()),
                     ApiKey::SaslHandshake if op % 8 == 2 => {
                         Some(ResponseBody::SaslHandshake(SaslHandshakeResponse {
-                            mechanisms: vec!["PLAIN".into(), "SCRAM-SHA-256".into(), "SCRAM-SHA-512".into()],
+                            mechanisms: vec![
+                                "PLAIN".into(),
+                                "SCRAM-SHA-256".into(),
+                                "SCRAM-SHA-512".into(),
+                            ],
                             ..Default::default()
                         }))
                     }
@@ -277,7 +295,11 @@ pub fn check_connection(mut data: &[u8]) {
     // Every request ends, at the latest when the connection is closed.
     run.conn.close(run.now);
     run.drain();
-    assert!(run.pending.is_empty(), "requests never answered: {:?}", run.pending);
+    assert!(
+        run.pending.is_empty(),
+        "requests never answered: {:?}",
+        run.pending
+    );
 }
 
 // ---------------------------------------------------------------------------------------
@@ -431,7 +453,12 @@ impl ClientRun {
 
     fn start(&mut self, op: OpId) {
         assert!(!self.done.contains(&op), "op id reused");
-        assert!(self.pending.insert(op, self.now + REQUEST_TIMEOUT).is_none(), "op id reused");
+        assert!(
+            self.pending
+                .insert(op, self.now + REQUEST_TIMEOUT)
+                .is_none(),
+            "op id reused"
+        );
     }
 }
 
@@ -500,13 +527,17 @@ pub fn check_client(mut data: &[u8]) {
                     replication_factor: 1,
                     configs: Vec::new(),
                 };
-                let id = run.client.create_topics(now, vec![topic], Duration::from_secs(1));
+                let id = run
+                    .client
+                    .create_topics(now, vec![topic], Duration::from_secs(1));
                 run.start(id);
             }
             4 => {
-                let id = run
-                    .client
-                    .delete_topics(now, vec![format!("n{}", arg % 3)], Duration::from_secs(1));
+                let id = run.client.delete_topics(
+                    now,
+                    vec![format!("n{}", arg % 3)],
+                    Duration::from_secs(1),
+                );
                 run.start(id);
             }
             5 => {
@@ -521,7 +552,10 @@ pub fn check_client(mut data: &[u8]) {
             6 => {
                 let x = take_le(&mut data, 2) as usize;
                 run.mutations.push_back(match arg % 3 {
-                    0 => Mutation::Flip { at: x, xor: (x >> 8) as u8 },
+                    0 => Mutation::Flip {
+                        at: x,
+                        xor: (x >> 8) as u8,
+                    },
                     1 => Mutation::Cut { keep: x },
                     _ => Mutation::Repeat { len: x },
                 });
@@ -571,7 +605,10 @@ pub fn check_sasl(mut data: &[u8]) {
         let result = client.handle_challenge(msg);
         steps += 1;
         if finished {
-            assert!(result.is_err(), "a message accepted after the end of the exchange");
+            assert!(
+                result.is_err(),
+                "a message accepted after the end of the exchange"
+            );
             // Not checked: a stray message after success turns `is_done` false again
             // (reported to the lead; sasl.rs is outside the codec work).
             continue;
@@ -580,7 +617,10 @@ pub fn check_sasl(mut data: &[u8]) {
             Ok(Some(reply)) => {
                 assert!(!client.is_done());
                 assert_eq!(steps, 1, "a reply after the first challenge");
-                assert!(reply.starts_with(b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL"), "{reply:?}");
+                assert!(
+                    reply.starts_with(b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL"),
+                    "{reply:?}"
+                );
             }
             Ok(None) => {
                 assert!(client.is_done());
