@@ -252,10 +252,15 @@ quickcheck! {
             && [0, 1, -1, 63, 64, -65, 8191, 8192, i64::MAX, i64::MIN].iter().all(|&x| batch::zigzag_size(x) == varlong_len(x))
     }
 
-    fn garbage_gives_the_framing_or_checksum_error(data: Vec<u8>, magic: u8) -> bool {
+    fn garbage_gives_the_framing_or_checksum_error(data: Vec<u8>, magic: u8, fit: bool) -> bool {
         let mut data = data;
         if data.len() > 16 {
             data[16] = magic % 3;
+            if fit {
+                // One batch spanning the input, so that its checksum is reached.
+                let len = (data.len() - 12) as i32;
+                data[8..12].copy_from_slice(&len.to_be_bytes());
+            }
         }
         let verified = decode_all(&data, DecodeLimits::default());
         match framing_and_crc(&data) {
