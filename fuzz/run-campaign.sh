@@ -10,6 +10,8 @@
 # Writes LOGDIR/<target>.log (libFuzzer's output) and appends a line per target to
 # LOGDIR/summary.tsv: target, seconds, executions, corpus files, exit statuses.
 # MALLOC_LIMIT_MB (default 64) sets -malloc_limit_mb, to fuzz past a known allocation.
+# MAX_LEN, if set, is passed as -max_len (the decompress targets run with 262144, so that
+# inputs large enough to show work out of proportion are tried).
 set -u
 logdir=$1; secs=$2; shift 2
 fuzz=$(cd "$(dirname "$0")" && pwd) || exit 1
@@ -26,7 +28,7 @@ for t in "$@"; do
         mkdir -p "$fuzz/corpus/$t" "$fuzz/artifacts/$t" "$logdir/$t.run"
         # With -jobs=1 libFuzzer runs one worker that logs to fuzz-0.log in its directory.
         (cd "$logdir/$t.run" && rm -f fuzz-0.log && "$bin/$t" -max_total_time="$left" -jobs=1 \
-            -malloc_limit_mb="${MALLOC_LIMIT_MB:-64}" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 \
+            -malloc_limit_mb="${MALLOC_LIMIT_MB:-64}" -rss_limit_mb=1024 -timeout=10 -print_final_stats=1 ${MAX_LEN:+-max_len=$MAX_LEN} \
             -artifact_prefix="$fuzz/artifacts/$t/" "$fuzz/corpus/$t" >> "$log" 2>&1)
         rc=$?
         cat "$logdir/$t.run/fuzz-0.log" >> "$log" 2>/dev/null

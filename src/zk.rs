@@ -66,6 +66,33 @@ pub const MAX_DEPTH: usize = 16;
 /// Largest document accepted, in bytes.
 pub const MAX_DOCUMENT: usize = 64 * 1024;
 
+/// Why a ZooKeeper JSON document was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonError {
+    /// The document is larger than [`MAX_DOCUMENT`].
+    #[error("document larger than {MAX_DOCUMENT} bytes")]
+    TooLarge,
+    /// Arrays and objects nest deeper than [`MAX_DEPTH`].
+    #[error("nesting deeper than {MAX_DEPTH}")]
+    TooDeep,
+    /// Something other than what the grammar allows at this byte offset.
+    #[error("unexpected input at byte {0}")]
+    Unexpected(usize),
+    /// A string or escape runs to the end of the document.
+    #[error("unterminated string")]
+    UnterminatedString,
+    /// An unknown escape, or a `\u` escape that is not four hex digits, at this offset.
+    #[error("bad escape at byte {0}")]
+    BadEscape(usize),
+    /// A string's bytes are not UTF-8.
+    #[error("string is not UTF-8")]
+    NotUtf8,
+    /// More than whitespace follows the value, from this offset.
+    #[error("trailing characters at byte {0}")]
+    Trailing(usize),
+}
+
 /// A parsed JSON value; numbers stay text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Json {
@@ -85,15 +112,15 @@ pub enum Json {
 
 impl Json {
     /// Parses a whole document.
-    pub fn parse(input: &[u8]) -> Result<Json, String> {
+    pub fn parse(input: &[u8]) -> Result<Json, JsonError> {
         if input.len() > MAX_DOCUMENT {
-            return Err(format!("document larger than {MAX_DOCUMENT} bytes"));
+            return Err(JsonError::TooLarge);
         }
         let mut p = Parser { s: input, i: 0 };
         let v = p.value(0)?;
         p.ws();
         if p.i != p.s.len() {
-            return Err(format!("trailing characters at {}", p.i));
+            return Err(JsonError::Trailing(p.i));
         }
         Ok(v)
     }
@@ -139,18 +166,18 @@ impl Parser<'_> {
         self.s.get(self.i).copied()
     }
 
-    fn expect(&mut self, lit: &[u8]) -> Result<(), String> {
+    fn expect(&mut self, lit: &[u8]) -> Result<(), JsonError> {
         if self.s[self.i..].starts_with(lit) {
             self.i += lit.len();
             Ok(())
         } else {
-            Err(format!("unexpected input at {}", self.i))
+            Err(JsonError::Unexpected(self.i))
         }
     }
 
-    fn value(&mut self, depth: usize) -> Result<Json, String> {
+    fn value(&mut self, depth: usize) -> Result<Json, JsonError> {
         if depth > MAX_DEPTH {
-            return Err(format!("nesting deeper than {MAX_DEPTH}"));
+            return Err(JsonError::TooDeep);
         }
         self.ws();
         match self.peek() {
@@ -175,7 +202,7 @@ impl Parser<'_> {
                             self.i += 1;
                             return Ok(Json::Array(items));
                         }
-                        _ => return Err(format!("expected , or ] at {}", self.i)),
+                        _ => return Err(JsonError::Unexpected(self.i)),
                     }
                 }
             }
@@ -190,7 +217,7 @@ impl Parser<'_> {
                 loop {
                     self.ws();
                     if self.peek() != Some(b'"') {
-                        return Err(format!("expected a key at {}", self.i));
+                        return Err(JsonError::Unexpected(self.i));
                     }
                     let k = self.string()?;
                     self.ws();
@@ -204,7 +231,7 @@ impl Parser<'_> {
                             self.i += 1;
                             return Ok(Json::Object(members));
                         }
-                        _ => return Err(format!("expected , or }} at {}", self.i)),
+                        _ => return Err(JsonError::Unexpected(self.i)),
                     }
                 }
             }
@@ -216,24 +243,25 @@ impl Parser<'_> {
                 {
                     self.i += 1;
                 }
-                let text =
-                    std::str::from_utf8(&self.s[start..self.i]).map_err(|e| e.to_string())?;
-                Ok(Json::Number(text.to_owned()))
+                // Only ASCII was taken.
+                let text = String::from_utf8_lossy(&self.s[start..self.i]).into_owned();
+                Ok(Json::Number(text))
             }
-            _ => Err(format!("unexpected input at {}", self.i)),
+            _ => Err(JsonError::Unexpected(self.i)),
         }
     }
 
-    fn string(&mut self) -> Result<String, String> {
+    fn string(&mut self) -> Result<String, JsonError> {
         self.i += 1; // opening quote
         let mut out = Vec::new();
         loop {
-            let c = self.peek().ok_or("unterminated string")?;
+            let c = self.peek().ok_or(JsonError::UnterminatedString)?;
             self.i += 1;
             match c {
                 b'"' => break,
                 b'\\' => {
-                    let e = self.peek().ok_or("unterminated escape")?;
+                    let at = self.i - 1;
+                    let e = self.peek().ok_or(JsonError::UnterminatedString)?;
                     self.i += 1;
                     let ch = match e {
                         b'"' => '"',
@@ -245,15 +273,20 @@ impl Parser<'_> {
                         b'r' => '\r',
                         b't' => '\t',
                         b'u' => {
-                            let hex = self.s.get(self.i..self.i + 4).ok_or("short \\u escape")?;
+                            let hex = self
+                                .s
+                                .get(self.i..self.i + 4)
+                                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
+                                .ok_or(JsonError::BadEscape(at))?;
                             self.i += 4;
-                            let hex = std::str::from_utf8(hex).map_err(|e| e.to_string())?;
-                            let code = u32::from_str_radix(hex, 16).map_err(|e| e.to_string())?;
+                            let code = hex
+                                .iter()
+                                .fold(0u32, |n, &h| n * 16 + (h as char).to_digit(16).unwrap_or(0));
                             // Surrogate halves are replaced rather than paired: host names
                             // never contain them.
                             char::from_u32(code).unwrap_or('\u{fffd}')
                         }
-                        _ => return Err(format!("bad escape at {}", self.i)),
+                        _ => return Err(JsonError::BadEscape(at)),
                     };
                     let mut buf = [0; 4];
                     out.extend_from_slice(ch.encode_utf8(&mut buf).as_bytes());
@@ -261,14 +294,14 @@ impl Parser<'_> {
                 c => out.push(c),
             }
         }
-        String::from_utf8(out).map_err(|_| "string is not UTF-8".into())
+        String::from_utf8(out).map_err(|_| JsonError::NotUtf8)
     }
 }
 
 /// Reads a broker registration: the endpoint for `protocol` (`PLAINTEXT`, `SSL`,
 /// `SASL_PLAINTEXT`, `SASL_SSL`) if listed, else the legacy `host`/`port` fields.
 pub fn parse_broker_registration(data: &[u8], protocol: &str) -> Result<BrokerAddress, String> {
-    let doc = Json::parse(data)?;
+    let doc = Json::parse(data).map_err(|e| e.to_string())?;
     if let Some(Json::Array(endpoints)) = doc.get("endpoints") {
         for e in endpoints.iter().filter_map(Json::as_str) {
             let Some((proto, rest)) = e.split_once("://") else {
@@ -327,35 +360,73 @@ mod tests {
     }
 
     #[test]
-    fn hostile_json_is_an_error_not_a_panic() {
-        let deep = "[".repeat(100_000);
-        assert!(Json::parse(deep.as_bytes()).is_err());
+    fn deep_nesting_is_refused_by_the_depth_check() {
+        // Small documents, far under the size limit: only the depth check can refuse them.
+        let nested = |levels: usize| "[".repeat(levels) + &"]".repeat(levels);
+        let at_limit = nested(MAX_DEPTH + 1);
+        assert!(at_limit.len() < MAX_DOCUMENT);
+        assert!(Json::parse(at_limit.as_bytes()).is_ok());
+        let over = nested(MAX_DEPTH + 2);
+        assert_eq!(Json::parse(over.as_bytes()), Err(JsonError::TooDeep));
+        // Unclosed, the depth check still comes first.
+        let open = "[".repeat(MAX_DEPTH + 2);
+        assert_eq!(Json::parse(open.as_bytes()), Err(JsonError::TooDeep));
         let deep_obj = "{\"a\":".repeat(50) + "1" + &"}".repeat(50);
-        assert!(Json::parse(deep_obj.as_bytes())
-            .unwrap_err()
-            .contains("nesting"));
-        let huge = format!(r#"{{"host":"h","port":{}}}"#, "9".repeat(5000));
-        assert!(parse_broker_registration(huge.as_bytes(), "PLAINTEXT").is_err());
+        assert_eq!(Json::parse(deep_obj.as_bytes()), Err(JsonError::TooDeep));
+        assert_eq!(
+            parse_broker_registration(deep_obj.as_bytes(), "PLAINTEXT"),
+            Err(format!("nesting deeper than {MAX_DEPTH}"))
+        );
+    }
+
+    #[test]
+    fn hostile_json_is_a_typed_error() {
+        // Over the size limit: refused before parsing (whatever it holds).
         let big = vec![b' '; MAX_DOCUMENT + 1];
-        assert!(Json::parse(&big).is_err());
-        for bad in [
-            &b""[..],
-            b"{",
-            b"{\"a\"",
-            b"{\"a\":}",
-            b"\"\\u12",
-            b"\"\\x\"",
-            b"[1,]",
-            b"nul",
-            b"\"\xff\"",
-            b"{} x",
-            b"{\"port\":70000,\"host\":\"h\"}",
-            b"-",
+        assert_eq!(Json::parse(&big), Err(JsonError::TooLarge));
+        let deep = "[".repeat(100_000);
+        assert_eq!(Json::parse(deep.as_bytes()), Err(JsonError::TooLarge));
+        let huge = format!(r#"{{"host":"h","port":{}}}"#, "9".repeat(5000));
+        assert!(Json::parse(huge.as_bytes()).is_ok());
+        assert_eq!(
+            parse_broker_registration(huge.as_bytes(), "PLAINTEXT"),
+            Err("no PLAINTEXT endpoint and no host/port in the registration".into())
+        );
+        for (bad, error) in [
+            (&b""[..], JsonError::Unexpected(0)),
+            (b"{", JsonError::Unexpected(1)),
+            (b"{\"a\"", JsonError::Unexpected(4)),
+            (b"{\"a\":}", JsonError::Unexpected(5)),
+            (b"{1:2}", JsonError::Unexpected(1)),
+            (b"[1 2]", JsonError::Unexpected(3)),
+            (b"\"\\u12", JsonError::BadEscape(1)),
+            (b"\"\\u12g4\"", JsonError::BadEscape(1)),
+            (b"\"\\x\"", JsonError::BadEscape(1)),
+            (b"\"abc", JsonError::UnterminatedString),
+            (b"\"\\", JsonError::UnterminatedString),
+            (b"[1,]", JsonError::Unexpected(3)),
+            (b"nul", JsonError::Unexpected(0)),
+            (b"\"\xff\"", JsonError::NotUtf8),
+            (b"{} x", JsonError::Trailing(3)),
         ] {
-            let _ = Json::parse(bad);
-            assert!(
-                parse_broker_registration(bad, "PLAINTEXT").is_err(),
+            assert_eq!(Json::parse(bad), Err(error.clone()), "{bad:?}");
+            assert_eq!(
+                parse_broker_registration(bad, "PLAINTEXT"),
+                Err(error.to_string()),
                 "{bad:?}"
+            );
+        }
+        // Documents that parse but are no registration.
+        for doc in [
+            &b"{\"port\":70000,\"host\":\"h\"}"[..],
+            b"-",
+            b"{\"host\":\"\",\"port\":1}",
+        ] {
+            assert!(Json::parse(doc).is_ok(), "{doc:?}");
+            assert_eq!(
+                parse_broker_registration(doc, "PLAINTEXT"),
+                Err("no PLAINTEXT endpoint and no host/port in the registration".into()),
+                "{doc:?}"
             );
         }
     }

@@ -10,11 +10,14 @@ use bytes::Bytes;
 use grete::protocol::compression::{self, CompressOptions, Compression, SnappyFraming};
 use grete::protocol::frame::FrameDecoder;
 use grete::protocol::records::{
-    encode_record_batch, BatchHeader, Batches, DecodeLimits, Record, TimestampType,
+    encode_record_batch, Batch, BatchHeader, Batches, ControlRecord, ControlRecordType,
+    DecodeLimits, Record, TimestampType,
 };
 use grete::protocol::DecodeError;
 
+pub mod json;
 pub mod messages;
+pub mod peers;
 pub mod xxh32;
 
 /// The decompression limit the record targets run with.
@@ -154,7 +157,9 @@ pub fn check_frames(mut data: &[u8]) {
 /// Input: 3 bytes of max output size (up to 16 MiB, reduced to 1 MiB), one flags byte,
 /// then the compressed bytes. Checks: the output never passes the max (on success or
 /// failure), bytes already in the output buffer are kept, the result is deterministic and
-/// exact at the limit; and the input itself, compressed, decompresses back to itself.
+/// exact at the limit; the scratch work (bytes zeroed or reset besides the output) is
+/// proportional to the input and output ([`work_bound`]); and the input itself,
+/// compressed, decompresses back to itself.
 pub fn check_decompress(codec: Compression, mut data: &[u8]) {
     let max = (take_le(&mut data, 3) as usize) % (MAX_DECOMPRESSED + 1);
     let flags = take_le(&mut data, 1) as u8;
@@ -167,13 +172,19 @@ pub fn check_decompress(codec: Compression, mut data: &[u8]) {
     let result = compression::decompress(codec, &input, max);
     let prefix = b"earlier output";
     let mut out = prefix.to_vec();
-    let into = compression::decompress_into(codec, &input, max, &mut out);
+    let (into, work) = compression::decompress_into_counting(codec, &input, max, &mut out);
     assert!(
         out.starts_with(prefix),
         "decompress_into clobbered the buffer"
     );
     let appended = out.len() - prefix.len();
     assert!(appended <= max, "{appended} bytes appended with max {max}");
+    let bound = work_bound(codec, input.len(), appended);
+    assert!(
+        work <= bound,
+        "{work} bytes of scratch work for {} in and {appended} out (bound {bound})",
+        input.len()
+    );
     match (&result, &into) {
         (Ok(a), Ok(())) => {
             assert!(a.len() <= max, "{} bytes out with max {max}", a.len());
@@ -193,6 +204,22 @@ pub fn check_decompress(codec: Compression, mut data: &[u8]) {
     }
 
     check_compress_round_trip(codec, data, flags);
+}
+
+/// The most scratch work a decompression of `input` bytes that produced `output` bytes
+/// may do: zeroing is bounded by the output plus one unit of room (a 32 KiB read for the
+/// streaming codecs; an LZ4 block's room, at most 255 times its compressed size; the
+/// announced length of a Snappy block, at most 22 times its size), and gzip member resets
+/// by `WORK_PER_BYTE` times the input and output.
+pub fn work_bound(codec: Compression, input: usize, output: usize) -> u64 {
+    let (input, output) = (input as u64, output as u64);
+    let slack = 64 * 1024;
+    match codec {
+        Compression::Gzip => compression::WORK_PER_BYTE * (input + output) + 2 * slack,
+        Compression::Lz4 => 255 * input + output + slack,
+        Compression::Snappy => 22 * input + output + slack,
+        _ => input + output + slack,
+    }
 }
 
 /// Compressing `data` and decompressing it gives `data` back, with every option.
@@ -323,6 +350,12 @@ fn read_all(input: &Bytes, verify: bool) -> ReadAll {
             }
             assert!(records.len() <= bound, "more records than bytes");
         }
+        check_record_refs(&batch, &records, &failed);
+        if batch.control {
+            for r in &records {
+                check_control_record(r);
+            }
+        }
         last_next = Some(batch.next_offset());
         let header = BatchHeader {
             base_offset: batch.base_offset,
@@ -351,6 +384,64 @@ fn read_all(input: &Bytes, verify: bool) -> ReadAll {
         assert!(consumed + batches.remaining().len() <= input.len());
     }
     ReadAll { batches: out }
+}
+
+/// The borrowed view of a batch reads the same records as the owned one and fails at the
+/// same place with the same error; each record's headers iterate to exactly their count.
+fn check_record_refs(batch: &Batch, records: &[Record], failed: &Option<DecodeError>) {
+    let mut n = 0;
+    let mut refs = batch.record_refs();
+    for r in &mut refs {
+        match r {
+            Ok(r) => {
+                assert_eq!(r.headers.len(), r.headers.count(), "header count");
+                let owned = r.to_record();
+                assert_eq!(
+                    records.get(n),
+                    Some(&owned),
+                    "record_refs read record {n} differently"
+                );
+                n += 1;
+            }
+            Err(e) => {
+                assert_eq!(n, records.len(), "record_refs failed at another record");
+                assert_eq!(Some(&e), failed.as_ref(), "record_refs failed differently");
+                n += 1;
+                break;
+            }
+        }
+    }
+    assert!(refs.next().is_none(), "record_refs goes on after an error");
+    assert_eq!(
+        n,
+        records.len() + failed.is_some() as usize,
+        "record_refs read another count"
+    );
+}
+
+/// A control batch's record reads as a control record exactly when its key holds a
+/// version and a type; the coordinator epoch is read for transaction markers only.
+fn check_control_record(r: &Record) {
+    match (ControlRecord::from_record(r), r.key.as_deref()) {
+        (Ok(c), Some(k)) => {
+            assert!(k.len() >= 4, "control record from a {}-byte key", k.len());
+            assert_eq!(c.version, i16::from_be_bytes([k[0], k[1]]));
+            assert_eq!(c.kind.code(), i16::from_be_bytes([k[2], k[3]]));
+            let marker = matches!(c.kind, ControlRecordType::Abort | ControlRecordType::Commit);
+            let has_epoch = marker && r.value.as_ref().is_some_and(|v| v.len() >= 6);
+            assert_eq!(c.coordinator_epoch.is_some(), has_epoch, "{c:?} from {r:?}");
+        }
+        (Err(e), Some(k)) => {
+            assert!(
+                k.len() < 4,
+                "control key of {} bytes refused: {e:?}",
+                k.len()
+            );
+            assert!(matches!(e, DecodeError::UnexpectedEof { .. }), "{e:?}");
+        }
+        (Err(e), None) => assert_eq!(e, DecodeError::UnexpectedNull("control record key")),
+        (Ok(c), None) => panic!("control record {c:?} without a key"),
+    }
 }
 
 /// Re-encodes a decoded v2 batch's records (uncompressed) and reads them back.

@@ -34,8 +34,10 @@ pub enum DecodeError {
     /// An API key grete does not know.
     #[error("unknown API key {0}")]
     UnknownApiKey(i16),
-    /// A frame's size prefix exceeds the configured maximum.
-    #[error("frame of {size} bytes exceeds the maximum of {max}")]
+    /// A frame's size prefix exceeds the configured maximum. When the prefix reads as
+    /// printable text (an HTTP server's `HTTP`) or as the start of a TLS record, the
+    /// message says that the peer does not speak the Kafka protocol and what it looks like.
+    #[error("frame of {size} bytes exceeds the maximum of {max}{}", not_kafka_hint(*size))]
     FrameTooLarge {
         /// The size the peer announced.
         size: i64,
@@ -76,6 +78,29 @@ pub enum DecodeError {
     /// Any other structural violation.
     #[error("malformed {0}")]
     Malformed(&'static str),
+}
+
+/// What a too-large size prefix says about the peer, if it looks like something other than
+/// Kafka: four printable ASCII characters are text (an HTTP or other line protocol), and
+/// `15 03 0x` or `16 03 0x` starts a TLS alert or handshake record.
+fn not_kafka_hint(size: i64) -> String {
+    let Ok(size) = u32::try_from(size) else {
+        return String::new();
+    };
+    let prefix = size.to_be_bytes();
+    if prefix.iter().all(|b| (0x20..=0x7e).contains(b)) {
+        let text: String = prefix.iter().map(|&b| b as char).collect();
+        format!(
+            ": the peer does not speak the Kafka protocol; its first bytes read {text:?} \
+             (text, such as an HTTP server's answer)"
+        )
+    } else if matches!(prefix, [0x15 | 0x16, 0x03, 0x00..=0x04, _]) {
+        ": the peer does not speak the Kafka protocol in plaintext; its first bytes are a TLS \
+         record (it expects TLS)"
+            .to_owned()
+    } else {
+        String::new()
+    }
 }
 
 /// Why a value could not be encoded. These are caused by the caller.

@@ -178,6 +178,43 @@ mod tests {
     }
 
     #[test]
+    fn a_non_kafka_peer_is_named_in_the_error() {
+        // An HTTP server's answer: "HTTP" read as a size is 1,213,486,160 bytes.
+        let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME_SIZE);
+        dec.handle_data(b"HTTP/1.1 400 Bad Request\r\n\r\n");
+        let err = dec.poll_frame().unwrap_err();
+        assert_eq!(
+            err,
+            DecodeError::FrameTooLarge {
+                size: 1_213_486_160,
+                max: DEFAULT_MAX_FRAME_SIZE
+            }
+        );
+        assert_eq!(
+            err.to_string(),
+            "frame of 1213486160 bytes exceeds the maximum of 104857600: the peer does not \
+             speak the Kafka protocol; its first bytes read \"HTTP\" (text, such as an HTTP \
+             server's answer)"
+        );
+        // A TLS server's alert to a plaintext client.
+        let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME_SIZE);
+        dec.handle_data(&[0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46]);
+        assert_eq!(
+            dec.poll_frame().unwrap_err().to_string(),
+            "frame of 352518912 bytes exceeds the maximum of 104857600: the peer does not \
+             speak the Kafka protocol in plaintext; its first bytes are a TLS record (it \
+             expects TLS)"
+        );
+        // A merely large frame says nothing of the sort.
+        let mut dec = FrameDecoder::new(10);
+        dec.handle_data(&[0, 0, 0x10, 0]);
+        assert_eq!(
+            dec.poll_frame().unwrap_err().to_string(),
+            "frame of 4096 bytes exceeds the maximum of 10"
+        );
+    }
+
+    #[test]
     fn negative_size_is_an_error() {
         let mut dec = FrameDecoder::new(10);
         dec.handle_data(&[0xff, 0xff, 0xff, 0xff]);

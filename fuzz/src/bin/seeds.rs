@@ -246,6 +246,57 @@ fn legacy_sets(c: &mut Corpus) {
     }
 }
 
+/// Seeds for the targets that drive state machines: operation sequences that reach the
+/// interesting states (negotiated, authenticating, answered), and JSON registrations.
+fn peers(c: &mut Corpus) {
+    // connection: probe; send Metadata; connected; answer ApiVersions validly; answer
+    // Metadata with 16 bytes; advance time.
+    let mut probe = vec![0x01, 0x00, 0x00, 0x00, 0x05, 0x02, 0x00, 0x01, 0x10];
+    probe.extend_from_slice(&[0; 16]);
+    probe.extend_from_slice(&[0x04, 0x20]);
+    c.put("connection", "probe", &probe);
+    // connection: SASL PLAIN without probing: connected, handshake answered, token.
+    c.put(
+        "connection",
+        "sasl",
+        &[
+            0x02, 0x05, 0x02, 0x00, 0x01, 0x05, 0x00, 0x00, 0x00, 0x00, 0x00, 0x04, 0x30,
+        ],
+    );
+    // client: update the cluster, metadata, list offsets, a raw request, time passing;
+    // then the same on a 0.9 cluster with a corrupted answer.
+    c.put(
+        "client",
+        "modern",
+        &[
+            0x00, 0x00, 0x00, 0x07, 0x10, 0x02, 0x00, 0x07, 0x10, 0x01, 0x00, 0x07, 0x10, 0x05,
+            0x00, 0x07, 0x40,
+        ],
+    );
+    c.put(
+        "client",
+        "kafka09",
+        &[
+            0x01, 0x00, 0x00, 0x07, 0x10, 0x06, 0x00, 0x10, 0x00, 0x00, 0x07, 0x10, 0x02, 0x01,
+            0x07, 0x40,
+        ],
+    );
+    // sasl: SCRAM-SHA-256 with RFC 7677's server messages (another client nonce).
+    for (pick, name) in [(1u8, "scram256"), (2, "scram512"), (0, "plain")] {
+        let mut s = vec![pick];
+        for msg in [
+            &b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096"[..],
+            b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=",
+        ] {
+            s.extend_from_slice(&(msg.len() as u16).to_le_bytes());
+            s.extend_from_slice(msg);
+        }
+        c.put("sasl", name, &s);
+    }
+    c.put("zk_json", "kafka09", br#"{"jmx_port":-1,"timestamp":"1732150000000","endpoints":["PLAINTEXT://kafka-1:9092","SSL://kafka-1:9093"],"host":"kafka-1","version":2,"port":9092}"#);
+    c.put("zk_json", "legacy", br#"{ "host" : "h\u0031", "port" : 9092, "version": 1, "a": [1, -2.5e3, true, false, null, {"b": "\n"}] }"#);
+}
+
 fn main() {
     let root = std::env::args_os()
         .nth(1)
@@ -256,6 +307,7 @@ fn main() {
     compressed(&mut c);
     v2_batches(&mut c);
     legacy_sets(&mut c);
+    peers(&mut c);
     grete_fuzz::messages::seeds(&mut |target: &str, name: &str, data: &[u8]| {
         c.put(target, name, data)
     });

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use flate2::bufread::MultiGzDecoder;
+use flate2::bufread::GzDecoder;
 use flate2::write::GzEncoder;
 
 use crate::protocol::error::{DecodeError, EncodeError};
@@ -26,12 +26,29 @@ pub(super) fn compress(
     Ok(())
 }
 
+/// What starting a gzip member costs besides its bytes: the inflater's 32 KiB window is
+/// zeroed for each one.
+const MEMBER_RESET: usize = 32 * 1024;
+
 pub(super) fn decompress(
     input: &[u8],
     max_size: usize,
     out: &mut Vec<u8>,
+    work: &mut super::Work,
 ) -> Result<(), DecodeError> {
     // Several concatenated gzip members are one stream, as Java's GZIPInputStream reads them.
-    let mut dec = MultiGzDecoder::new(input);
-    super::read_bounded(&mut dec, max_size, out, "gzip")
+    // They are walked here rather than by flate2's MultiGzDecoder so that each member's
+    // reset is charged: a megabyte of empty members would otherwise zero 1.6 GB.
+    let mut sink = super::Sink::new(out, max_size);
+    let mut dec = GzDecoder::new(input);
+    work.zeroed(MEMBER_RESET);
+    loop {
+        sink.drain(&mut dec, "gzip", work)?;
+        let rest: &[u8] = dec.get_ref();
+        if rest.is_empty() {
+            return Ok(());
+        }
+        work.charge(MEMBER_RESET, sink.produced(), "gzip", "too many members")?;
+        dec.reset(rest);
+    }
 }

@@ -15,7 +15,7 @@ use lz4_flex::block::{
 
 use crate::protocol::error::DecodeError;
 
-const MAGIC: [u8; 4] = 0x184D_2204u32.to_le_bytes();
+pub(super) const MAGIC: [u8; 4] = 0x184D_2204u32.to_le_bytes();
 /// FLG: version 01, independent blocks, no checksums, no content size, no dictionary.
 const FLG_WRITTEN: u8 = 0b0110_0000;
 /// BD: 64 KiB maximum block size.
@@ -24,6 +24,9 @@ const BLOCK_WRITTEN: usize = 64 * 1024;
 const UNCOMPRESSED_BIT: u32 = 0x8000_0000;
 /// How far back a linked block may refer.
 const WINDOW: usize = 64 * 1024;
+/// The most a compressed block can decode to per byte of it: a match length grows by 255
+/// per extension byte.
+const MAX_RATIO: usize = 255;
 
 /// The xxHash32 of `data` with `seed`, used by the LZ4 frame for its checksums.
 pub(super) fn xxh32(data: &[u8], seed: u32) -> u32 {
@@ -88,7 +91,7 @@ pub(super) fn xxh32(data: &[u8], seed: u32) -> u32 {
 
 /// The header checksum byte over `bytes` (the descriptor, or magic plus descriptor for the
 /// pre-0.10 form).
-fn header_checksum(bytes: &[u8]) -> u8 {
+pub(super) fn header_checksum(bytes: &[u8]) -> u8 {
     (xxh32(bytes, 0) >> 8) as u8
 }
 
@@ -154,23 +157,55 @@ pub(super) fn decompress(
     input: &[u8],
     max_size: usize,
     out: &mut Vec<u8>,
+    work: &mut super::Work,
 ) -> Result<(), DecodeError> {
     let start = out.len();
+    let mut sink = Sink {
+        out,
+        start,
+        filled: start,
+        max_size,
+    };
     let mut input = Input(input);
     loop {
-        decompress_frame(&mut input, start, max_size, out)?;
+        decompress_frame(&mut input, &mut sink, work)?;
         if input.0.is_empty() {
             return Ok(());
         }
     }
 }
 
+/// The output: `out` from `start` on, at most `max_size` bytes. Blocks decode into zeroed
+/// room past `filled` that is reused from block to block, so that each byte is zeroed
+/// once: zeroing a block's whole room for each block made a frame of 4 MiB blocks that
+/// decode to one byte each cost megabytes of work per input byte. Dropping it cuts `out`
+/// back to what was decoded.
+struct Sink<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    filled: usize,
+    max_size: usize,
+}
+
+impl Sink<'_> {
+    /// How many more bytes may be decoded.
+    fn allowed(&self) -> usize {
+        self.max_size - (self.filled - self.start)
+    }
+}
+
+impl Drop for Sink<'_> {
+    fn drop(&mut self) {
+        self.out.truncate(self.filled);
+    }
+}
+
 fn decompress_frame(
     input: &mut Input<'_>,
-    start: usize,
-    max_size: usize,
-    out: &mut Vec<u8>,
+    sink: &mut Sink<'_>,
+    work: &mut super::Work,
 ) -> Result<(), DecodeError> {
+    let max_size = sink.max_size;
     let frame = input.0;
     if input.take(4, "truncated frame magic")? != MAGIC {
         return Err(corrupt("bad frame magic"));
@@ -206,7 +241,7 @@ fn decompress_frame(
     if hc != header_checksum(&frame[4..desc_len]) && hc != header_checksum(&frame[..desc_len]) {
         return Err(corrupt("header checksum mismatch"));
     }
-    let frame_start = out.len();
+    let frame_start = sink.filled;
     loop {
         let word = input.u32_le("truncated block size")?;
         if word == 0 {
@@ -220,20 +255,31 @@ fn decompress_frame(
         if block_checksum && input.u32_le("truncated block checksum")? != xxh32(data, 0) {
             return Err(corrupt("block checksum mismatch"));
         }
-        let allowed = max_size - (out.len() - start);
+        let allowed = sink.allowed();
+        let at = sink.filled;
         if word & UNCOMPRESSED_BIT != 0 {
             if size > allowed {
                 return Err(DecodeError::DecompressedTooLarge { max: max_size });
             }
-            out.extend_from_slice(data);
+            // Into the zeroed room first, appending what does not fit.
+            let in_room = (sink.out.len() - at).min(size);
+            sink.out[at..at + in_room].copy_from_slice(&data[..in_room]);
+            sink.out.extend_from_slice(&data[in_room..]);
+            sink.filled = at + size;
             continue;
         }
-        // Decode into a window no larger than the block maximum, nor than one byte past
-        // what is still allowed: running out of that room means the limit was passed.
-        let room = block_max.min(allowed.saturating_add(1));
-        let at = out.len();
-        out.resize(at + room, 0);
-        let (before, window) = out.split_at_mut(at);
+        // Decode into room no larger than the block maximum, nor than one byte past what
+        // is still allowed (running out of that room means the limit was passed), nor than
+        // the block can decode to.
+        let room = block_max
+            .min(allowed.saturating_add(1))
+            .min(size.saturating_mul(MAX_RATIO));
+        if sink.out.len() < at + room {
+            work.zeroed(at + room - sink.out.len());
+            sink.out.resize(at + room, 0);
+        }
+        let (before, after) = sink.out.split_at_mut(at);
+        let window = &mut after[..room];
         let dict = if independent {
             &[][..]
         } else {
@@ -241,20 +287,16 @@ fn decompress_frame(
         };
         match decompress_into_with_dict(data, window, dict) {
             Ok(n) if n > allowed => {
-                out.truncate(at);
                 return Err(DecodeError::DecompressedTooLarge { max: max_size });
             }
-            Ok(n) => out.truncate(at + n),
+            Ok(n) => sink.filled = at + n,
             Err(DecompressError::OutputTooSmall { .. }) if room <= allowed => {
-                out.truncate(at);
                 return Err(corrupt("block decompresses past the frame's maximum"));
             }
             Err(DecompressError::OutputTooSmall { .. }) => {
-                out.truncate(at);
                 return Err(DecodeError::DecompressedTooLarge { max: max_size });
             }
             Err(e) => {
-                out.truncate(at);
                 return Err(DecodeError::Decompress {
                     codec: "lz4",
                     reason: e.to_string(),
@@ -263,7 +305,8 @@ fn decompress_frame(
         }
     }
     if content_checksum
-        && input.u32_le("truncated content checksum")? != xxh32(&out[frame_start..], 0)
+        && input.u32_le("truncated content checksum")?
+            != xxh32(&sink.out[frame_start..sink.filled], 0)
     {
         return Err(corrupt("content checksum mismatch"));
     }

@@ -140,32 +140,55 @@ pub fn compress(
 /// Decompresses `input`, appending to `out`; fails with
 /// [`DecodeError::DecompressedTooLarge`] once more than `max_size` bytes would be appended
 /// (at most about `max_size` plus one codec block is ever reserved).
+///
+/// The work done is proportional to the input and the output, whatever the input: every
+/// byte of scratch space is zeroed at most once, a block never reserves more room than its
+/// compressed size can decode to, and per-unit costs of the codec libraries (resetting the
+/// inflater for each gzip member) are charged against a budget of [`WORK_PER_BYTE`] times
+/// the input and output, past which the input is refused as
+/// [`DecodeError::Decompress`].
 pub fn decompress_into(
     codec: Compression,
     input: &[u8],
     max_size: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), DecodeError> {
-    let _ = (max_size, &out);
-    match codec {
+    decompress_into_counting(codec, input, max_size, out).0
+}
+
+/// [`decompress_into`], also returning the bytes of scratch space it zeroed or reset (its
+/// [`Work`]): what the regression tests and the fuzz targets check is proportional to the
+/// input and the output. Not part of the stable API.
+#[doc(hidden)]
+pub fn decompress_into_counting(
+    codec: Compression,
+    input: &[u8],
+    max_size: usize,
+    out: &mut Vec<u8>,
+) -> (Result<(), DecodeError>, u64) {
+    let mut work = Work::new(input.len());
+    let _ = (max_size, &out, &mut work);
+    let result = match codec {
         Compression::None => {
             if input.len() > max_size {
-                return Err(DecodeError::DecompressedTooLarge { max: max_size });
+                Err(DecodeError::DecompressedTooLarge { max: max_size })
+            } else {
+                out.extend_from_slice(input);
+                Ok(())
             }
-            out.extend_from_slice(input);
-            Ok(())
         }
         #[cfg(feature = "gzip")]
-        Compression::Gzip => gzip::decompress(input, max_size, out),
+        Compression::Gzip => gzip::decompress(input, max_size, out, &mut work),
         #[cfg(feature = "snappy")]
-        Compression::Snappy => snappy::decompress(input, max_size, out),
+        Compression::Snappy => snappy::decompress(input, max_size, out, &mut work),
         #[cfg(feature = "lz4")]
-        Compression::Lz4 => lz4::decompress(input, max_size, out),
+        Compression::Lz4 => lz4::decompress(input, max_size, out, &mut work),
         #[cfg(feature = "zstd")]
-        Compression::Zstd => zstd::decompress(input, max_size, out),
+        Compression::Zstd => zstd::decompress(input, max_size, out, &mut work),
         #[allow(unreachable_patterns)]
         disabled => Err(DecodeError::UnsupportedCompression(disabled.code())),
-    }
+    };
+    (result, work.touched)
 }
 
 /// Decompresses `input` into new bytes of at most `max_size`.
@@ -175,48 +198,142 @@ pub fn decompress(codec: Compression, input: &[u8], max_size: usize) -> Result<B
     Ok(Bytes::from(out))
 }
 
-/// How much a streaming decoder asks for per read.
+/// How many bytes of scratch work (zeroing, codec state resets) a decompression may spend
+/// per byte of input plus output before it is refused. Only the per-member reset of gzip
+/// can come near it: each costs the inflater's 32 KiB window, so members must average at
+/// least 512 bytes of input and output.
+pub const WORK_PER_BYTE: u64 = 64;
+
+/// The scratch work a decompression has done, in bytes zeroed or reset besides the output
+/// it keeps.
+#[derive(Debug)]
+struct Work {
+    input_len: u64,
+    touched: u64,
+}
+
+impl Work {
+    fn new(input_len: usize) -> Self {
+        Work {
+            input_len: input_len as u64,
+            touched: 0,
+        }
+    }
+
+    /// Records `bytes` of buffer zeroed by this module.
+    #[cfg(any(
+        feature = "gzip",
+        feature = "snappy",
+        feature = "lz4",
+        feature = "zstd"
+    ))]
+    fn zeroed(&mut self, bytes: usize) {
+        self.touched = self.touched.saturating_add(bytes as u64);
+    }
+
+    /// Charges a codec library's fixed cost of `bytes`, refusing it if the work would pass
+    /// [`WORK_PER_BYTE`] times the input plus the `produced` output.
+    #[cfg(feature = "gzip")]
+    fn charge(
+        &mut self,
+        bytes: usize,
+        produced: usize,
+        codec: &'static str,
+        what: &str,
+    ) -> Result<(), DecodeError> {
+        let touched = self.touched.saturating_add(bytes as u64);
+        let budget = WORK_PER_BYTE.saturating_mul(self.input_len.saturating_add(produced as u64));
+        if touched > budget {
+            return Err(DecodeError::Decompress {
+                codec,
+                reason: format!("{what}: work out of proportion to the input and output"),
+            });
+        }
+        self.touched = touched;
+        Ok(())
+    }
+}
+
+/// How much a streaming decoder is offered per read.
 #[cfg(any(feature = "gzip", feature = "zstd"))]
 const READ_CHUNK: usize = 32 * 1024;
 
-/// Drains a streaming decoder into `out`, never holding more than `max_size` (plus one
-/// chunk of slack) of output.
+/// The output of a streaming decoder: `out` from `start` on, holding at most `max_size`
+/// bytes. Room is zeroed a chunk at a time and reused until filled, so each byte is zeroed
+/// once whatever the decoder returns per read (many gzip members or zstd frames of one
+/// byte each once cost a fresh 32 KiB chunk per byte). Dropping it cuts `out` back to what
+/// was decoded.
 #[cfg(any(feature = "gzip", feature = "zstd"))]
-fn read_bounded(
-    reader: &mut dyn std::io::Read,
+struct Sink<'a> {
+    out: &'a mut Vec<u8>,
+    start: usize,
+    /// The end of the decoded bytes; `out` beyond it is zeroed room.
+    filled: usize,
     max_size: usize,
-    out: &mut Vec<u8>,
-    codec: &'static str,
-) -> Result<(), DecodeError> {
-    let start = out.len();
-    loop {
-        let produced = out.len() - start;
-        // Ask for one byte more than allowed, so that reaching the limit exactly is fine
-        // but passing it is seen.
-        let room = (max_size - produced).saturating_add(1).min(READ_CHUNK);
-        let at = out.len();
-        out.resize(at + room, 0);
-        let n = loop {
-            match reader.read(&mut out[at..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    out.truncate(at);
-                    return Err(DecodeError::Decompress {
-                        codec,
-                        reason: e.to_string(),
-                    });
-                }
+}
+
+#[cfg(any(feature = "gzip", feature = "zstd"))]
+impl<'a> Sink<'a> {
+    fn new(out: &'a mut Vec<u8>, max_size: usize) -> Self {
+        let start = out.len();
+        Sink {
+            out,
+            start,
+            filled: start,
+            max_size,
+        }
+    }
+
+    /// How many bytes have been decoded.
+    fn produced(&self) -> usize {
+        self.filled - self.start
+    }
+
+    /// Reads `reader` to its end into the sink.
+    fn drain(
+        &mut self,
+        reader: &mut dyn std::io::Read,
+        codec: &'static str,
+        work: &mut Work,
+    ) -> Result<(), DecodeError> {
+        loop {
+            if self.filled == self.out.len() {
+                // Room for one byte more than allowed, so that reaching the limit exactly
+                // is fine but passing it is seen.
+                let room = (self.max_size - self.produced())
+                    .saturating_add(1)
+                    .min(READ_CHUNK);
+                self.out.resize(self.filled + room, 0);
+                work.zeroed(room);
             }
-        };
-        out.truncate(at + n);
-        if n == 0 {
-            return Ok(());
+            let n = loop {
+                match reader.read(&mut self.out[self.filled..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(DecodeError::Decompress {
+                            codec,
+                            reason: e.to_string(),
+                        })
+                    }
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            self.filled += n;
+            if self.produced() > self.max_size {
+                self.filled = self.start + self.max_size;
+                return Err(DecodeError::DecompressedTooLarge { max: self.max_size });
+            }
         }
-        if out.len() - start > max_size {
-            out.truncate(start + max_size);
-            return Err(DecodeError::DecompressedTooLarge { max: max_size });
-        }
+    }
+}
+
+#[cfg(any(feature = "gzip", feature = "zstd"))]
+impl Drop for Sink<'_> {
+    fn drop(&mut self) {
+        self.out.truncate(self.filled);
     }
 }
 

@@ -73,21 +73,32 @@ fn corrupt(reason: impl ToString) -> DecodeError {
     }
 }
 
+/// The most a raw block can decode to per byte of it: the densest element is a copy with a
+/// 2-byte offset, 3 bytes for 64 bytes of output.
+const MAX_RATIO: usize = 22;
+
 /// Decompresses one raw block, refusing before allocating if its announced length would
-/// take the output past `limit` bytes (counted from `start`).
+/// take the output past `max_size` bytes (counted from `start`), or is more than the
+/// block could decode to (a few bytes announcing a megabyte would otherwise cost that
+/// megabyte zeroed before failing).
 fn decompress_block(
     dec: &mut Decoder,
     block: &[u8],
     start: usize,
     max_size: usize,
     out: &mut Vec<u8>,
+    work: &mut super::Work,
 ) -> Result<(), DecodeError> {
     let len = decompress_len(block).map_err(corrupt)?;
     if len > max_size - (out.len() - start) {
         return Err(DecodeError::DecompressedTooLarge { max: max_size });
     }
+    if len > block.len().saturating_mul(MAX_RATIO) {
+        return Err(corrupt("announced length out of proportion to the block"));
+    }
     let at = out.len();
     out.resize(at + len, 0);
+    work.zeroed(len);
     match dec.decompress(block, &mut out[at..]) {
         Ok(n) if n == len => Ok(()),
         Ok(_) => {
@@ -105,11 +116,12 @@ pub(super) fn decompress(
     input: &[u8],
     max_size: usize,
     out: &mut Vec<u8>,
+    work: &mut super::Work,
 ) -> Result<(), DecodeError> {
     let start = out.len();
     let mut dec = Decoder::new();
     if !input.starts_with(&XERIAL_MAGIC) {
-        return decompress_block(&mut dec, input, start, max_size, out);
+        return decompress_block(&mut dec, input, start, max_size, out, work);
     }
     if input.len() < XERIAL_HEADER_LEN {
         return Err(corrupt("truncated xerial header"));
@@ -125,7 +137,7 @@ pub(super) fn decompress(
             return Err(corrupt("xerial block length out of range"));
         }
         let (block, tail) = rest.split_at(len as usize);
-        decompress_block(&mut dec, block, start, max_size, out)?;
+        decompress_block(&mut dec, block, start, max_size, out, work)?;
         rest = tail;
     }
     Ok(())

@@ -227,3 +227,131 @@ fn snappy_framings_are_detected() {
         &data[..]
     );
 }
+
+/// The limit the work tests decode under: far above what the crafted inputs produce, so
+/// that nothing but the work bound stops them early.
+const WORK_TEST_LIMIT: usize = 64 << 20;
+/// About the size of each crafted input.
+const WORK_TEST_INPUT: usize = 1 << 20;
+
+/// Decodes `input`, checks the result, and that the scratch work stayed within `factor`
+/// times the input and output plus one 64 KiB chunk of slack. Returns the output.
+fn decode_within_work(
+    codec: Compression,
+    input: &[u8],
+    expect: Result<(), DecodeError>,
+    factor: u64,
+) -> Vec<u8> {
+    let mut out = vec![0xEE];
+    let (result, work) = decompress_into_counting(codec, input, WORK_TEST_LIMIT, &mut out);
+    assert_eq!(result, expect, "{codec:?}");
+    assert_eq!(out[0], 0xEE, "{codec:?} kept what the buffer held");
+    out.remove(0);
+    let bound = factor * (input.len() + out.len()) as u64 + 64 * 1024;
+    assert!(
+        work <= bound,
+        "{codec:?}: {work} bytes of scratch work for {} bytes in and {} out (bound {bound})",
+        input.len(),
+        out.len()
+    );
+    out
+}
+
+#[test]
+#[cfg(feature = "lz4")]
+fn decompression_work_is_bounded_by_output_lz4_one_literal_blocks_in_a_4_mib_frame() {
+    // A frame declaring 4 MiB blocks, then blocks of one literal each: each once made the
+    // decoder zero a 4 MiB window.
+    let mut frame = lz4::MAGIC.to_vec();
+    frame.extend_from_slice(&[0b0110_0000, 7 << 4]);
+    frame.push(lz4::header_checksum(&frame[4..6]));
+    let blocks = WORK_TEST_INPUT / 6;
+    for _ in 0..blocks {
+        frame.extend_from_slice(&2u32.to_le_bytes());
+        frame.extend_from_slice(&[0x10, b'a']);
+    }
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    let out = decode_within_work(Compression::Lz4, &frame, Ok(()), 2);
+    assert_eq!(out, vec![b'a'; blocks]);
+}
+
+#[test]
+#[cfg(feature = "zstd")]
+fn decompression_work_is_bounded_by_output_zstd_many_one_byte_frames() {
+    // Frames of one byte each: each read of the streaming decoder once zeroed 32 KiB.
+    let one = ::zstd::bulk::compress(b"a", 3).unwrap();
+    let frames = WORK_TEST_INPUT / one.len();
+    let input = one.repeat(frames);
+    let out = decode_within_work(Compression::Zstd, &input, Ok(()), 2);
+    assert_eq!(out, vec![b'a'; frames]);
+}
+
+#[test]
+#[cfg(feature = "gzip")]
+fn decompression_work_is_bounded_by_output_gzip_many_one_byte_members() {
+    // Members of one byte each: each reset the inflater (zeroing its 32 KiB window) and
+    // took a zeroed 32 KiB read. Past the budget the stream is refused.
+    let one = compressed(Compression::Gzip, SnappyFraming::Xerial, false, b"a");
+    let input = one.repeat(WORK_TEST_INPUT / one.len());
+    let out = decode_within_work(
+        Compression::Gzip,
+        &input,
+        Err(DecodeError::Decompress {
+            codec: "gzip",
+            reason: "too many members: work out of proportion to the input and output".into(),
+        }),
+        WORK_PER_BYTE,
+    );
+    assert!(out.iter().all(|&b| b == b'a'), "a prefix was decoded");
+    // Members of a realistic size are still one stream.
+    let data = sample(3000);
+    let mut two = compressed(
+        Compression::Gzip,
+        SnappyFraming::Xerial,
+        false,
+        &data[..1000],
+    );
+    two.extend(compressed(
+        Compression::Gzip,
+        SnappyFraming::Xerial,
+        false,
+        &data[1000..],
+    ));
+    assert_eq!(
+        decode_within_work(Compression::Gzip, &two, Ok(()), WORK_PER_BYTE),
+        data
+    );
+}
+
+#[test]
+#[cfg(feature = "snappy")]
+fn decompression_work_is_bounded_by_output_snappy_block_announcing_more_than_it_can_hold() {
+    // Xerial blocks of one byte each, then a 7-byte block announcing 63 MiB: its room was
+    // zeroed before the decoder found it short.
+    let mut input = b"\x82SNAPPY\0\0\0\0\x01\0\0\0\x01".to_vec();
+    let blocks = WORK_TEST_INPUT / 7;
+    for _ in 0..blocks {
+        input.extend_from_slice(&3i32.to_be_bytes());
+        input.extend_from_slice(&[0x01, 0x00, b'a']);
+    }
+    let mut last = Vec::new();
+    let mut len = 63u32 << 20;
+    while len >= 0x80 {
+        last.push(len as u8 | 0x80);
+        len >>= 7;
+    }
+    last.push(len as u8);
+    last.extend_from_slice(&[0x00, b'a']);
+    input.extend_from_slice(&(last.len() as i32).to_be_bytes());
+    input.extend_from_slice(&last);
+    let out = decode_within_work(
+        Compression::Snappy,
+        &input,
+        Err(DecodeError::Decompress {
+            codec: "snappy",
+            reason: "announced length out of proportion to the block".into(),
+        }),
+        2,
+    );
+    assert_eq!(out, vec![b'a'; blocks]);
+}

@@ -33,6 +33,7 @@ pub(super) fn decompress(
     input: &[u8],
     max_size: usize,
     out: &mut Vec<u8>,
+    work: &mut super::Work,
 ) -> Result<(), DecodeError> {
     let fail = |e: std::io::Error| DecodeError::Decompress {
         codec: "zstd",
@@ -40,7 +41,7 @@ pub(super) fn decompress(
     };
     let mut dec = zstd::stream::read::Decoder::with_buffer(input).map_err(fail)?;
     dec.window_log_max(WINDOW_LOG_MAX).map_err(fail)?;
-    super::read_bounded(&mut dec, max_size, out, "zstd")
+    super::Sink::new(out, max_size).drain(&mut dec, "zstd", work)
 }
 
 #[cfg(test)]
@@ -53,7 +54,13 @@ mod tests {
         // (window descriptor 0x80 with the single-segment flag clear), then an empty block.
         let frame = [0x28, 0xb5, 0x2f, 0xfd, 0x00, 0x80, 0x01, 0x00, 0x00];
         let mut out = Vec::new();
-        let err = decompress(&frame, 1 << 20, &mut out).unwrap_err();
+        let err = decompress(
+            &frame,
+            1 << 20,
+            &mut out,
+            &mut super::super::Work::new(frame.len()),
+        )
+        .unwrap_err();
         assert!(
             matches!(err, DecodeError::Decompress { codec: "zstd", .. }),
             "{err:?}"
@@ -73,7 +80,13 @@ mod tests {
             Some(input.len() as u64)
         );
         let mut back = Vec::new();
-        decompress(&out[1..], input.len(), &mut back).unwrap();
+        decompress(
+            &out[1..],
+            input.len(),
+            &mut back,
+            &mut super::super::Work::new(0),
+        )
+        .unwrap();
         assert_eq!(back, input);
     }
 }

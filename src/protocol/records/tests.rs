@@ -252,18 +252,34 @@ quickcheck! {
             && [0, 1, -1, 63, 64, -65, 8191, 8192, i64::MAX, i64::MIN].iter().all(|&x| batch::zigzag_size(x) == varlong_len(x))
     }
 
-    fn garbage_never_panics(data: Vec<u8>, magic: u8) -> bool {
+    fn garbage_gives_the_framing_or_checksum_error(data: Vec<u8>, magic: u8, fit: bool) -> bool {
         let mut data = data;
         if data.len() > 16 {
             data[16] = magic % 3;
+            if fit {
+                // One batch spanning the input, so that its checksum is reached.
+                let len = (data.len() - 12) as i32;
+                data[8..12].copy_from_slice(&len.to_be_bytes());
+            }
         }
-        let _ = decode_all(&data, DecodeLimits::default());
-        let _ = decode_all(&data, DecodeLimits::default().with_verify_crc(false));
+        let verified = decode_all(&data, DecodeLimits::default());
+        match framing_and_crc(&data) {
+            Err(e) => assert_eq!(verified.err(), Some(e), "{data:?}"),
+            Ok(0) => assert_eq!(verified.map(|(b, r)| (b.len(), r.len())), Ok((0, 0)), "{data:?}"),
+            // Whole batches with valid checksums: their content is checked below.
+            Ok(_) => {}
+        }
         let _ = next_fetch_offset(&data);
+        // With the checksums repaired, skipping their verification changes nothing: the
+        // same records or the same error, whatever the content.
+        fix_crcs(&mut data);
+        let verified = decode_all(&data, DecodeLimits::default());
+        let unverified = decode_all(&data, DecodeLimits::default().with_verify_crc(false));
+        assert_eq!(verified, unverified, "{data:?}");
         true
     }
 
-    fn mutated_batches_never_panic(recs: Recs, at: usize, xor: u8, which: u8) -> bool {
+    fn mutated_batches_give_the_framing_or_checksum_error(recs: Recs, at: usize, xor: u8, which: u8) -> bool {
         let recs: Vec<Record> = recs.0.into_iter().map(|r| Record { headers: Vec::new(), ..r }).collect();
         let mut out = Vec::new();
         let (c, f) = CODECS[which as usize % CODECS.len()];
@@ -280,8 +296,103 @@ quickcheck! {
             let i = at % out.len();
             out[i] ^= xor.max(1);
         }
-        let _ = decode_all(&out, DecodeLimits::default().with_verify_crc(false));
+        let got = decode_all(&out, DecodeLimits::default());
+        match framing_and_crc(&out) {
+            Err(e) => assert_eq!(got.err(), Some(e)),
+            Ok(n) => {
+                // The change is outside every checksum (an offset, a v2 leader epoch, or
+                // a size that now runs past the end): the whole batches read as written,
+                // but for their offsets.
+                let (batches, records) = got.expect("checksums pass");
+                assert_eq!(batches.len(), n);
+                assert!(records.len() <= recs.len());
+                for (r, w) in records.iter().zip(&recs) {
+                    assert_eq!((&r.key, &r.value), (&w.key, &w.value));
+                }
+            }
+        }
         true
+    }
+}
+
+/// What reading `bytes` with checksum verification must give, from the framing and the
+/// checksums alone: the first framing or checksum error, else `Ok(n)` for the n whole
+/// batches whose checksums pass (a batch cut short at the end is not read).
+fn framing_and_crc(bytes: &[u8]) -> Result<usize, DecodeError> {
+    let mut rest = bytes;
+    let mut n = 0;
+    loop {
+        if rest.len() < 12 {
+            return Ok(n);
+        }
+        let len = i32::from_be_bytes(rest[8..12].try_into().unwrap());
+        if len < 0 {
+            return Err(DecodeError::InvalidLength(len as i64));
+        }
+        let size = len as usize + 12;
+        if rest.len() <= 16 || rest.len() < size {
+            return Ok(n);
+        }
+        let magic = rest[16] as i8;
+        let min = match magic {
+            0 => legacy::MIN_MESSAGE_V0,
+            1 => legacy::MIN_MESSAGE_V1,
+            2 => batch::HEADER_LEN,
+            m => return Err(DecodeError::UnknownMagic(m)),
+        };
+        if size < min {
+            return Err(DecodeError::Malformed("batch smaller than its header"));
+        }
+        let (stored, computed) = crcs(&rest[..size]);
+        if stored != computed {
+            return Err(DecodeError::CrcMismatch { computed, stored });
+        }
+        n += 1;
+        rest = &rest[size..];
+    }
+}
+
+/// A whole batch's stored and computed checksum: CRC-32C from the attributes on for v2,
+/// CRC-32 from the magic on for legacy messages.
+fn crcs(batch: &[u8]) -> (u32, u32) {
+    if batch[16] == 2 {
+        let stored = u32::from_be_bytes(batch[17..21].try_into().unwrap());
+        (stored, crc32c::crc32c(&batch[21..]))
+    } else {
+        let stored = u32::from_be_bytes(batch[12..16].try_into().unwrap());
+        (stored, crc32fast::hash(&batch[16..]))
+    }
+}
+
+/// Rewrites the stored checksum of every whole batch that frames, so that it passes.
+fn fix_crcs(bytes: &mut [u8]) {
+    let mut at = 0;
+    while let Ok(1) = framing_and_crc_first(&bytes[at..]) {
+        let size = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize + 12;
+        let batch = &mut bytes[at..at + size];
+        let (_, computed) = crcs(batch);
+        let field = if batch[16] == 2 { 17..21 } else { 12..16 };
+        batch[field].copy_from_slice(&computed.to_be_bytes());
+        at += size;
+    }
+}
+
+/// Whether the first batch of `bytes` frames (ignoring its checksum): `Ok(1)` if so.
+fn framing_and_crc_first(bytes: &[u8]) -> Result<usize, DecodeError> {
+    if bytes.len() <= 16 {
+        return Ok(0);
+    }
+    let mut copy = bytes.to_vec();
+    let len = i32::from_be_bytes(copy[8..12].try_into().unwrap());
+    if len < 0 || copy.len() < len as usize + 12 {
+        return Ok(0);
+    }
+    let size = len as usize + 12;
+    copy.truncate(size);
+    match framing_and_crc(&copy) {
+        Ok(n) => Ok(n),
+        Err(DecodeError::CrcMismatch { .. }) => Ok(1),
+        Err(e) => Err(e),
     }
 }
 
