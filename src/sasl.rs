@@ -159,7 +159,10 @@ impl SaslClient {
                 self.step = Step::Done;
                 Ok(None)
             }
-            Step::Initial { .. } | Step::Done | Step::Failed => {
+            step @ (Step::Initial { .. } | Step::Done | Step::Failed) => {
+                // Refused, and the exchange stays where it was: a stray message after
+                // success does not undo it.
+                self.step = step;
                 Err(Error::Misuse("SASL message out of sequence".into()))
             }
         }
@@ -345,6 +348,19 @@ mod tests {
         );
         assert_eq!(c.initial_response().unwrap(), b"\0alice\0pw");
         assert_eq!(c.handle_challenge(b"").unwrap(), None);
+    }
+
+    #[test]
+    fn a_stray_message_after_success_is_refused_and_changes_nothing() {
+        let mut c = SaslClient::new(
+            &config(SaslMechanism::Plain, "alice", "pw"),
+            &mut Rng::new(1),
+        );
+        c.initial_response().unwrap();
+        assert_eq!(c.handle_challenge(b"").unwrap(), None);
+        assert!(c.is_done());
+        assert!(matches!(c.handle_challenge(b"more"), Err(Error::Misuse(_))));
+        assert!(c.is_done(), "a refused stray message undid the exchange");
     }
 
     const RFC7677_SERVER_FIRST: &str =
