@@ -3,6 +3,9 @@
 //! no hang. Each bad peer is met with the 0.9 configuration (no ApiVersions) and with a
 //! modern one (ApiVersions first).
 
+mod common;
+use common::open_sockets_to;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::thread;
@@ -61,21 +64,6 @@ fn is_timeout_naming(err: &Error, kind: TransportErrorKind) -> bool {
 /// fix, so the operation fails at once with it (not at its deadline).
 fn is_protocol(err: &Error, what: &str) -> bool {
     matches!(err, Error::Protocol(d) if d.to_string().contains(what))
-}
-
-/// The sockets of this machine connected to 127.0.0.1:`port` that a process still holds
-/// (from `/proc/net/tcp`: a closed socket still finishing its TCP close has no inode).
-fn open_sockets_to(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp (Linux)");
-    let remote = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() > 9 && fields[2] == remote && fields[9] != "0"
-        })
-        .count()
 }
 
 /// Waits (polling, at most `limit`) until no socket to `port` is held any more.

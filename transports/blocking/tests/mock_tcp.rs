@@ -2,6 +2,9 @@
 //! 127.0.0.1: runs everywhere (no brokers needed) and exercises the threads, the sockets
 //! and the driver loop with several brokers, admin requests and broker failures.
 
+mod common;
+use common::open_sockets_to;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -384,19 +387,4 @@ fn a_peer_that_never_reads_does_not_block_the_driver() {
         thread::sleep(Duration::from_millis(50));
     }
     client.close();
-}
-
-/// The sockets of this machine connected to 127.0.0.1:`port` that a process still holds
-/// (from `/proc/net/tcp`: a closed socket still finishing its TCP close has no inode).
-fn open_sockets_to(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp (Linux)");
-    let remote = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() > 9 && fields[2] == remote && fields[9] != "0"
-        })
-        .count()
 }
