@@ -133,6 +133,15 @@ impl ClientConfig {
             .clamp(Duration::from_secs(4), Duration::from_secs(30))
     }
 
+    /// How long a transport lets a write go without progress (no byte accepted by the
+    /// socket) before it ends the connection: twice `request_timeout`, so that a request's
+    /// own deadline (the client then closes the connection) always comes first and this only
+    /// catches writes nothing else bounds, such as a Produce with acks=0 to a broker that
+    /// stopped reading.
+    pub fn write_timeout(&self) -> Duration {
+        self.request_timeout.saturating_mul(2)
+    }
+
     /// Checks the values that would make the client misbehave: every duration must lie
     /// within [`MIN_DURATION`] and [`MAX_DURATION`].
     ///

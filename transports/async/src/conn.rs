@@ -5,7 +5,7 @@
 //! no report).
 //!
 //! Nothing here waits without a bound: a write that makes no progress (no byte accepted by
-//! the socket) for [`write_timeout`] ends the connection, and the driver closing the
+//! the socket) for `ClientConfig::write_timeout()` ends the connection, and the driver closing the
 //! connection (dropping its sender) ends the task at once, even in the middle of a write to
 //! a peer that stopped reading. The task owns the socket, so when the task ends the socket
 //! is closed.
@@ -36,18 +36,9 @@ pub(crate) struct ConnectSpec {
     pub(crate) conn: ConnectionHandle,
     pub(crate) host: String,
     pub(crate) port: u16,
-    /// How long a write may go without progress; see [`write_timeout`].
+    /// How long a write may go without progress (`ClientConfig::write_timeout()`).
     pub(crate) write_timeout: Duration,
     pub(crate) tls: Option<Arc<Tls>>,
-}
-
-/// The write timeout for a client whose requests time out after `request_timeout`: twice
-/// that, so that a request's own deadline (enforced by the core, which then closes the
-/// connection) always comes first and this only catches writes nothing else bounds.
-pub(crate) fn write_timeout(request_timeout: Duration) -> Duration {
-    request_timeout
-        .saturating_mul(2)
-        .max(Duration::from_millis(100))
 }
 
 enum Phase1 {

@@ -321,7 +321,7 @@ impl Driver {
             conn,
             host,
             port,
-            write_timeout: conn::write_timeout(self.client.config().request_timeout),
+            write_timeout: self.client.config().write_timeout(),
             tls: self.tls.clone(),
         };
         let task = conn::run(self.rt.clone(), spec, rx, self.io_tx.clone());

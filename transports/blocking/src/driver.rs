@@ -212,10 +212,7 @@ impl Driver {
                     host,
                     port,
                     connect_timeout: self.config().connect_timeout,
-                    // As in the async transports: twice the request timeout, so that a
-                    // request's own deadline (the core then closes the connection) comes
-                    // first; this only catches writes nothing else bounds.
-                    write_timeout: self.config().request_timeout.saturating_mul(2),
+                    write_timeout: self.config().write_timeout(),
                     tls: self.tls.clone(),
                 };
                 net::dial(dial, self.tx.clone());
