@@ -17,6 +17,7 @@ pub use crate::zk::{ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse};
 
 mod backoff;
 mod ops;
+mod produce;
 mod route;
 mod types;
 mod zookeeper;
@@ -25,8 +26,12 @@ pub use types::{
     ConnectionHandle, Event, Io, NewTopic, OpId, Output, PartitionOffset, Target, TopicResult,
 };
 
+pub use crate::producer::machine::{
+    DeliveryError, DeliveryReport, ProduceError, ProduceRecord, ProducerId, RecordId,
+};
 use backoff::Backoff;
 use ops::{OpKind, Spec};
+use produce::ProducerRequest;
 use zookeeper::ZkState;
 
 struct Conn {
@@ -182,6 +187,13 @@ pub struct Client {
     last_connection_error: Option<Error>,
     io: VecDeque<Io>,
     events: VecDeque<Event>,
+    producers: BTreeMap<ProducerId, crate::producer::machine::Producer>,
+    next_producer: u64,
+    /// The cluster generation each producer last checked its partitions against.
+    producer_generation: BTreeMap<ProducerId, u64>,
+    /// Requests on the wire that belong to a producer.
+    producer_sent: BTreeMap<(ConnectionHandle, RequestId), ProducerRequest>,
+    produce_scratch: Vec<(usize, i32)>,
 }
 
 impl std::fmt::Debug for Client {
@@ -233,6 +245,11 @@ impl Client {
             last_connection_error: None,
             io: VecDeque::new(),
             events: VecDeque::new(),
+            producers: BTreeMap::new(),
+            next_producer: 0,
+            producer_generation: BTreeMap::new(),
+            producer_sent: BTreeMap::new(),
+            produce_scratch: Vec::new(),
         })
     }
 
@@ -358,7 +375,9 @@ impl Client {
             ReqState::Parked => Some(r.not_before.unwrap_or(r.deadline)),
             ReqState::Sent => None,
         });
-        let waiting = !self.reqs.is_empty();
+        // Backoffs matter while something waits for a connection: an operation's request
+        // or a producer's batches.
+        let waiting = !self.reqs.is_empty() || self.producers.values().any(|p| p.is_waiting());
         let backoff = self
             .backoff
             .values()
@@ -383,7 +402,9 @@ impl Client {
             .filter(|c| c.pinned && c.conn.in_flight() == 0 && c.conn.queued() == 0)
             .filter(|c| c.conn.state() == ConnectionState::Ready)
             .filter_map(|c| self.no_probe.get(&c.addr).copied());
+        let producers = self.producers_timeout();
         conns
+            .chain(producers)
             .chain(ops)
             .chain(reqs)
             .chain(backoff)
@@ -526,6 +547,12 @@ impl Client {
         self.by_addr.clear();
         self.reqs.clear();
         self.sent.clear();
+        let producers: Vec<ProducerId> = self.producers.keys().copied().collect();
+        for id in producers {
+            self.remove_producer(_now, id);
+        }
+        self.producer_sent.clear();
+        self.producer_generation.clear();
         self.refresh = None;
         self.refresh_wanted = false;
         self.zk = ZkState::Idle;
@@ -648,6 +675,7 @@ impl Client {
             }
             let (reqs_before, io_before) = (self.next_req, self.io.len());
             progress |= self.dispatch(now);
+            progress |= self.drive_producers(now);
             // A dispatch may have asked for a metadata refresh or a connection.
             progress |= self.next_req != reqs_before || self.io.len() != io_before;
             progress |= self.expire_ops(now);
@@ -789,6 +817,9 @@ impl Client {
                 }
             }
             ConnectionEvent::Response { id, result, .. } => {
+                if self.on_producer_response(now, h, id, &result) {
+                    return;
+                }
                 if let Some(key) = self.sent.remove(&(h, id)) {
                     self.on_req_done(now, key, result);
                 }

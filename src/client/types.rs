@@ -176,6 +176,8 @@ pub enum Event {
         /// Its output or error.
         result: Result<Output, Error>,
     },
+    /// A producer's batch was acknowledged or failed: the outcome of each of its records.
+    Delivery(crate::producer::machine::DeliveryReport),
     /// A connection to a broker failed or was lost; the client will reconnect when needed.
     BrokerDown {
         /// The broker id, if the address belongs to a known broker.

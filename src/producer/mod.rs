@@ -7,10 +7,14 @@
 
 pub mod batch;
 pub mod config;
+pub mod machine;
 pub mod partitioner;
 
 pub use batch::{BatchBuilder, ProducerStamp, RecordFormat, Seal};
 pub use config::{Acks, Partitioning, ProducerConfig};
+pub use machine::{
+    DeliveryError, DeliveryReport, ProduceError, ProduceRecord, Producer, ProducerId, RecordId,
+};
 pub use partitioner::{
     murmur2, murmur2_partition, sha1_partition, DefaultPartitioner, Murmur2, Partitioner,
     RoundRobin, Sha1Hashing, Sticky,

@@ -1,0 +1,382 @@
+//! The client's side of producing: producers are sub-state machines the client owns,
+//! addressed by [`ProducerId`]. Appending a record only touches its producer; the client
+//! builds Produce requests when it is driven, for leaders whose connection has a free
+//! in-flight slot (late binding), and hands each answer back to the producer that owns the
+//! request.
+
+use std::time::Instant;
+
+use super::{Client, ConnectionHandle, Event, Target};
+use crate::connection::{ConnectionState, RequestId, VersionChoice};
+use crate::error::Error;
+use crate::producer::batch::RecordFormat;
+use crate::producer::machine::{
+    ProduceError, ProduceRecord, ProduceToken, Producer, ProducerId, RecordId,
+};
+use crate::producer::ProducerConfig;
+use crate::protocol::messages::ApiKey;
+use crate::protocol::messages::{InitProducerIdRequest, RequestBody, ResponseBody};
+use crate::protocol::records::batch::HeaderSource;
+use crate::protocol::ErrorCode;
+
+/// What a request on the wire belongs to, when not an operation.
+#[derive(Debug)]
+pub(super) enum ProducerRequest {
+    Produce(ProducerId, ProduceToken),
+    InitProducerId(ProducerId),
+}
+
+impl Client {
+    /// Starts a producer for `topic`, which must be in the metadata cache (fetch it with
+    /// [`topic_metadata`](Self::topic_metadata) first). Batches are written in the format
+    /// of the brokers' Produce version (MessageSet v0 for 0.9, v1 for 0.10, RecordBatch v2
+    /// for 0.11+) and idempotence follows [`ProducerConfig::enable_idempotence`].
+    pub fn add_producer(
+        &mut self,
+        _now: Instant,
+        topic: &str,
+        config: ProducerConfig,
+    ) -> Result<ProducerId, Error> {
+        config.validate()?;
+        let Some(t) = self.cluster.topic(topic) else {
+            return Err(Error::broker(
+                ErrorCode::UnknownTopicOrPartition,
+                format!("topic {topic} is not in the metadata (fetch it first)"),
+            ));
+        };
+        let partitions: Vec<i32> = t.partitions.keys().copied().collect();
+        // What the brokers speak: a ready connection's versions, else the configured
+        // fallback (a later connection corrects the format before anything is sealed).
+        let versions = self
+            .conns
+            .values()
+            .filter(|c| c.conn.state() == ConnectionState::Ready)
+            .find_map(|c| c.conn.api_versions().cloned())
+            .unwrap_or_else(|| {
+                crate::connection::ApiVersions::from_broker_version(self.config.broker_version)
+            });
+        let produce = versions.max(ApiKey::Produce).unwrap_or(0);
+        let format = RecordFormat::for_produce_version(produce);
+        let supported =
+            format == RecordFormat::RecordBatch && versions.max(ApiKey::InitProducerId).is_some();
+        let idempotent = match config.enable_idempotence {
+            Some(false) => false,
+            Some(true) if !supported => {
+                return Err(Error::Unsupported {
+                    api: ApiKey::InitProducerId,
+                    broker_version: versions.source().to_owned(),
+                })
+            }
+            Some(true) => true,
+            None => supported && config.required_acks == crate::producer::Acks::All,
+        };
+        if idempotent && config.required_acks != crate::producer::Acks::All {
+            return Err(Error::Config(
+                "producer: idempotence needs required_acks = All".into(),
+            ));
+        }
+        let id = ProducerId(self.next_producer);
+        self.next_producer += 1;
+        let seed = self.rng.next_u64();
+        let producer = Producer::new(
+            id,
+            topic.to_owned(),
+            &partitions,
+            config,
+            format,
+            idempotent,
+            seed,
+        );
+        tracing::debug!(topic, ?id, ?format, idempotent, "producer added");
+        self.producers.insert(id, producer);
+        Ok(id)
+    }
+
+    /// The producer `id`.
+    pub fn producer(&self, id: ProducerId) -> Option<&Producer> {
+        self.producers.get(&id)
+    }
+
+    /// Appends a record to producer `id`. O(1): nothing is sent here. When the returned
+    /// flag is `true` (a batch opened or closed) the caller must drive the client soon
+    /// (`handle_timeout(now)` and drain), else it may wait for its next timer.
+    pub fn produce<H: HeaderSource>(
+        &mut self,
+        now: Instant,
+        id: ProducerId,
+        record: &ProduceRecord<'_, H>,
+    ) -> Result<(RecordId, bool), ProduceError> {
+        match self.producers.get_mut(&id) {
+            Some(p) => p.produce(now, record),
+            None => Err(ProduceError::Closed),
+        }
+    }
+
+    /// Sends every open batch of producer `id` without waiting for its linger; its reports
+    /// follow as [`Event::Delivery`]. Drive the client afterwards.
+    pub fn flush(&mut self, _now: Instant, id: ProducerId) {
+        if let Some(p) = self.producers.get_mut(&id) {
+            p.flush();
+        }
+    }
+
+    /// Removes producer `id`: every record it has not reported yet is reported failed with
+    /// [`ProduceError::Closed`]'s meaning (in-flight ones as possibly written). Flush and
+    /// wait for the reports first to close cleanly.
+    pub fn remove_producer(&mut self, _now: Instant, id: ProducerId) {
+        if let Some(mut p) = self.producers.remove(&id) {
+            p.abort(&Error::Misuse("the producer was closed".into()));
+            while let Some(r) = p.poll_report() {
+                self.events.push_back(Event::Delivery(r));
+            }
+        }
+    }
+
+    /// The earliest timer of the producers.
+    pub(super) fn producers_timeout(&self) -> Option<Instant> {
+        self.producers
+            .values()
+            .filter_map(Producer::poll_timeout)
+            .min()
+    }
+
+    /// Producer timers, new partitions from the metadata, then requests for every leader
+    /// with a free slot. Returns whether anything was sent.
+    pub(super) fn drive_producers(&mut self, now: Instant) -> bool {
+        if self.producers.is_empty() {
+            return false;
+        }
+        let mut sent = false;
+        let ids: Vec<ProducerId> = self.producers.keys().copied().collect();
+        let mut ready = std::mem::take(&mut self.produce_scratch);
+        for id in ids {
+            let generation = self.cluster.generation();
+            let Some(p) = self.producers.get_mut(&id) else {
+                continue;
+            };
+            p.handle_timeout(now);
+            if self.producer_generation.get(&id) != Some(&generation) {
+                self.producer_generation.insert(id, generation);
+                if let Some(t) = self.cluster.topic(p.topic()) {
+                    if t.partitions.len() != p.partition_ids().count() {
+                        p.add_partitions(t.partitions.keys().copied());
+                    }
+                }
+            }
+            sent |= self.init_producer_id(now, id);
+            ready.clear();
+            if let Some(p) = self.producers.get_mut(&id) {
+                p.ready_partitions(now, &mut ready);
+            }
+            // By leader: one request per leader and pass.
+            let mut by_leader: Vec<(i32, usize)> = Vec::with_capacity(ready.len());
+            let mut refresh = false;
+            let topic = self.producers[&id].topic();
+            for &(index, partition) in &ready {
+                match self.cluster.leader(topic, partition) {
+                    Some(leader) => by_leader.push((leader, index)),
+                    None => refresh = true,
+                }
+            }
+            if refresh || self.cluster_stale() {
+                self.request_refresh(now);
+            }
+            by_leader.sort_unstable();
+            let mut start = 0;
+            while start < by_leader.len() {
+                let leader = by_leader[start].0;
+                let end = by_leader[start..]
+                    .iter()
+                    .position(|(l, _)| *l != leader)
+                    .map_or(by_leader.len(), |n| start + n);
+                let indexes: Vec<usize> = by_leader[start..end].iter().map(|(_, i)| *i).collect();
+                start = end;
+                sent |= self.send_produce(now, id, leader, &indexes);
+            }
+            self.drain_reports(id);
+        }
+        self.produce_scratch = ready;
+        sent
+    }
+
+    /// One Produce request of producer `id` to `leader` for the partitions `indexes`, if
+    /// the connection is ready and has a free slot.
+    fn send_produce(
+        &mut self,
+        now: Instant,
+        id: ProducerId,
+        leader: i32,
+        indexes: &[usize],
+    ) -> bool {
+        let h = match self.broker_connection(now, leader, now, true) {
+            Ok(Some(h)) => h,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::debug!(leader, error = %e, "no connection to the leader");
+                return false;
+            }
+        };
+        let max = self.config.max_in_flight_requests_per_connection;
+        let Some(c) = self.conns.get_mut(&h) else {
+            return false;
+        };
+        if c.conn.in_flight() + c.conn.queued() >= max {
+            return false; // late binding: the batches keep growing meanwhile
+        }
+        let version = match c
+            .conn
+            .api_versions()
+            .map(|v| v.choose(ApiKey::Produce, VersionChoice::Highest))
+        {
+            Some(Ok(v)) => v,
+            _ => return false,
+        };
+        let Some(p) = self.producers.get_mut(&id) else {
+            return false;
+        };
+        let format = RecordFormat::for_produce_version(version);
+        if p.format() != format {
+            p.set_format(format);
+        }
+        let Some((request, token)) = p.poll_request(now, leader, indexes, version) else {
+            return false;
+        };
+        let deadline = now + self.config.request_timeout;
+        let rid = c.conn.send_with_deadline(
+            now,
+            RequestBody::Produce(request),
+            VersionChoice::Exact(version),
+            deadline,
+        );
+        self.producer_sent
+            .insert((h, rid), ProducerRequest::Produce(id, token));
+        true
+    }
+
+    /// Sends InitProducerId for producer `id` if it needs one and a broker is ready.
+    fn init_producer_id(&mut self, now: Instant, id: ProducerId) -> bool {
+        let wants = self
+            .producers
+            .get(&id)
+            .is_some_and(Producer::wants_producer_id);
+        if !wants {
+            return false;
+        }
+        let h = match self.route(now, &Target::AnyBroker, now) {
+            Ok(Some(h)) => h,
+            Ok(None) => return false,
+            Err(e) => {
+                tracing::debug!(error = %e, "no broker for InitProducerId");
+                return false;
+            }
+        };
+        let Some(c) = self.conns.get_mut(&h) else {
+            return false;
+        };
+        let version = match c
+            .conn
+            .api_versions()
+            .map(|v| v.choose(ApiKey::InitProducerId, VersionChoice::Highest))
+        {
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                if let Some(p) = self.producers.get_mut(&id) {
+                    p.fail_waiting(&e);
+                }
+                return false;
+            }
+            None => return false,
+        };
+        let Some((producer_id, producer_epoch)) = self
+            .producers
+            .get_mut(&id)
+            .and_then(Producer::poll_init_producer_id)
+        else {
+            return false;
+        };
+        // Bumping the epoch of a known id is KIP-360 (v3+); before, ask for a new id.
+        let (producer_id, producer_epoch) = if version >= 3 {
+            (producer_id, producer_epoch)
+        } else {
+            (-1, -1)
+        };
+        let body = InitProducerIdRequest {
+            transactional_id: None,
+            transaction_timeout_ms: i32::MAX,
+            producer_id,
+            producer_epoch,
+            ..Default::default()
+        };
+        let deadline = now + self.config.request_timeout;
+        let rid = c.conn.send_with_deadline(
+            now,
+            RequestBody::InitProducerId(body),
+            VersionChoice::Exact(version),
+            deadline,
+        );
+        self.producer_sent
+            .insert((h, rid), ProducerRequest::InitProducerId(id));
+        true
+    }
+
+    /// A response (or failure) for a producer's request; `false` if the request was not a
+    /// producer's.
+    pub(super) fn on_producer_response(
+        &mut self,
+        now: Instant,
+        h: ConnectionHandle,
+        rid: RequestId,
+        result: &Result<ResponseBody, Error>,
+    ) -> bool {
+        let Some(owner) = self.producer_sent.remove(&(h, rid)) else {
+            return false;
+        };
+        match owner {
+            ProducerRequest::Produce(id, token) => {
+                let Some(p) = self.producers.get_mut(&id) else {
+                    return true;
+                };
+                let unexpected = Error::Misuse("a Produce request got another answer".into());
+                let result = match result {
+                    Ok(ResponseBody::Produce(r)) => Ok(r),
+                    Ok(_) => Err(&unexpected),
+                    Err(e) => Err(e),
+                };
+                let follow = p.handle_response(now, token, result);
+                if follow.refresh_metadata {
+                    self.cluster.invalidate("a Produce request failed");
+                    self.request_refresh(now);
+                }
+                self.drain_reports(id);
+            }
+            ProducerRequest::InitProducerId(id) => {
+                let Some(p) = self.producers.get_mut(&id) else {
+                    return true;
+                };
+                let r = match result {
+                    Ok(ResponseBody::InitProducerId(r)) => Ok(r),
+                    Ok(_) => Err(Error::Misuse(
+                        "an InitProducerId request got another answer".into(),
+                    )),
+                    Err(e) => Err(e.clone()),
+                };
+                if let Err(e) = p.handle_init_producer_id(now, r) {
+                    tracing::warn!(error = %e, "InitProducerId failed");
+                    if !e.is_retriable() {
+                        p.fail_waiting(&e);
+                        self.drain_reports(id);
+                    }
+                }
+            }
+        }
+        true
+    }
+
+    fn drain_reports(&mut self, id: ProducerId) {
+        if let Some(p) = self.producers.get_mut(&id) {
+            while let Some(r) = p.poll_report() {
+                self.events.push_back(Event::Delivery(r));
+            }
+        }
+    }
+}
