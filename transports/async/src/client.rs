@@ -13,13 +13,17 @@ use grete::error::Error;
 use grete::protocol::messages::{RequestBody, ResponseBody};
 
 use crate::driver::{self, Command, OpRequest, Shared};
+use crate::producer::{Producer, SyncProducer};
 use crate::Runtime;
+use grete::producer::ProducerConfig;
+use grete_facade::ProducerHandle;
 
 /// The non-generic part of a client handle.
 #[derive(Clone)]
 struct Handle {
     commands: mpsc::UnboundedSender<Command>,
     shared: Arc<Shared>,
+    rt: Arc<dyn Runtime>,
 }
 
 fn closed() -> Error {
@@ -126,9 +130,14 @@ impl<R: Runtime + Default> KafkaClient<R> {
 impl<R: Runtime> KafkaClient<R> {
     /// [`connect`](Self::connect) with an explicit runtime value.
     pub async fn connect_with(runtime: R, config: ClientConfig) -> Result<Self, Error> {
-        let (commands, shared) = driver::start(Arc::new(runtime), config)?;
+        let rt: Arc<dyn Runtime> = Arc::new(runtime);
+        let (commands, shared) = driver::start(rt.clone(), config)?;
         let client = KafkaClient {
-            handle: Handle { commands, shared },
+            handle: Handle {
+                commands,
+                shared,
+                rt,
+            },
             runtime: PhantomData,
         };
         match client.update_cluster().await {
@@ -255,6 +264,22 @@ impl<R: Runtime> Topic<R> {
     /// [`KafkaClient::topic`].
     pub fn partitions(&self) -> &[PartitionInfo] {
         &self.partitions
+    }
+
+    /// A batching producer for this topic (see [`Producer`]). Its batches are written in
+    /// the leaders' format (MessageSet v0 on Kafka 0.9, v1 on 0.10, RecordBatch v2 on
+    /// 0.11+), with idempotence where the brokers support it unless the configuration
+    /// says otherwise.
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer, Error> {
+        let handle = ProducerHandle::start(&self.client.handle.shared.core, &self.name, config)?;
+        let keep: Arc<dyn Send + Sync> = Arc::new(self.client.handle.commands.clone());
+        Ok(Producer::new(handle, self.client.handle.rt.clone(), keep))
+    }
+
+    /// A producer whose `send` returns once the record is acknowledged (PyKafka's
+    /// `sync=True`). The batch goes at once, without lingering.
+    pub fn sync_producer(&self, config: ProducerConfig) -> Result<SyncProducer, Error> {
+        self.producer(config).map(SyncProducer::new)
     }
 
     /// The first offset of each partition.

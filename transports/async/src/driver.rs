@@ -4,11 +4,13 @@
 
 use std::collections::HashMap;
 use std::future::poll_fn;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
+use futures_util::task::AtomicWaker;
 use futures_util::StreamExt;
 use grete::client::{
     Client, ConnectionHandle, Event, Io, NewTopic, OpId, Output, Target, ZkError, ZkErrorKind,
@@ -84,9 +86,25 @@ pub(crate) enum Command {
     Close { done: oneshot::Sender<()> },
 }
 
-/// What the handles read without asking the driver.
+/// What the handles read without asking the driver, and the core they share with it.
 pub(crate) struct Shared {
     cluster: Mutex<Arc<Cluster>>,
+    pub(crate) core: Arc<grete_facade::Shared>,
+}
+
+/// Wakes the driver task from any thread (a handle appended a record that opened or
+/// filled a batch, or flushed).
+#[derive(Default)]
+pub(crate) struct Notify {
+    flag: AtomicBool,
+    waker: AtomicWaker,
+}
+
+impl Notify {
+    fn wake(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.waker.wake();
+    }
 }
 
 impl Shared {
@@ -107,11 +125,14 @@ enum Input {
     Command(Option<Command>),
     Io(IoMsg),
     Timer,
+    Wake,
 }
 
 pub(crate) struct Driver {
     rt: Arc<dyn Runtime>,
-    client: Client,
+    core: Arc<grete_facade::Shared>,
+    notify: Arc<Notify>,
+    write_timeout: Duration,
     shared: Arc<Shared>,
     conns: HashMap<ConnectionHandle, mpsc::UnboundedSender<Vec<u8>>>,
     pending: HashMap<OpId, Reply>,
@@ -123,6 +144,8 @@ pub(crate) struct Driver {
     zk: Option<crate::zk::Session>,
     /// The cluster generation `shared` holds.
     published: u64,
+    io: Vec<Io>,
+    buf: Vec<u8>,
 }
 
 /// Validates `config`, spawns the driver and returns the command sender and the shared
@@ -145,15 +168,24 @@ pub(crate) fn start(
         )
     });
     let client = Client::new(config)?;
+    let published = client.cluster_generation();
+    let write_timeout = client.config().write_timeout();
+    let cluster = Mutex::new(client.cluster_snapshot());
+    let notify = Arc::new(Notify::default());
+    let wake = notify.clone();
+    let core = grete_facade::Shared::new(client, move || wake.wake());
     let shared = Arc::new(Shared {
-        cluster: Mutex::new(client.cluster_snapshot()),
+        cluster,
+        core: core.clone(),
     });
     let (cmd_tx, commands) = mpsc::unbounded();
     let (io_tx, io_rx) = mpsc::channel(IO_QUEUE);
     let driver = Driver {
         rt: rt.clone(),
-        published: client.cluster_generation(),
-        client,
+        published,
+        core,
+        notify,
+        write_timeout,
         shared: shared.clone(),
         conns: HashMap::new(),
         pending: HashMap::new(),
@@ -163,6 +195,8 @@ pub(crate) fn start(
         tls,
         #[cfg(feature = "zookeeper")]
         zk,
+        io: Vec::new(),
+        buf: Vec::new(),
     };
     rt.spawn(Box::pin(driver.run()));
     Ok((cmd_tx, shared))
@@ -174,17 +208,22 @@ impl Driver {
         loop {
             let now = Instant::now();
             self.drain(now);
-            let wake = self.client.poll_timeout();
+            let wake = self.core.lock().client.poll_timeout();
             // The core's contract: after handle_timeout(now) nothing is due at `now`, so
             // this cannot spin.
             if wake.is_some_and(|at| at <= now) {
-                self.client.handle_timeout(now);
+                self.core.lock().client.handle_timeout(now);
                 continue;
             }
             let mut sleep = wake.map(|at| self.rt.sleep_until(at));
             let commands = &mut self.commands;
             let io_rx = &mut self.io_rx;
+            let notify = &self.notify;
             let input = poll_fn(|cx| {
+                notify.waker.register(cx.waker());
+                if notify.flag.swap(false, Ordering::AcqRel) {
+                    return Poll::Ready(Input::Wake);
+                }
                 if let Poll::Ready(c) = commands.poll_next_unpin(cx) {
                     return Poll::Ready(Input::Command(c));
                 }
@@ -212,11 +251,15 @@ impl Driver {
                 // Every handle is gone.
                 Input::Command(None) => break,
                 Input::Io(msg) => self.handle_io(now, msg),
-                Input::Timer => self.client.handle_timeout(now),
+                Input::Timer | Input::Wake => self.core.lock().client.handle_timeout(now),
             }
         }
         let now = Instant::now();
-        self.client.close(now);
+        {
+            let mut core = self.core.lock();
+            core.client.close(now);
+            core.close();
+        }
         self.drain(now);
         self.conns.clear();
         #[cfg(feature = "zookeeper")]
@@ -229,7 +272,8 @@ impl Driver {
     }
 
     fn start_op(&mut self, now: Instant, request: OpRequest) -> OpId {
-        let c = &mut self.client;
+        let mut core = self.core.lock();
+        let c = &mut core.client;
         match request {
             OpRequest::UpdateCluster => c.update_cluster(now),
             OpRequest::TopicMetadata { names, auto_create } => {
@@ -243,71 +287,87 @@ impl Driver {
     }
 
     fn handle_io(&mut self, now: Instant, msg: IoMsg) {
+        let mut core = self.core.lock();
+        let client = &mut core.client;
         match msg {
             IoMsg::Connected { conn } => {
                 if self.conns.contains_key(&conn) {
-                    self.client.handle_connected(now, conn);
+                    client.handle_connected(now, conn);
                 }
             }
             IoMsg::ConnectFailed { conn, error } => {
                 if self.conns.remove(&conn).is_some() {
-                    self.client.handle_connect_failed(now, conn, error);
+                    client.handle_connect_failed(now, conn, error);
                 }
             }
             IoMsg::Data { conn, data } => {
                 if self.conns.contains_key(&conn) {
-                    self.client.handle_data(now, conn, &data);
+                    client.handle_data(now, conn, &data);
                 }
             }
             IoMsg::Closed { conn, error } => {
                 if self.conns.remove(&conn).is_some() {
-                    self.client.handle_closed(now, conn, error);
+                    client.handle_closed(now, conn, error);
                 }
             }
-            IoMsg::Zk { op, result } => self.client.handle_zk_result(now, op, result),
+            IoMsg::Zk { op, result } => client.handle_zk_result(now, op, result),
         }
     }
 
-    /// The documented drain order: IO, transmits, events.
+    /// The documented drain order: IO, transmits, events (until the IO it carried out
+    /// gives nothing more to do).
     fn drain(&mut self, now: Instant) {
-        while let Some(io) = self.client.poll_io() {
-            match io {
-                Io::Connect { conn, host, port } => self.open(conn, host, port),
-                Io::Close { conn } => {
-                    // Dropping the sender ends the connection's task.
-                    self.conns.remove(&conn);
+        loop {
+            let mut done = Vec::new();
+            let mut io = std::mem::take(&mut self.io);
+            {
+                let mut core = self.core.lock();
+                while let Some(i) = core.client.poll_io() {
+                    io.push(i);
                 }
-                Io::ZooKeeper { op, request } => self.zookeeper(now, op, request),
-                _ => {}
+                while let Some(conn) = core.client.poll_transmit(now, &mut self.buf) {
+                    let bytes = std::mem::take(&mut self.buf);
+                    if let Some(tx) = self.conns.get(&conn) {
+                        // A closed receiver means the task ended; its report is on the way.
+                        let _ = tx.unbounded_send(bytes);
+                    }
+                }
+                while let Some(event) = core.poll_event() {
+                    if let Event::Done { op, result } = event {
+                        done.push((op, result));
+                    }
+                }
+                let generation = core.client.cluster_generation();
+                if generation != self.published {
+                    self.published = generation;
+                    let snapshot = core.client.cluster_snapshot();
+                    *self
+                        .shared
+                        .cluster
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner) = snapshot;
+                }
             }
-        }
-        let mut buf = Vec::new();
-        while let Some(conn) = self.client.poll_transmit(now, &mut buf) {
-            let bytes = std::mem::take(&mut buf);
-            if let Some(tx) = self.conns.get(&conn) {
-                // A closed receiver means the task ended; its report is on the way.
-                let _ = tx.unbounded_send(bytes);
+            for (op, result) in done {
+                if let Some(reply) = self.pending.remove(&op) {
+                    let _ = reply.send(result);
+                }
             }
-        }
-        let mut done = Vec::new();
-        while let Some(event) = self.client.poll_event() {
-            if let Event::Done { op, result } = event {
-                done.push((op, result));
+            let again = !io.is_empty();
+            for i in io.drain(..) {
+                match i {
+                    Io::Connect { conn, host, port } => self.open(conn, host, port),
+                    Io::Close { conn } => {
+                        // Dropping the sender ends the connection's task.
+                        self.conns.remove(&conn);
+                    }
+                    Io::ZooKeeper { op, request } => self.zookeeper(now, op, request),
+                    _ => {}
+                }
             }
-        }
-        let generation = self.client.cluster_generation();
-        if generation != self.published {
-            self.published = generation;
-            let snapshot = self.client.cluster_snapshot();
-            *self
-                .shared
-                .cluster
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner) = snapshot;
-        }
-        for (op, result) in done {
-            if let Some(reply) = self.pending.remove(&op) {
-                let _ = reply.send(result);
+            self.io = io;
+            if !again {
+                return;
             }
         }
     }
@@ -321,7 +381,7 @@ impl Driver {
             conn,
             host,
             port,
-            write_timeout: self.client.config().write_timeout(),
+            write_timeout: self.write_timeout,
             tls: self.tls.clone(),
         };
         let task = conn::run(self.rt.clone(), spec, rx, self.io_tx.clone());
@@ -332,7 +392,10 @@ impl Driver {
         #[cfg(feature = "zookeeper")]
         if let Some(zk) = &self.zk {
             if let Err(error) = zk.spawn(&*self.rt, op, request, self.io_tx.clone()) {
-                self.client.handle_zk_result(now, op, Err(error));
+                self.core
+                    .lock()
+                    .client
+                    .handle_zk_result(now, op, Err(error));
             }
             return;
         }
@@ -346,6 +409,9 @@ impl Driver {
             kind: ZkErrorKind::Other,
             message: message.into(),
         };
-        self.client.handle_zk_result(now, op, Err(error));
+        self.core
+            .lock()
+            .client
+            .handle_zk_result(now, op, Err(error));
     }
 }

@@ -27,12 +27,15 @@ use futures_util::io::{AsyncRead, AsyncWrite};
 mod client;
 mod conn;
 mod driver;
+mod producer;
 mod tls;
 #[cfg(feature = "zookeeper")]
 mod zk;
 
 pub use client::{KafkaClient, Topic};
 pub use grete;
+pub use grete_facade::{Delivered, Record, SendError};
+pub use producer::{DeliveryFuture, Producer, Reports, SyncProducer};
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;

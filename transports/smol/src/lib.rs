@@ -40,7 +40,10 @@ pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
 pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 pub use grete::config::{self, ClientConfig, TlsConfig};
 pub use grete::error::{Error, TransportError, TransportErrorKind};
-pub use grete_async::Runtime;
+pub use grete::producer::{Acks, Partitioning, ProducerConfig};
+pub use grete_async::{
+    Delivered, DeliveryFuture, Producer, Record, Reports, Runtime, SendError, SyncProducer,
+};
 
 /// A Kafka client on smol. See [`grete_async::KafkaClient`] for the methods.
 pub type KafkaClient = grete_async::KafkaClient<Smol>;

@@ -1,0 +1,588 @@
+//! grete-facade: the application-facing state every grete transport shares, written once.
+//!
+//! The IO-free core [`Client`] lives behind one lock in [`Shared`], with what the
+//! application's handles wait on: each producer's *delivery book* (the outcome of every
+//! record, kept per partition as per-batch reports), the wakers of tasks or threads
+//! waiting for room in a full queue, for a flush, for a record's outcome or for the next
+//! report. A transport's driver (a task or a thread) locks it to feed and drain the core;
+//! the handles lock it to append a record (O(1), no channel message) and wake the driver
+//! only when a batch opened or filled.
+//!
+//! Everything here is `poll`-shaped (`std::task::Context` and `Poll`): the async
+//! transports await it, the blocking one parks its thread with a waker that unparks it
+//! ([`ThreadWaker`]). The runtimes add only sockets, timers and spawning.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Wake, Waker};
+use std::thread::Thread;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use grete::client::{
+    Client, DeliveryError, DeliveryReport, Event, ProduceError, ProduceRecord, ProducerId, RecordId,
+};
+use grete::error::Error;
+use grete::producer::ProducerConfig;
+
+/// How many batch reports each partition's book keeps for records whose outcome is asked
+/// for later (a handle awaited long after its record was acknowledged).
+pub const BOOK_BATCHES: usize = 1024;
+
+/// How many reports wait in a producer's report stream before the oldest are dropped
+/// (and counted in [`ProducerHandle::lagged`]): memory stays bounded when nobody reads.
+pub const STREAM_REPORTS: usize = 4096;
+
+/// The core and the application's waiting state, behind one lock.
+pub struct Shared {
+    core: Mutex<Core>,
+    wake_driver: Box<dyn Fn() + Send + Sync>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    /// Shares `client`; `wake_driver` makes the transport's driver drive the client soon
+    /// (it must not block nor take the lock).
+    pub fn new(client: Client, wake_driver: impl Fn() + Send + Sync + 'static) -> Arc<Shared> {
+        Arc::new(Shared {
+            core: Mutex::new(Core {
+                client,
+                books: BTreeMap::new(),
+                deferred: VecDeque::new(),
+                closed: false,
+            }),
+            wake_driver: Box::new(wake_driver),
+        })
+    }
+
+    /// Locks the core. Never hold it across IO.
+    pub fn lock(&self) -> MutexGuard<'_, Core> {
+        self.core.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks the driver to drive the client.
+    pub fn wake_driver(&self) {
+        (self.wake_driver)()
+    }
+}
+
+/// The core client plus the producers' books.
+pub struct Core {
+    /// The IO-free client. Drivers feed and drain it; after a `handle_*` call, drain
+    /// events with [`Core::poll_event`], not `client.poll_event`.
+    pub client: Client,
+    books: BTreeMap<ProducerId, Book>,
+    /// Events taken out of the client by a handle (closing a producer), for the driver.
+    deferred: VecDeque<Event>,
+    closed: bool,
+}
+
+impl Core {
+    /// The next event the driver must handle itself (operation results, broker
+    /// failures): delivery reports go to their producer's book, waking who waits.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        if let Some(e) = self.deferred.pop_front() {
+            return Some(e);
+        }
+        loop {
+            match self.client.poll_event()? {
+                Event::Delivery(report) => self.book_report(report),
+                other => return Some(other),
+            }
+        }
+    }
+
+    fn book_report(&mut self, report: DeliveryReport) {
+        let queued = self
+            .client
+            .producer(report.producer)
+            .map_or(0, |p| p.queued_records());
+        if let Some(book) = self.books.get_mut(&report.producer) {
+            book.record(report, queued);
+        }
+    }
+
+    /// The client is shutting down: every waiter wakes (and finds it closed).
+    pub fn close(&mut self) {
+        self.closed = true;
+        for book in self.books.values_mut() {
+            book.wake_all();
+        }
+    }
+
+    /// Whether [`close`](Self::close) was called.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+}
+
+/// A record to produce. Borrowed: `send` copies it once into its batch.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Record<'a> {
+    /// The key.
+    pub key: Option<&'a [u8]>,
+    /// The value (`None`: a tombstone).
+    pub value: Option<&'a [u8]>,
+    /// Headers (Kafka 0.11+; an error before).
+    pub headers: &'a [(&'a str, Option<&'a [u8]>)],
+    /// Milliseconds since the epoch; `None` is now.
+    pub timestamp: Option<i64>,
+    /// The partition; `None` lets the partitioner choose.
+    pub partition: Option<i32>,
+}
+
+impl<'a> Record<'a> {
+    /// A record with only a value.
+    pub fn value(value: &'a [u8]) -> Self {
+        Record {
+            value: Some(value),
+            ..Record::default()
+        }
+    }
+
+    /// A record with a key and a value.
+    pub fn keyed(key: &'a [u8], value: &'a [u8]) -> Self {
+        Record {
+            key: Some(key),
+            value: Some(value),
+            ..Record::default()
+        }
+    }
+}
+
+/// Where an acknowledged record was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivered {
+    /// The partition.
+    pub partition: i32,
+    /// Its offset (-1 with `required_acks` 0: the broker does not answer).
+    pub offset: i64,
+}
+
+struct Outcome {
+    first: u64,
+    count: u32,
+    result: Result<i64, DeliveryError>,
+}
+
+#[derive(Default)]
+struct PartitionBook {
+    outcomes: VecDeque<Outcome>,
+    /// Records below this had their outcome pruned from `outcomes`.
+    pruned_below: u64,
+    waiters: Vec<(u64, Waker)>,
+}
+
+struct Book {
+    partitions: BTreeMap<i32, PartitionBook>,
+    stream: VecDeque<DeliveryReport>,
+    lagged: u64,
+    stream_waker: Option<Waker>,
+    room_waiters: Vec<Waker>,
+    idle_waiters: Vec<Waker>,
+    failed_records: u64,
+    removed: bool,
+}
+
+impl Book {
+    fn new() -> Book {
+        Book {
+            partitions: BTreeMap::new(),
+            stream: VecDeque::new(),
+            lagged: 0,
+            stream_waker: None,
+            room_waiters: Vec::new(),
+            idle_waiters: Vec::new(),
+            failed_records: 0,
+            removed: false,
+        }
+    }
+
+    fn record(&mut self, report: DeliveryReport, queued: usize) {
+        if report.result.is_err() {
+            self.failed_records += u64::from(report.count);
+        }
+        let p = self.partitions.entry(report.partition).or_default();
+        let end = report.first + u64::from(report.count);
+        p.waiters.retain(|(seq, waker)| {
+            let covered = *seq >= report.first && *seq < end;
+            if covered {
+                waker.wake_by_ref();
+            }
+            !covered
+        });
+        if p.outcomes.len() == BOOK_BATCHES {
+            if let Some(old) = p.outcomes.pop_front() {
+                p.pruned_below = p.pruned_below.max(old.first + u64::from(old.count));
+            }
+        }
+        p.outcomes.push_back(Outcome {
+            first: report.first,
+            count: report.count,
+            result: report.result.clone(),
+        });
+        if self.stream.len() == STREAM_REPORTS {
+            self.stream.pop_front();
+            self.lagged += 1;
+        }
+        self.stream.push_back(report);
+        if let Some(w) = self.stream_waker.take() {
+            w.wake();
+        }
+        for w in self.room_waiters.drain(..) {
+            w.wake();
+        }
+        if queued == 0 {
+            for w in self.idle_waiters.drain(..) {
+                w.wake();
+            }
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for p in self.partitions.values_mut() {
+            for (_, w) in p.waiters.drain(..) {
+                w.wake();
+            }
+        }
+        for w in self
+            .room_waiters
+            .drain(..)
+            .chain(self.idle_waiters.drain(..))
+        {
+            w.wake();
+        }
+        if let Some(w) = self.stream_waker.take() {
+            w.wake();
+        }
+    }
+
+    fn outcome(&self, rid: RecordId) -> Option<Result<Delivered, DeliveryError>> {
+        let p = self.partitions.get(&rid.partition)?;
+        let found = p
+            .outcomes
+            .iter()
+            .rev()
+            .find(|o| rid.sequence >= o.first && rid.sequence - o.first < u64::from(o.count));
+        match found {
+            Some(o) => Some(match &o.result {
+                Ok(base) => Ok(Delivered {
+                    partition: rid.partition,
+                    offset: if *base >= 0 {
+                        base + (rid.sequence - o.first) as i64
+                    } else {
+                        -1
+                    },
+                }),
+                Err(e) => Err(e.clone()),
+            }),
+            None if rid.sequence < p.pruned_below => Some(Err(DeliveryError {
+                error: Error::Misuse(format!(
+                    "the outcome of {rid:?} is no longer kept (only the last {BOOK_BATCHES} batches per partition are)"
+                )),
+                possibly_persisted: true,
+            })),
+            None => None,
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn closed_error() -> DeliveryError {
+    DeliveryError {
+        error: Error::Misuse("the client was closed before the record's outcome was known".into()),
+        possibly_persisted: true,
+    }
+}
+
+/// A producer as every transport exposes it, in `poll` form. Cheap to clone.
+#[derive(Clone)]
+pub struct ProducerHandle {
+    shared: Arc<Shared>,
+    id: ProducerId,
+    block_on_queue_full: bool,
+}
+
+impl std::fmt::Debug for ProducerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProducerHandle")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ProducerHandle {
+    /// Starts a producer for `topic` (which must be in the client's metadata).
+    pub fn start(
+        shared: &Arc<Shared>,
+        topic: &str,
+        config: ProducerConfig,
+    ) -> Result<ProducerHandle, Error> {
+        let block_on_queue_full = config.block_on_queue_full;
+        let mut core = shared.lock();
+        if core.closed {
+            return Err(Error::Misuse("the client is closed".into()));
+        }
+        let id = core.client.add_producer(Instant::now(), topic, config)?;
+        core.books.insert(id, Book::new());
+        drop(core);
+        // It may need a producer id first.
+        shared.wake_driver();
+        Ok(ProducerHandle {
+            shared: shared.clone(),
+            id,
+            block_on_queue_full,
+        })
+    }
+
+    /// The producer's id in the core.
+    pub fn id(&self) -> ProducerId {
+        self.id
+    }
+
+    /// Appends a record, or says why not. With `block_on_queue_full` a full queue is
+    /// `Pending` (woken when a report frees room); without, it is
+    /// [`ProduceError::QueueFull`].
+    pub fn poll_send(
+        &self,
+        cx: &mut Context<'_>,
+        record: &Record<'_>,
+    ) -> Poll<Result<RecordId, ProduceError>> {
+        let now = Instant::now();
+        let record = ProduceRecord {
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp: record.timestamp.unwrap_or_else(now_ms),
+            partition: record.partition,
+        };
+        let mut core = self.shared.lock();
+        if core.closed {
+            return Poll::Ready(Err(ProduceError::Closed));
+        }
+        match core.client.produce(now, self.id, &record) {
+            Ok((rid, wake)) => {
+                drop(core);
+                if wake {
+                    self.shared.wake_driver();
+                }
+                Poll::Ready(Ok(rid))
+            }
+            Err(ProduceError::QueueFull { .. }) if self.block_on_queue_full => {
+                if let Some(book) = core.books.get_mut(&self.id) {
+                    book.room_waiters.push(cx.waker().clone());
+                }
+                drop(core);
+                // Lingering batches must go for room to come.
+                self.shared.wake_driver();
+                Poll::Pending
+            }
+            Err(e) => Poll::Ready(Err(e)),
+        }
+    }
+
+    /// The outcome of record `rid`: `Pending` until its batch is reported.
+    pub fn poll_delivery(
+        &self,
+        cx: &mut Context<'_>,
+        rid: RecordId,
+    ) -> Poll<Result<Delivered, DeliveryError>> {
+        let mut core = self.shared.lock();
+        let closed = core.closed;
+        let Some(book) = core.books.get_mut(&self.id) else {
+            return Poll::Ready(Err(closed_error()));
+        };
+        if let Some(outcome) = book.outcome(rid) {
+            return Poll::Ready(outcome);
+        }
+        if closed || book.removed {
+            return Poll::Ready(Err(closed_error()));
+        }
+        let p = book.partitions.entry(rid.partition).or_default();
+        match p.waiters.iter_mut().find(|(s, _)| *s == rid.sequence) {
+            Some((_, w)) => w.clone_from(cx.waker()),
+            None => p.waiters.push((rid.sequence, cx.waker().clone())),
+        }
+        Poll::Pending
+    }
+
+    /// Sends every open batch now (no linger); then [`poll_flushed`](Self::poll_flushed)
+    /// says when every record has its outcome.
+    pub fn flush(&self) {
+        self.shared.lock().client.flush(Instant::now(), self.id);
+        self.shared.wake_driver();
+    }
+
+    /// `Ready` once every record produced so far has its outcome.
+    pub fn poll_flushed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut core = self.shared.lock();
+        let queued = core
+            .client
+            .producer(self.id)
+            .map_or(0, |p| p.queued_records());
+        if queued == 0 || core.closed {
+            return Poll::Ready(());
+        }
+        if let Some(book) = core.books.get_mut(&self.id) {
+            book.idle_waiters.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+
+    /// The next delivery report (one per batch), `None` once the producer is closed and
+    /// every report was read. At most [`STREAM_REPORTS`] wait; older ones are dropped and
+    /// counted by [`lagged`](Self::lagged).
+    pub fn poll_report(&self, cx: &mut Context<'_>) -> Poll<Option<DeliveryReport>> {
+        let mut core = self.shared.lock();
+        let closed = core.closed;
+        let Some(book) = core.books.get_mut(&self.id) else {
+            return Poll::Ready(None);
+        };
+        if let Some(r) = book.stream.pop_front() {
+            return Poll::Ready(Some(r));
+        }
+        if closed || book.removed {
+            return Poll::Ready(None);
+        }
+        book.stream_waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Reports dropped from the stream because it was not read in time.
+    pub fn lagged(&self) -> u64 {
+        let core = self.shared.lock();
+        core.books.get(&self.id).map_or(0, |b| b.lagged)
+    }
+
+    /// Records produced whose outcome is not known yet.
+    pub fn queued_records(&self) -> usize {
+        let core = self.shared.lock();
+        core.client
+            .producer(self.id)
+            .map_or(0, |p| p.queued_records())
+    }
+
+    /// Records reported failed so far.
+    pub fn failed_records(&self) -> u64 {
+        let core = self.shared.lock();
+        core.books.get(&self.id).map_or(0, |b| b.failed_records)
+    }
+
+    /// Removes the producer: every record still without an outcome fails (records in
+    /// flight as possibly written), and their reports go to the stream and the book.
+    /// Returns how many records failed that way. Flush first to close cleanly.
+    pub fn close(&self) -> u64 {
+        let mut core = self.shared.lock();
+        let before = core.books.get(&self.id).map_or(0, |b| b.failed_records);
+        core.client.remove_producer(Instant::now(), self.id);
+        // The failure reports are in the client's event queue: book them now, keep the
+        // other events for the driver.
+        while let Some(e) = core.client.poll_event() {
+            match e {
+                Event::Delivery(r) => {
+                    if let Some(book) = core.books.get_mut(&self.id) {
+                        book.record(r, 0);
+                    }
+                }
+                other => core.deferred.push_back(other),
+            }
+        }
+        let book = core.books.get_mut(&self.id);
+        let after = book.as_ref().map_or(0, |b| b.failed_records);
+        if let Some(book) = book {
+            book.removed = true;
+            book.wake_all();
+        }
+        drop(core);
+        self.shared.wake_driver();
+        after - before
+    }
+
+    /// Forgets the producer's book (its handles then see it closed).
+    pub fn forget(&self) {
+        self.shared.lock().books.remove(&self.id);
+    }
+}
+
+/// A waker that unparks a thread: the blocking transport waits with it.
+#[derive(Debug)]
+pub struct ThreadWaker(pub Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `poll` on this thread until it is ready or `deadline` passes (`None` then).
+pub fn block_on<T>(
+    deadline: Option<Instant>,
+    mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
+) -> Option<T> {
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    loop {
+        if let Poll::Ready(v) = poll(&mut cx) {
+            return Some(v);
+        }
+        match deadline {
+            Some(d) => {
+                let now = Instant::now();
+                if now >= d {
+                    return None;
+                }
+                std::thread::park_timeout(d - now);
+            }
+            None => std::thread::park(),
+        }
+    }
+}
+
+/// Why a synchronous send did not deliver its record.
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The record was refused before it was queued.
+    Produce(ProduceError),
+    /// It was queued, then failed.
+    Delivery(DeliveryError),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SendError::Produce(e) => e.fmt(f),
+            SendError::Delivery(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+impl From<ProduceError> for SendError {
+    fn from(e: ProduceError) -> Self {
+        SendError::Produce(e)
+    }
+}
+
+impl From<DeliveryError> for SendError {
+    fn from(e: DeliveryError) -> Self {
+        SendError::Delivery(e)
+    }
+}
