@@ -1866,7 +1866,7 @@ mod producing {
         config: ProducerConfig,
         records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
         nulls: bool,
-    ) -> Vec<(i32, i64, Option<Vec<u8>>, Option<Vec<u8>>)> {
+    ) -> Vec<Message> {
         let acks = config.required_acks;
         let producer = topic.producer(config).expect("producer");
         let mut pending = Vec::with_capacity(records.len());
@@ -1889,13 +1889,19 @@ mod producing {
             if acks == Acks::None {
                 assert_eq!(d.offset, -1);
             }
-            out.push((d.partition, d.offset, key, value));
+            out.push(Message {
+                partition: d.partition,
+                offset: d.offset,
+                key,
+                value,
+            });
         }
         assert_eq!(producer.close(std::time::Duration::from_secs(5)).await, 0);
         if acks != Acks::None {
             let mut seen = std::collections::BTreeSet::new();
-            for (p, o, _, _) in &out {
-                assert!(seen.insert((*p, *o)), "two records acknowledged at {p}/{o}");
+            for m in &out {
+                let (p, o) = (m.partition, m.offset);
+                assert!(seen.insert((p, o)), "two records acknowledged at {p}/{o}");
             }
         }
         out
@@ -1903,20 +1909,8 @@ mod producing {
 
     /// What was read back is what was sent: with offsets when the broker answered them,
     /// else in produce order per partition.
-    pub fn assert_read_back(
-        sent: &[(i32, i64, Option<Vec<u8>>, Option<Vec<u8>>)],
-        read: &[Message],
-        with_offsets: bool,
-    ) {
-        let mut expected: Vec<Message> = sent
-            .iter()
-            .map(|(p, o, k, v)| Message {
-                partition: *p,
-                offset: *o,
-                key: k.clone(),
-                value: v.clone(),
-            })
-            .collect();
+    pub fn assert_read_back(sent: &[Message], read: &[Message], with_offsets: bool) {
+        let mut expected: Vec<Message> = sent.to_vec();
         if !with_offsets {
             // Per partition in produce order: take the offsets the reader saw.
             let mut next: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
