@@ -194,6 +194,7 @@ pub struct Client {
     /// Requests on the wire that belong to a producer.
     producer_sent: BTreeMap<(ConnectionHandle, RequestId), ProducerRequest>,
     produce_scratch: Vec<(usize, i32)>,
+    produce_indexes: Vec<usize>,
 }
 
 impl std::fmt::Debug for Client {
@@ -250,6 +251,7 @@ impl Client {
             producer_generation: BTreeMap::new(),
             producer_sent: BTreeMap::new(),
             produce_scratch: Vec::new(),
+            produce_indexes: Vec::new(),
         })
     }
 
@@ -350,13 +352,40 @@ impl Client {
 
     /// Appends bytes to write to one connection to `buf` and says which; `None` when no
     /// connection has anything to write.
-    pub fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<ConnectionHandle> {
-        for (h, c) in self.conns.iter_mut() {
-            if c.conn.poll_transmit(buf) {
-                return Some(*h);
+    ///
+    /// This is where producers' batches are sealed into Produce requests (late binding):
+    /// a transport that asks only when a connection's writer is idle lets the batches
+    /// grow while the socket is busy. See also [`poll_transmit_to`](Self::poll_transmit_to).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<ConnectionHandle> {
+        let mut cursor = None;
+        while let Some(h) = match cursor {
+            None => self.conns.keys().next().copied(),
+            Some(k) => self
+                .conns
+                .range((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))
+                .next()
+                .map(|(h, _)| *h),
+        } {
+            cursor = Some(h);
+            if self.poll_transmit_to(now, h, buf) {
+                return Some(h);
             }
         }
         None
+    }
+
+    /// Appends the bytes to write to connection `conn` to `buf`; `false` when it has none.
+    /// For transports whose connections pull their bytes when their writer is idle.
+    pub fn poll_transmit_to(
+        &mut self,
+        now: Instant,
+        conn: ConnectionHandle,
+        buf: &mut Vec<u8>,
+    ) -> bool {
+        self.fill_connection(now, conn);
+        self.conns
+            .get_mut(&conn)
+            .is_some_and(|c| c.conn.poll_transmit(buf))
     }
 
     /// The next event for the application.

@@ -481,6 +481,11 @@ impl Connection {
         true
     }
 
+    /// The next event, without taking it.
+    pub fn peek_event(&self) -> Option<&ConnectionEvent> {
+        self.events.front()
+    }
+
     /// The next event.
     pub fn poll_event(&mut self) -> Option<ConnectionEvent> {
         self.events.pop_front()

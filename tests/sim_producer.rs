@@ -566,3 +566,35 @@ fn produce_refuses_what_cannot_be_queued() {
         "{full:?}"
     );
 }
+
+#[test]
+fn acks_zero_batches_are_reported_once_written() {
+    // Nothing comes back from the broker to drive the client: the reports must come
+    // out of the same drain that wrote the batch.
+    let seed = 6;
+    let mut sim = sim_with(
+        MockConfig::new(1).with_topic(TOPIC, 1, 1).with_seed(seed),
+        seed,
+        modern,
+    );
+    let now = sim.now();
+    let config = ProducerConfig {
+        required_acks: Acks::None,
+        enable_idempotence: Some(false),
+        ..ProducerConfig::default()
+    };
+    let id = sim.client.add_producer(now, TOPIC, config).unwrap();
+    let mut ledger = Ledger::default();
+    for i in 0..5 {
+        ledger.produce(&mut sim, id, None, format!("v{i}"));
+    }
+    sim.client.flush(now, id);
+    sim.client.handle_timeout(now);
+    sim.run_for(Duration::from_millis(100)).unwrap();
+    ledger.take_reports(&mut sim);
+    assert!(
+        ledger.all_reported(),
+        "{} of 5 reported",
+        ledger.reports.len()
+    );
+}

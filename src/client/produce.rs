@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use super::{Client, ConnectionHandle, Event, Target};
-use crate::connection::{ConnectionState, RequestId, VersionChoice};
+use crate::connection::{ConnectionEvent, ConnectionState, RequestId, VersionChoice};
 use crate::error::Error;
 use crate::producer::batch::RecordFormat;
 use crate::producer::machine::{
@@ -148,9 +148,9 @@ impl Client {
         }
         let mut sent = false;
         let ids: Vec<ProducerId> = self.producers.keys().copied().collect();
+        let generation = self.cluster.generation();
         let mut ready = std::mem::take(&mut self.produce_scratch);
         for id in ids {
-            let generation = self.cluster.generation();
             let Some(p) = self.producers.get_mut(&id) else {
                 continue;
             };
@@ -168,30 +168,25 @@ impl Client {
             if let Some(p) = self.producers.get_mut(&id) {
                 p.ready_partitions(now, &mut ready);
             }
-            // By leader: one request per leader and pass.
-            let mut by_leader: Vec<(i32, usize)> = Vec::with_capacity(ready.len());
+            // Make sure each leader has a connection (opening one if needed); the batches
+            // are sealed later, when the transport asks that connection for bytes.
             let mut refresh = false;
+            let mut leaders: Vec<i32> = Vec::new();
             let topic = self.producers[&id].topic();
-            for &(index, partition) in &ready {
+            for &(_, partition) in &ready {
                 match self.cluster.leader(topic, partition) {
-                    Some(leader) => by_leader.push((leader, index)),
+                    Some(leader) if !leaders.contains(&leader) => leaders.push(leader),
+                    Some(_) => {}
                     None => refresh = true,
                 }
             }
             if refresh || self.cluster_stale() {
                 self.request_refresh(now);
             }
-            by_leader.sort_unstable();
-            let mut start = 0;
-            while start < by_leader.len() {
-                let leader = by_leader[start].0;
-                let end = by_leader[start..]
-                    .iter()
-                    .position(|(l, _)| *l != leader)
-                    .map_or(by_leader.len(), |n| start + n);
-                let indexes: Vec<usize> = by_leader[start..end].iter().map(|(_, i)| *i).collect();
-                start = end;
-                sent |= self.send_produce(now, id, leader, &indexes);
+            for leader in leaders {
+                if let Err(e) = self.broker_connection(now, leader, now, true) {
+                    tracing::debug!(leader, error = %e, "no connection to the leader");
+                }
             }
             self.drain_reports(id);
         }
@@ -199,58 +194,115 @@ impl Client {
         sent
     }
 
-    /// One Produce request of producer `id` to `leader` for the partitions `indexes`, if
-    /// the connection is ready and has a free slot.
-    fn send_produce(
-        &mut self,
-        now: Instant,
-        id: ProducerId,
-        leader: i32,
-        indexes: &[usize],
-    ) -> bool {
-        let h = match self.broker_connection(now, leader, now, true) {
-            Ok(Some(h)) => h,
-            Ok(None) => return false,
-            Err(e) => {
-                tracing::debug!(leader, error = %e, "no connection to the leader");
-                return false;
-            }
-        };
-        let max = self.config.max_in_flight_requests_per_connection;
-        let Some(c) = self.conns.get_mut(&h) else {
-            return false;
-        };
-        if c.conn.in_flight() + c.conn.queued() >= max {
-            return false; // late binding: the batches keep growing meanwhile
+    /// Late binding: when the transport asks connection `h` for bytes, the producers'
+    /// batches whose leader it reaches are sealed into Produce requests, as many as its
+    /// free in-flight slots take. Nothing is opened or routed here.
+    pub(super) fn fill_connection(&mut self, now: Instant, h: ConnectionHandle) {
+        if self.producers.is_empty() {
+            return;
         }
-        let version = match c
+        let max = self.config.max_in_flight_requests_per_connection;
+        let Some(c) = self.conns.get(&h) else { return };
+        if c.conn.state() != ConnectionState::Ready || c.conn.in_flight() + c.conn.queued() >= max {
+            return;
+        }
+        let Some(version) = c
             .conn
             .api_versions()
-            .map(|v| v.choose(ApiKey::Produce, VersionChoice::Highest))
-        {
-            Some(Ok(v)) => v,
-            _ => return false,
+            .and_then(|v| v.choose(ApiKey::Produce, VersionChoice::Highest).ok())
+        else {
+            return;
         };
-        let Some(p) = self.producers.get_mut(&id) else {
-            return false;
+        let addr = &c.addr;
+        let Some(broker) = self
+            .cluster
+            .brokers()
+            .find(|b| b.host == addr.host && b.port == addr.port)
+            .map(|b| b.id)
+        else {
+            return;
         };
         let format = RecordFormat::for_produce_version(version);
-        if p.format() != format {
-            p.set_format(format);
+        let mut ready = std::mem::take(&mut self.produce_scratch);
+        let mut indexes = std::mem::take(&mut self.produce_indexes);
+        let mut cursor = None;
+        while let Some((&id, p)) = match cursor {
+            None => self.producers.iter_mut().next(),
+            Some(k) => self
+                .producers
+                .range_mut((std::ops::Bound::Excluded(k), std::ops::Bound::Unbounded))
+                .next(),
+        } {
+            cursor = Some(id);
+            if p.format() != format {
+                p.set_format(format);
+            }
+            // Several requests while slots are free (up to five batches of a partition
+            // may be in flight with idempotence).
+            loop {
+                let Some(c) = self.conns.get(&h) else { break };
+                if c.conn.in_flight() + c.conn.queued() >= max {
+                    break;
+                }
+                let Some(p) = self.producers.get_mut(&id) else {
+                    break;
+                };
+                ready.clear();
+                p.ready_partitions(now, &mut ready);
+                indexes.clear();
+                indexes.extend(
+                    ready
+                        .iter()
+                        .filter(|(_, partition)| {
+                            self.cluster.leader(p.topic(), *partition) == Some(broker)
+                        })
+                        .map(|(index, _)| *index),
+                );
+                if indexes.is_empty() {
+                    break;
+                }
+                let Some((request, token)) = p.poll_request(now, broker, &indexes, version) else {
+                    break;
+                };
+                let deadline = now + self.config.request_timeout;
+                let Some(c) = self.conns.get_mut(&h) else {
+                    break;
+                };
+                let rid = c.conn.send_with_deadline(
+                    now,
+                    RequestBody::Produce(request),
+                    VersionChoice::Exact(version),
+                    deadline,
+                );
+                self.producer_sent
+                    .insert((h, rid), ProducerRequest::Produce(id, token));
+                self.settle_written(now, h);
+            }
+            self.drain_reports(id);
         }
-        let Some((request, token)) = p.poll_request(now, leader, indexes, version) else {
-            return false;
-        };
-        let deadline = now + self.config.request_timeout;
-        let rid = c.conn.send_with_deadline(
-            now,
-            RequestBody::Produce(request),
-            VersionChoice::Exact(version),
-            deadline,
-        );
-        self.producer_sent
-            .insert((h, rid), ProducerRequest::Produce(id, token));
-        true
+        self.produce_scratch = ready;
+        self.produce_indexes = indexes;
+    }
+
+    /// Requests finished as soon as they were written (`acks = 0`, or one that could not
+    /// be encoded) are settled at once: no answer will come to drive the client later.
+    /// Only producers' responses are taken; anything else waits for the next drive.
+    fn settle_written(&mut self, now: Instant, h: ConnectionHandle) {
+        loop {
+            let Some(c) = self.conns.get_mut(&h) else {
+                return;
+            };
+            let ours = matches!(
+                c.conn.peek_event(),
+                Some(ConnectionEvent::Response { id, .. }) if self.producer_sent.contains_key(&(h, *id))
+            );
+            if !ours {
+                return;
+            }
+            if let Some(ConnectionEvent::Response { id, result, .. }) = c.conn.poll_event() {
+                self.on_producer_response(now, h, id, &result);
+            }
+        }
     }
 
     /// Sends InitProducerId for producer `id` if it needs one and a broker is ready.
