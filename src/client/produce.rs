@@ -239,11 +239,11 @@ impl Client {
             }
             // Several requests while slots are free (up to five batches of a partition
             // may be in flight with idempotence).
-            loop {
-                let Some(c) = self.conns.get(&h) else { break };
-                if c.conn.in_flight() + c.conn.queued() >= max {
-                    break;
-                }
+            while self
+                .conns
+                .get(&h)
+                .is_some_and(|c| c.conn.in_flight() + c.conn.queued() < max)
+            {
                 let Some(p) = self.producers.get_mut(&id) else {
                     break;
                 };

@@ -1,30 +1,35 @@
 //! One connection's task: resolve, connect, TLS, then read and write until the peer or
-//! the driver ends it. Connecting has no timer here: the core abandons a connection not
-//! established by its connect deadline, and the driver then drops the task's channel. It
-//! reports to the driver exactly once how it ended (unless the driver closed it, which needs
-//! no report).
+//! the driver ends it. The task is IO only, and talks to the core directly (it is shared
+//! behind one lock, see `grete_facade`):
+//!
+//! - what it reads goes into one reused buffer and is handed to the core under the lock
+//!   (no copy, no channel message), then the driver is woken to drain the core;
+//! - its writer asks the core for bytes only when it is idle, so the producers' batches
+//!   are sealed at that moment and keep growing while the socket is busy; it never writes
+//!   while holding the lock;
+//! - it reports how it ended (connected, failed, closed by the peer) to the core itself.
+//!
+//! Connecting has no timer here: the core abandons a connection not established by its
+//! connect deadline, and the driver then closes the [`Link`], which ends the task.
 //!
 //! Nothing here waits without a bound: a write that makes no progress (no byte accepted by
-//! the socket) for `ClientConfig::write_timeout()` ends the connection, and the driver closing the
-//! connection (dropping its sender) ends the task at once, even in the middle of a write to
-//! a peer that stopped reading. The task owns the socket, so when the task ends the socket
-//! is closed.
+//! the socket) for `ClientConfig::write_timeout()` ends the connection, and the driver
+//! closing the link ends the task at once, even in the middle of a write to a peer that
+//! stopped reading. The task owns the socket, so when the task ends the socket is closed.
 
-use std::collections::VecDeque;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_channel::mpsc;
 use futures_util::io::{AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::task::AtomicWaker;
 use grete::client::ConnectionHandle;
 use grete::error::{TransportError, TransportErrorKind};
 
-use crate::driver::IoMsg;
 use crate::tls::Tls;
 use crate::{BoxStream, Runtime};
 
@@ -41,52 +46,140 @@ pub(crate) struct ConnectSpec {
     pub(crate) tls: Option<Arc<Tls>>,
 }
 
+/// What the driver and a connection task share: "the core may have bytes for you" and
+/// "closed".
+#[derive(Default)]
+pub(crate) struct Link {
+    waker: AtomicWaker,
+    wanted: AtomicBool,
+    closed: AtomicBool,
+}
+
+impl Link {
+    /// The core may have bytes for this connection: an idle writer asks.
+    pub(crate) fn wake_writer(&self) {
+        self.wanted.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// The driver closed the connection: the task ends (also in the middle of a write).
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn is_closed(&self, cx: &mut Context<'_>) -> bool {
+        self.waker.register(cx.waker());
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Ready when the writer should ask the core again (`false`) or the link closed
+    /// (`true`).
+    fn poll_wanted(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        self.waker.register(cx.waker());
+        if self.closed.load(Ordering::Acquire) {
+            return Poll::Ready(true);
+        }
+        if self.wanted.swap(false, Ordering::AcqRel) {
+            return Poll::Ready(false);
+        }
+        Poll::Pending
+    }
+}
+
+/// Where the bytes come from and go to: the shared core.
+pub(crate) trait Core: Send + Sync + 'static {
+    /// The transport connected `conn` (or failed to: `Some(error)`).
+    fn connected(&self, conn: ConnectionHandle, failed: Option<TransportError>);
+    /// Bytes arrived.
+    fn data(&self, conn: ConnectionHandle, data: &[u8]);
+    /// The connection ended (with the reason, if it failed).
+    fn closed(&self, conn: ConnectionHandle, error: Option<TransportError>);
+    /// Appends bytes to write to `buf`; `false` when there are none.
+    fn transmit(&self, conn: ConnectionHandle, buf: &mut Vec<u8>) -> bool;
+}
+
+impl Core for grete_facade::Shared {
+    fn connected(&self, conn: ConnectionHandle, failed: Option<TransportError>) {
+        {
+            let mut core = self.lock();
+            let now = Instant::now();
+            match failed {
+                None => core.client.handle_connected(now, conn),
+                Some(error) => core.client.handle_connect_failed(now, conn, error),
+            }
+        }
+        self.wake_driver();
+    }
+
+    fn data(&self, conn: ConnectionHandle, data: &[u8]) {
+        self.lock().client.handle_data(Instant::now(), conn, data);
+        self.wake_driver();
+    }
+
+    fn closed(&self, conn: ConnectionHandle, error: Option<TransportError>) {
+        self.lock()
+            .client
+            .handle_closed(Instant::now(), conn, error);
+        self.wake_driver();
+    }
+
+    fn transmit(&self, conn: ConnectionHandle, buf: &mut Vec<u8>) -> bool {
+        let got = self
+            .lock()
+            .client
+            .poll_transmit_to(Instant::now(), conn, buf);
+        if got {
+            // Sealing batches may have produced reports (acks=0) for the driver to hand out.
+            self.wake_driver();
+        }
+        got
+    }
+}
+
 enum Phase1 {
     Done(Result<BoxStream, TransportError>),
     Cancelled,
 }
 
-/// The connection task. `writes` carries the bytes to send; the driver closes the
-/// connection by dropping its sender.
+/// The connection task.
 pub(crate) async fn run(
     rt: Arc<dyn Runtime>,
     spec: ConnectSpec,
-    mut writes: mpsc::UnboundedReceiver<Vec<u8>>,
-    mut events: mpsc::Sender<IoMsg>,
+    link: Arc<Link>,
+    core: Arc<dyn Core>,
 ) {
     let conn = spec.conn;
-    let mut early: Vec<Vec<u8>> = Vec::new();
     let outcome = {
         let mut establishing = pin!(establish(&*rt, &spec));
         poll_fn(|cx| {
-            if let Poll::Ready(r) = establishing.as_mut().poll(cx) {
-                return Poll::Ready(Phase1::Done(r));
+            if link.is_closed(cx) {
+                return Poll::Ready(Phase1::Cancelled);
             }
-            loop {
-                match writes.poll_next_unpin(cx) {
-                    Poll::Ready(Some(bytes)) => early.push(bytes),
-                    Poll::Ready(None) => return Poll::Ready(Phase1::Cancelled),
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
+            establishing.as_mut().poll(cx).map(Phase1::Done)
         })
         .await
     };
     let stream = match outcome {
         Phase1::Done(Ok(stream)) => stream,
         Phase1::Done(Err(error)) => {
-            let _ = events.send(IoMsg::ConnectFailed { conn, error }).await;
+            core.connected(conn, Some(error));
             return;
         }
         Phase1::Cancelled => return,
     };
-    if events.send(IoMsg::Connected { conn }).await.is_err() {
-        return;
-    }
+    core.connected(conn, None);
     let (reader, writer) = stream.split();
     let ended = {
-        let mut reading = pin!(read_loop(reader, conn, events.clone()));
-        let mut writing = pin!(write_loop(&*rt, writer, early, writes, spec.write_timeout));
+        let mut reading = pin!(read_loop(reader, conn, &*core));
+        let mut writing = pin!(write_loop(
+            &*rt,
+            writer,
+            conn,
+            &*core,
+            &link,
+            spec.write_timeout
+        ));
         poll_fn(|cx| {
             if let Poll::Ready(r) = reading.as_mut().poll(cx) {
                 return Poll::Ready(r);
@@ -96,7 +189,7 @@ pub(crate) async fn run(
         .await
     };
     if let Some(error) = ended {
-        let _ = events.send(IoMsg::Closed { conn, error }).await;
+        core.closed(conn, error);
     }
 }
 
@@ -146,23 +239,18 @@ async fn establish(rt: &dyn Runtime, spec: &ConnectSpec) -> Result<BoxStream, Tr
     }
 }
 
-/// Forwards what arrives to the driver. `Some(error)` when the peer ended the
-/// connection (`None` inside for a clean end of stream), `None` when the driver is gone.
+/// Hands what arrives to the core, from one reused buffer. Ends with the reason the peer
+/// ended the connection (`None` inside for a clean end of stream).
 async fn read_loop(
     mut reader: ReadHalf<BoxStream>,
     conn: ConnectionHandle,
-    mut events: mpsc::Sender<IoMsg>,
+    core: &dyn Core,
 ) -> Option<Option<TransportError>> {
     let mut buf = vec![0u8; READ_CHUNK];
     loop {
         match reader.read(&mut buf).await {
             Ok(0) => return Some(None),
-            Ok(n) => {
-                let data = buf[..n].to_vec();
-                if events.send(IoMsg::Data { conn, data }).await.is_err() {
-                    return None;
-                }
-            }
+            Ok(n) => core.data(conn, &buf[..n]),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Err(e) => return Some(Some(TransportError::from(e))),
         }
@@ -175,22 +263,27 @@ enum Write {
     Closed,
 }
 
-/// Writes what the driver hands over. `None` when the driver closed the connection (also
-/// in the middle of a write), `Some(error)` when writing failed or made no progress for
-/// `timeout`.
+/// Asks the core for bytes whenever idle and writes them. `None` when the driver closed the
+/// connection (also in the middle of a write), `Some(error)` when writing failed or made no
+/// progress for `timeout`.
 async fn write_loop(
     rt: &dyn Runtime,
     mut writer: WriteHalf<BoxStream>,
-    early: Vec<Vec<u8>>,
-    mut writes: mpsc::UnboundedReceiver<Vec<u8>>,
+    conn: ConnectionHandle,
+    core: &dyn Core,
+    link: &Link,
     timeout: Duration,
 ) -> Option<Option<TransportError>> {
-    let mut queue = VecDeque::from(early);
+    let mut bytes = Vec::new();
     loop {
-        let bytes = match queue.pop_front() {
-            Some(bytes) => bytes,
-            None => writes.next().await?,
-        };
+        bytes.clear();
+        if !core.transmit(conn, &mut bytes) {
+            // Idle: wait until the core may have something (or the link closes).
+            if poll_fn(|cx| link.poll_wanted(cx)).await {
+                return None;
+            }
+            continue;
+        }
         let outcome = {
             let mut pos = 0;
             let mut progressed = false;
@@ -219,13 +312,9 @@ async fn write_loop(
                         Poll::Pending => break,
                     }
                 }
-                // Keep watching the driver: dropping its sender interrupts the write.
-                loop {
-                    match writes.poll_next_unpin(cx) {
-                        Poll::Ready(Some(more)) => queue.push_back(more),
-                        Poll::Ready(None) => return Poll::Ready(Write::Closed),
-                        Poll::Pending => break,
-                    }
+                // Keep watching the driver: closing the link interrupts the write.
+                if link.is_closed(cx) {
+                    return Poll::Ready(Write::Closed);
                 }
                 if progressed {
                     progressed = false;
@@ -400,15 +489,41 @@ mod tests {
         stream.split().1
     }
 
+    /// A core with the given writes to hand out, one per ask.
+    struct Queued(Mutex<Vec<Vec<u8>>>);
+
+    impl Queued {
+        fn new(writes: Vec<Vec<u8>>) -> Queued {
+            Queued(Mutex::new(writes))
+        }
+    }
+
+    impl Core for Queued {
+        fn connected(&self, _: ConnectionHandle, _: Option<TransportError>) {}
+        fn data(&self, _: ConnectionHandle, _: &[u8]) {}
+        fn closed(&self, _: ConnectionHandle, _: Option<TransportError>) {}
+        fn transmit(&self, _: ConnectionHandle, buf: &mut Vec<u8>) -> bool {
+            let mut q = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            if q.is_empty() {
+                return false;
+            }
+            buf.extend(q.remove(0));
+            true
+        }
+    }
+
+    const CONN: ConnectionHandle = ConnectionHandle(0);
+
     #[test]
     fn a_write_without_progress_times_out() {
-        let (tx, rx) = mpsc::unbounded();
-        tx.unbounded_send(vec![1, 2, 3]).expect("open");
+        let core = Queued::new(vec![vec![1, 2, 3]]);
+        let link = Link::default();
         let ended = block_on(write_loop(
             &Timers,
             stuck_writer(),
-            Vec::new(),
-            rx,
+            CONN,
+            &core,
+            &link,
             Duration::from_millis(200),
         ));
         match ended {
@@ -419,19 +534,19 @@ mod tests {
             ),
             other => panic!("expected a write timeout, got {other:?}"),
         }
-        drop(tx);
     }
 
     #[test]
     fn a_slow_write_that_progresses_does_not_time_out() {
         // 20 bytes at one per 50 ms take about 1 s; each byte comes well within the
         // 400 ms allowed without progress.
-        let (tx, rx) = mpsc::unbounded();
-        tx.unbounded_send(vec![7; 20]).expect("open");
-        // The driver closes the connection (drops its sender) long after that.
+        let core = Queued::new(vec![vec![7; 20]]);
+        let link = Arc::new(Link::default());
+        // The driver closes the connection long after that.
+        let closer = link.clone();
         thread::spawn(move || {
             thread::sleep(Duration::from_secs(5));
-            drop(tx);
+            closer.close();
         });
         let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let stream: BoxStream = Box::new(Trickle {
@@ -441,8 +556,9 @@ mod tests {
         let ended = block_on(write_loop(
             &Timers,
             stream.split().1,
-            Vec::new(),
-            rx,
+            CONN,
+            &core,
+            &link,
             Duration::from_millis(400),
         ));
         assert!(ended.is_none(), "{ended:?}");
@@ -451,22 +567,55 @@ mod tests {
 
     #[test]
     fn closing_interrupts_a_blocked_write() {
-        let (tx, rx) = mpsc::unbounded();
-        tx.unbounded_send(vec![1, 2, 3]).expect("open");
-        let tx = Arc::new(Mutex::new(Some(tx)));
-        let closer = tx.clone();
-        // The driver closes the connection (drops its sender) while the write is stuck.
+        let core = Queued::new(vec![vec![1, 2, 3]]);
+        let link = Arc::new(Link::default());
+        let closer = link.clone();
+        // The driver closes the connection while the write is stuck.
         thread::spawn(move || {
             thread::sleep(Duration::from_millis(100));
-            closer.lock().unwrap_or_else(|e| e.into_inner()).take();
+            closer.close();
         });
         let ended = block_on(write_loop(
             &Timers,
             stuck_writer(),
-            vec![vec![0]],
-            rx,
+            CONN,
+            &core,
+            &link,
             Duration::from_secs(3600),
         ));
         assert!(ended.is_none(), "{ended:?}");
+    }
+
+    #[test]
+    fn an_idle_writer_asks_again_when_woken() {
+        let core = Arc::new(Queued::new(Vec::new()));
+        let link = Arc::new(Link::default());
+        let written = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let stream: BoxStream = Box::new(Trickle {
+            next: Instant::now(),
+            written: written.clone(),
+        });
+        let (waker_core, waker_link) = (core.clone(), link.clone());
+        thread::spawn(move || {
+            thread::sleep(Duration::from_millis(100));
+            waker_core
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(vec![9; 3]);
+            waker_link.wake_writer();
+            thread::sleep(Duration::from_millis(1000));
+            waker_link.close();
+        });
+        let ended = block_on(write_loop(
+            &Timers,
+            stream.split().1,
+            CONN,
+            &*core,
+            &link,
+            Duration::from_secs(10),
+        ));
+        assert!(ended.is_none(), "{ended:?}");
+        assert_eq!(written.load(std::sync::atomic::Ordering::SeqCst), 3);
     }
 }

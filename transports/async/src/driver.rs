@@ -18,7 +18,7 @@ use grete::client::{
 };
 use grete::cluster::Cluster;
 use grete::config::ClientConfig;
-use grete::error::{Error, TransportError};
+use grete::error::Error;
 use grete::protocol::messages::RequestBody;
 
 use crate::conn::{self, ConnectSpec};
@@ -29,23 +29,8 @@ use crate::Runtime;
 /// the readers beyond that).
 const IO_QUEUE: usize = 64;
 
-/// What a connection or ZooKeeper task reports.
+/// What a ZooKeeper task reports (connection tasks talk to the core directly).
 pub(crate) enum IoMsg {
-    Connected {
-        conn: ConnectionHandle,
-    },
-    ConnectFailed {
-        conn: ConnectionHandle,
-        error: TransportError,
-    },
-    Data {
-        conn: ConnectionHandle,
-        data: Vec<u8>,
-    },
-    Closed {
-        conn: ConnectionHandle,
-        error: Option<TransportError>,
-    },
     #[cfg_attr(not(feature = "zookeeper"), allow(dead_code))]
     Zk {
         op: ZkOpId,
@@ -134,7 +119,7 @@ pub(crate) struct Driver {
     notify: Arc<Notify>,
     write_timeout: Duration,
     shared: Arc<Shared>,
-    conns: HashMap<ConnectionHandle, mpsc::UnboundedSender<Vec<u8>>>,
+    conns: HashMap<ConnectionHandle, Arc<conn::Link>>,
     pending: HashMap<OpId, Reply>,
     commands: mpsc::UnboundedReceiver<Command>,
     io_tx: mpsc::Sender<IoMsg>,
@@ -145,7 +130,6 @@ pub(crate) struct Driver {
     /// The cluster generation `shared` holds.
     published: u64,
     io: Vec<Io>,
-    buf: Vec<u8>,
 }
 
 /// Validates `config`, spawns the driver and returns the command sender and the shared
@@ -196,7 +180,6 @@ pub(crate) fn start(
         #[cfg(feature = "zookeeper")]
         zk,
         io: Vec::new(),
-        buf: Vec::new(),
     };
     rt.spawn(Box::pin(driver.run()));
     Ok((cmd_tx, shared))
@@ -261,7 +244,9 @@ impl Driver {
             core.close();
         }
         self.drain(now);
-        self.conns.clear();
+        for (_, link) in self.conns.drain() {
+            link.close();
+        }
         #[cfg(feature = "zookeeper")]
         if let Some(zk) = &self.zk {
             zk.close(&*self.rt);
@@ -287,31 +272,8 @@ impl Driver {
     }
 
     fn handle_io(&mut self, now: Instant, msg: IoMsg) {
-        let mut core = self.core.lock();
-        let client = &mut core.client;
-        match msg {
-            IoMsg::Connected { conn } => {
-                if self.conns.contains_key(&conn) {
-                    client.handle_connected(now, conn);
-                }
-            }
-            IoMsg::ConnectFailed { conn, error } => {
-                if self.conns.remove(&conn).is_some() {
-                    client.handle_connect_failed(now, conn, error);
-                }
-            }
-            IoMsg::Data { conn, data } => {
-                if self.conns.contains_key(&conn) {
-                    client.handle_data(now, conn, &data);
-                }
-            }
-            IoMsg::Closed { conn, error } => {
-                if self.conns.remove(&conn).is_some() {
-                    client.handle_closed(now, conn, error);
-                }
-            }
-            IoMsg::Zk { op, result } => client.handle_zk_result(now, op, result),
-        }
+        let IoMsg::Zk { op, result } = msg;
+        self.core.lock().client.handle_zk_result(now, op, result);
     }
 
     /// The documented drain order: IO, transmits, events (until the IO it carried out
@@ -325,13 +287,18 @@ impl Driver {
                 while let Some(i) = core.client.poll_io() {
                     io.push(i);
                 }
-                while let Some(conn) = core.client.poll_transmit(now, &mut self.buf) {
-                    let bytes = std::mem::take(&mut self.buf);
-                    if let Some(tx) = self.conns.get(&conn) {
-                        // A closed receiver means the task ended; its report is on the way.
-                        let _ = tx.unbounded_send(bytes);
+                // The connections' writers pull their bytes when idle (that is where
+                // producers' batches are sealed): tell them the core may have some. A
+                // connection the core has forgotten ended: drop its link.
+                self.conns.retain(|h, link| {
+                    let known = core.client.connection_state(*h).is_some();
+                    if known {
+                        link.wake_writer();
+                    } else {
+                        link.close();
                     }
-                }
+                    known
+                });
                 while let Some(event) = core.poll_event() {
                     if let Event::Done { op, result } = event {
                         done.push((op, result));
@@ -358,8 +325,9 @@ impl Driver {
                 match i {
                     Io::Connect { conn, host, port } => self.open(conn, host, port),
                     Io::Close { conn } => {
-                        // Dropping the sender ends the connection's task.
-                        self.conns.remove(&conn);
+                        if let Some(link) = self.conns.remove(&conn) {
+                            link.close();
+                        }
                     }
                     Io::ZooKeeper { op, request } => self.zookeeper(now, op, request),
                     _ => {}
@@ -373,8 +341,8 @@ impl Driver {
     }
 
     fn open(&mut self, conn: ConnectionHandle, host: String, port: u16) {
-        let (tx, rx) = mpsc::unbounded();
-        self.conns.insert(conn, tx);
+        let link = Arc::new(conn::Link::default());
+        self.conns.insert(conn, link.clone());
         // No timer of our own: the core closes the connection (drops `tx`, which ends
         // the task) if it is not established by its connect deadline.
         let spec = ConnectSpec {
@@ -384,7 +352,8 @@ impl Driver {
             write_timeout: self.write_timeout,
             tls: self.tls.clone(),
         };
-        let task = conn::run(self.rt.clone(), spec, rx, self.io_tx.clone());
+        let core: Arc<dyn conn::Core> = self.core.clone();
+        let task = conn::run(self.rt.clone(), spec, link, core);
         self.rt.spawn(Box::pin(task));
     }
 
