@@ -4,8 +4,11 @@
 //!
 //! ```text
 //! cargo run --example custom_event_loop                        # an in-process mock cluster
-//! KAFKA_BROKERS=127.0.0.1:9092 cargo run --example custom_event_loop
+//! KAFKA_BROKERS=127.0.0.1:9092 [KAFKA_BROKER_VERSION=2.8] [KAFKA_TOPIC=t] cargo run --example custom_event_loop
 //! ```
+//!
+//! It bootstraps, then produces 1,000 records (to `KAFKA_TOPIC` when set, to the mock's
+//! `events` topic without brokers) and counts their delivery reports.
 //!
 //! Without `KAFKA_BROKERS` the same loop moves the bytes to and from an in-memory
 //! `grete::mock::MockCluster` (which speaks the real protocol) instead of sockets.
@@ -20,11 +23,14 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use grete::client::{Client, ConnectionHandle, Event, Io, OpId, Output, ZkError, ZkErrorKind};
+use grete::client::{
+    Client, ConnectionHandle, Event, Io, OpId, Output, ProduceRecord, ZkError, ZkErrorKind,
+};
 use grete::cluster::Cluster;
 use grete::config::{Bootstrap, BrokerAddress, ClientConfig};
 use grete::error::{Error, TransportError, TransportErrorKind};
 use grete::mock::{MockCluster, MockConfig, MockConn, MockTransmit};
+use grete::producer::ProducerConfig;
 
 /// Where a connection's bytes go.
 enum Peer {
@@ -44,24 +50,43 @@ struct EventLoop {
     links: BTreeMap<ConnectionHandle, Link>,
     mock: Option<MockCluster>,
     buf: Vec<u8>,
+    /// Records reported delivered / failed.
+    delivered: u64,
+    failed: u64,
+}
+
+/// What [`run`] did.
+pub struct Outcome {
+    pub cluster: Cluster,
+    pub delivered: u64,
+    pub failed: u64,
 }
 
 impl EventLoop {
     /// Runs until `op` finishes (the core guarantees it does, by `request_timeout`).
     fn wait(&mut self, op: OpId) -> Result<Output, Error> {
-        // A safety net on top of the core's own deadline.
-        let limit = Instant::now() + self.client.config().request_timeout * 2;
+        let mut result = None;
+        self.run_until(self.client.config().request_timeout * 2, |l| {
+            result = result.take().or_else(|| l.drain(op));
+            result.is_some()
+        });
+        result.unwrap_or_else(|| Err(Error::timeout("custom event loop")))
+    }
+
+    /// Turns the loop until `done` (called after each drain) says so, or `limit` passed.
+    fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&mut Self) -> bool) {
+        let limit = Instant::now() + limit;
         while Instant::now() < limit {
             let now = Instant::now();
             if self.client.poll_timeout().is_some_and(|t| t <= now) {
                 self.client.handle_timeout(now);
             }
-            if let Some(result) = self.drain(op) {
-                return result;
+            if done(self) {
+                return;
             }
             let moved = self.pump();
-            if let Some(result) = self.drain(op) {
-                return result;
+            if done(self) {
+                return;
             }
             if !moved {
                 // Nothing to do: sleep until the next timer, but at most 5 ms, since the
@@ -77,7 +102,6 @@ impl EventLoop {
                 std::thread::sleep(nap);
             }
         }
-        Err(Error::timeout("custom event loop"))
     }
 
     /// Drains the client in the documented order; returns `op`'s result if it finished.
@@ -110,6 +134,14 @@ impl EventLoop {
                     Event::BrokerDown {
                         host, port, error, ..
                     } => eprintln!("(broker {host}:{port} down: {error})"),
+                    // One report per batch: the outcome of `count` records.
+                    Event::Delivery(report) => match report.result {
+                        Ok(_) => self.delivered += u64::from(report.count),
+                        Err(e) => {
+                            eprintln!("({} records failed: {e})", report.count);
+                            self.failed += u64::from(report.count);
+                        }
+                    },
                     _ => {}
                 }
             }
@@ -274,19 +306,65 @@ fn connect(host: &str, port: u16, timeout: Duration) -> Result<Peer, TransportEr
 fn run(
     config: ClientConfig,
     mock: Option<MockCluster>,
-) -> Result<Cluster, Box<dyn std::error::Error>> {
+    topic: Option<&str>,
+) -> Result<Outcome, Box<dyn std::error::Error>> {
     let mut event_loop = EventLoop {
         client: Client::new(config)?,
         links: BTreeMap::new(),
         mock,
         buf: Vec::new(),
+        delivered: 0,
+        failed: 0,
     };
     let op = event_loop.client.update_cluster(Instant::now());
     event_loop.wait(op)?;
     let cluster = event_loop.client.cluster().clone();
+    if let Some(topic) = topic {
+        produce(&mut event_loop, topic, 1000)?;
+    }
     event_loop.client.close(Instant::now());
     event_loop.drain(op);
-    Ok(cluster)
+    Ok(Outcome {
+        cluster,
+        delivered: event_loop.delivered,
+        failed: event_loop.failed,
+    })
+}
+
+/// Produces `count` records to `topic` and turns the loop until each has its outcome.
+fn produce(
+    event_loop: &mut EventLoop,
+    topic: &str,
+    count: u64,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let op = event_loop
+        .client
+        .topic_metadata(Instant::now(), vec![topic.to_owned()], true);
+    event_loop.wait(op)?;
+    let producer =
+        event_loop
+            .client
+            .add_producer(Instant::now(), topic, ProducerConfig::default())?;
+    for i in 0..count {
+        let value = format!("record {i}");
+        let now = Instant::now();
+        let record = ProduceRecord::value(value.as_bytes(), 1_700_000_000_000 + i as i64);
+        // O(1): the record is copied into its partition's batch. `true` means a batch
+        // opened or filled: drive the client soon (here: at once).
+        let (_, drive) = event_loop.client.produce(now, producer, &record)?;
+        if drive {
+            event_loop.client.handle_timeout(now);
+            event_loop.drain(op);
+        }
+    }
+    event_loop.client.flush(Instant::now(), producer);
+    event_loop.client.handle_timeout(Instant::now());
+    let timeout = event_loop.client.config().request_timeout * 3;
+    event_loop.run_until(timeout, |l| {
+        l.drain(op);
+        l.delivered + l.failed == count
+    });
+    Ok(())
 }
 
 /// The mock cluster this example uses when `KAFKA_BROKERS` is not set.
@@ -299,28 +377,36 @@ fn mock_setup() -> Result<(ClientConfig, MockCluster), Box<dyn std::error::Error
     Ok((config, cluster))
 }
 
-/// Bootstraps from the mock cluster (used by the tests).
-pub fn bootstrap_mock() -> Result<Cluster, Box<dyn std::error::Error>> {
+/// Bootstraps from the mock cluster and produces to its `events` topic (used by the
+/// tests).
+pub fn bootstrap_mock() -> Result<Outcome, Box<dyn std::error::Error>> {
     let (config, cluster) = mock_setup()?;
-    run(config, Some(cluster))
+    run(config, Some(cluster), Some("events"))
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cluster = match std::env::var("KAFKA_BROKERS") {
+    let topic = std::env::var("KAFKA_TOPIC").ok();
+    let outcome = match std::env::var("KAFKA_BROKERS") {
         Ok(list) if !list.trim().is_empty() => {
-            let config = ClientConfig {
+            let mut config = ClientConfig {
                 bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&list)?),
                 request_timeout: Duration::from_secs(10),
                 ..ClientConfig::default()
             };
-            run(config, None)?
+            // Like PyKafka, the default is 0.9.0's protocol; say `2.8` (or your brokers'
+            // version) for anything newer, and the client asks the brokers for theirs.
+            if let Ok(v) = std::env::var("KAFKA_BROKER_VERSION") {
+                config.broker_version = grete::config::BrokerVersion::parse(&v)?;
+            }
+            run(config, None, topic.as_deref())?
         }
         _ => {
             println!("KAFKA_BROKERS is not set: using an in-process mock cluster");
             let (config, cluster) = mock_setup()?;
-            run(config, Some(cluster))?
+            run(config, Some(cluster), Some("events"))?
         }
     };
+    let cluster = outcome.cluster;
     println!("brokers:");
     for b in cluster.brokers() {
         println!("  {} at {}:{}", b.id, b.host, b.port);
@@ -329,5 +415,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for t in cluster.topics() {
         println!("  {} ({} partitions)", t.name, t.partitions.len());
     }
+    println!(
+        "produced: {} delivered, {} failed",
+        outcome.delivered, outcome.failed
+    );
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The examples' mock-cluster paths run as tests, so they keep working: the quickstart's
-//! report and the custom event loop's bootstrap, both without brokers.
+//! report and the custom event loop's bootstrap and producing, both without brokers.
 
 #[allow(dead_code)]
 #[path = "../examples/quickstart.rs"]
@@ -25,7 +25,8 @@ fn quickstart_on_the_mock_cluster() {
 
 #[test]
 fn custom_event_loop_on_the_mock_cluster() {
-    let cluster = custom_event_loop::bootstrap_mock().expect("custom event loop");
-    assert_eq!(cluster.brokers().count(), 3);
-    assert!(cluster.topic("events").is_some());
+    let outcome = custom_event_loop::bootstrap_mock().expect("custom event loop");
+    assert_eq!(outcome.cluster.brokers().count(), 3);
+    assert!(outcome.cluster.topic("events").is_some());
+    assert_eq!((outcome.delivered, outcome.failed), (1000, 0));
 }

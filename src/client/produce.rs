@@ -45,6 +45,12 @@ impl Client {
             ));
         };
         let partitions: Vec<i32> = t.partitions.keys().copied().collect();
+        if partitions.is_empty() {
+            return Err(Error::broker(
+                ErrorCode::LeaderNotAvailable,
+                format!("topic {topic} has no partitions yet (being created?): fetch its metadata again"),
+            ));
+        }
         // What the brokers speak: a ready connection's versions, else the configured
         // fallback (a later connection corrects the format before anything is sealed).
         let versions = self
