@@ -731,7 +731,14 @@ impl Client {
 
     /// Applies a Metadata response to the cache (`all`: it lists every topic).
     fn apply_metadata(&mut self, r: &MetadataResponse, all: bool, now: Instant) {
+        let before = self.cluster.generation();
         self.cluster.apply(r, all, now);
+        tracing::debug!(
+            brokers = r.brokers.len(),
+            topics = r.topics.len(),
+            generation = before,
+            "metadata applied"
+        );
         self.prune_wanted = true;
     }
 
@@ -839,6 +846,7 @@ impl Client {
         match ev {
             ConnectionEvent::Ready => {
                 if let Some(c) = self.conns.get_mut(&h) {
+                    tracing::debug!(addr = %c.addr, versions = ?c.conn.api_versions().map(|v| v.source()), "connection ready");
                     c.was_ready = true;
                     self.last_connection_error = None;
                     let addr = c.addr.clone();
@@ -895,6 +903,7 @@ impl Client {
                         self.cluster
                             .invalidate(format!("connection to broker {addr} lost"));
                     }
+                    tracing::info!(addr = %addr, ?broker, %error, "connection to broker lost");
                     self.events.push_back(Event::BrokerDown {
                         broker,
                         host: addr.host,

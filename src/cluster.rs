@@ -110,9 +110,11 @@ impl Cluster {
         if response.cluster_id.is_some() {
             self.cluster_id = response.cluster_id.clone();
         }
-        if all_topics {
-            self.topics.clear();
-        }
+        let mut old = if all_topics {
+            std::mem::take(&mut self.topics)
+        } else {
+            BTreeMap::new()
+        };
         for t in &response.topics {
             let Some(name) = &t.name else { continue };
             let error = ErrorCode::from_code(t.error_code);
@@ -134,6 +136,10 @@ impl Cluster {
                     (p.partition_index, info)
                 })
                 .collect();
+            let before = old.remove(name).or_else(|| self.topics.remove(name));
+            if let Some(before) = &before {
+                log_leader_changes(name, before, &partitions);
+            }
             self.topics.insert(
                 name.clone(),
                 TopicInfo {
@@ -228,6 +234,16 @@ impl Cluster {
 ///
 /// Reading goes through `Deref`. [`apply`](Self::apply) and
 /// [`invalidate`](Self::invalidate) copy the cluster only when a snapshot handed out by
+/// Logs (at info level) each partition of `topic` whose leader changed.
+fn log_leader_changes(topic: &str, before: &TopicInfo, after: &BTreeMap<i32, PartitionInfo>) {
+    for (id, p) in after {
+        let old = before.partitions.get(id).and_then(|p| p.leader);
+        if old != p.leader {
+            tracing::info!(topic, partition = *id, from = ?old, to = ?p.leader, "leader changed");
+        }
+    }
+}
+
 /// [`snapshot`](Self::snapshot) is still held, and move the generation.
 #[derive(Debug, Clone)]
 pub struct ClusterCache {
