@@ -82,15 +82,25 @@ struct Op {
 /// # Driving it
 ///
 /// The client never does IO and never reads a clock: a transport (or your own loop, see
-/// `examples/custom_event_loop.rs`) feeds it and drains it. **After any `handle_*` call or
-/// operation call, drain in this order:**
+/// `examples/custom_event_loop.rs`) feeds it and drains it. **After any `handle_*` call,
+/// drain in this order:**
 ///
 /// 1. [`poll_io`](Self::poll_io) until `None` — open / close connections, run ZooKeeper reads;
-/// 2. [`poll_transmit`](Self::poll_transmit) until `None` — write the bytes to that connection;
-/// 3. [`poll_event`](Self::poll_event) until `None` — operation results for the application;
+/// 2. [`poll_transmit`](Self::poll_transmit) until `None` — write the bytes to that connection
+///    (or, per connection, [`poll_transmit_to`](Self::poll_transmit_to) whenever its writer
+///    is idle: producers' batches are sealed at that moment);
+/// 3. [`poll_event`](Self::poll_event) until `None` — operation results, delivery reports;
 /// 4. then ask [`poll_timeout`](Self::poll_timeout) and call
 ///    [`handle_timeout`](Self::handle_timeout) when that instant comes (or earlier when
 ///    something else happens).
+///
+/// **Mutators do no work.** Starting an operation or producing a record only records it:
+/// an operation makes [`poll_timeout`](Self::poll_timeout) due at once, a record that opened
+/// or filled a batch says so (`produce` returns `true`), and the next
+/// [`handle_timeout`](Self::handle_timeout) routes and sends. The caller may call mutators
+/// between drains (not while holding an item it is draining: each `poll_*` returns owned
+/// values, so there is no such borrow). Events must be drained: they are queued until then
+/// (delivery reports are one per batch).
 ///
 /// Every `now` passed in must not go backwards. With a fixed `ClientConfig::rng_seed`
 /// the same inputs give the same outputs (randomness: reconnect jitter, SCRAM nonces);
@@ -131,6 +141,9 @@ struct Op {
 ///         ..ClientConfig::default()
 ///     })?;
 ///     let op = client.update_cluster(now);
+///     // Starting an operation does no work: the next handle_timeout routes it.
+///     assert!(client.poll_timeout().is_some_and(|t| t <= now));
+///     client.handle_timeout(now);
 ///     while let Some(io) = client.poll_io() {
 ///         if let Io::Connect { conn, host, port } = io {
 ///             // open host:port, then: client.handle_connected(now, conn)
@@ -195,6 +208,8 @@ pub struct Client {
     producer_sent: BTreeMap<(ConnectionHandle, RequestId), ProducerRequest>,
     produce_scratch: Vec<(usize, i32)>,
     produce_indexes: Vec<usize>,
+    /// A mutator asked for a drive (`poll_timeout` reports it).
+    drive_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Client {
@@ -252,6 +267,7 @@ impl Client {
             producer_sent: BTreeMap::new(),
             produce_scratch: Vec::new(),
             produce_indexes: Vec::new(),
+            drive_at: None,
         })
     }
 
@@ -433,6 +449,7 @@ impl Client {
             .filter_map(|c| self.no_probe.get(&c.addr).copied());
         let producers = self.producers_timeout();
         conns
+            .chain(self.drive_at)
             .chain(producers)
             .chain(ops)
             .chain(reqs)
@@ -509,7 +526,7 @@ impl Client {
         if !self.reqs.values().any(|r| r.op == Some(op)) {
             self.finish_empty(op);
         }
-        self.drive(now);
+        self.drive_soon(now);
         op
     }
 
@@ -625,7 +642,7 @@ impl Client {
         {
             self.finish_empty(op);
         }
-        self.drive(now);
+        self.drive_soon(now);
         op
     }
 
@@ -670,8 +687,15 @@ impl Client {
         self.events.push_back(Event::Done { op, result });
     }
 
+    /// An operation was started: it is routed and sent by the next drive, which
+    /// [`poll_timeout`](Self::poll_timeout) asks for at once (mutators do no work).
+    fn drive_soon(&mut self, now: Instant) {
+        self.drive_at = Some(self.drive_at.map_or(now, |t| t.min(now)));
+    }
+
     /// Everything the client does after an input: bounded passes until nothing changes.
     fn drive(&mut self, now: Instant) {
+        self.drive_at = None;
         for _ in 0..32 {
             let mut progress = false;
             let due: Vec<ConnectionHandle> = self

@@ -36,7 +36,16 @@ impl Harness {
         }
     }
 
+    /// What a transport does before draining: handle what is due (operations are started
+    /// by the next drive, which `poll_timeout` asks for at once).
+    fn due(&mut self) {
+        if self.client.poll_timeout().is_some_and(|t| t <= self.now) {
+            self.client.handle_timeout(self.now);
+        }
+    }
+
     fn ios(&mut self) -> Vec<Io> {
+        self.due();
         let ios: Vec<Io> = std::iter::from_fn(|| self.client.poll_io()).collect();
         for io in &ios {
             if let Io::Connect { conn, host, port } = io {
@@ -48,6 +57,7 @@ impl Harness {
     }
 
     fn written(&mut self) -> Written {
+        self.due();
         let mut out = Vec::new();
         let mut buf = Vec::new();
         while let Some(h) = self.client.poll_transmit(self.now, &mut buf) {
@@ -64,6 +74,7 @@ impl Harness {
     }
 
     fn events(&mut self) -> Vec<Event> {
+        self.due();
         std::iter::from_fn(|| self.client.poll_event()).collect()
     }
 
