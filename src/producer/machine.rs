@@ -1156,7 +1156,14 @@ impl Producer {
         // Refused for a sequence gap while an older batch is unsettled: the gap is that
         // batch, and this one goes again after it (brokers answer a producer they have no
         // state for with UNKNOWN_PRODUCER_ID in that case, or OUT_OF_ORDER_SEQUENCE).
-        let behind_gap = idempotent && (out_of_order || unknown_producer) && earlier_unsettled;
+        // Or an older batch failed for good and the epoch bump that restarts the sequences
+        // is pending: this one goes again under the new epoch.
+        let bump_pending = matches!(
+            self.identity,
+            Identity::Wanted { .. } | Identity::Asking { .. }
+        );
+        let behind_gap =
+            idempotent && (out_of_order || unknown_producer) && (earlier_unsettled || bump_pending);
         // The broker lost the producer's state (its log was deleted or truncated): a new
         // epoch, then the unacknowledged batches go again with fresh sequences.
         let state_lost = idempotent && unknown_producer && !earlier_unsettled;
