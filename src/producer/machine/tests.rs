@@ -181,7 +181,10 @@ fn answer(code: Option<ErrorCode>, base_offset: i64) -> ProduceResponse {
     }
 }
 
-fn reports(p: &mut Producer) -> Vec<(u64, Result<i64, (Option<ErrorCode>, bool)>)> {
+/// A report as the tests compare it: first record, and offset or (code, possibly written).
+type Outcome = (u64, Result<i64, (Option<ErrorCode>, bool)>);
+
+fn reports(p: &mut Producer) -> Vec<Outcome> {
     std::iter::from_fn(|| p.poll_report())
         .map(|r| {
             let result = r.result.map_err(|e| (e.error.code(), e.possibly_persisted));
