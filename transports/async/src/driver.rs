@@ -315,6 +315,7 @@ impl Driver {
                         .unwrap_or_else(PoisonError::into_inner) = snapshot;
                 }
             }
+            self.core.run_callbacks();
             for (op, result) in done {
                 if let Some(reply) = self.pending.remove(&op) {
                     let _ = reply.send(result);

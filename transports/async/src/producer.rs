@@ -96,6 +96,13 @@ impl Producer {
         }
     }
 
+    /// Calls `callback` with every delivery report from now on (one per batch, covering
+    /// records `first .. first + count` of its partition), on the driver's task and never
+    /// under a lock. It must not block; it may send.
+    pub fn on_delivery(&self, callback: impl Fn(&DeliveryReport) + Send + Sync + 'static) {
+        self.handle.set_callback(callback);
+    }
+
     /// Reports dropped from the stream because it was not read in time.
     pub fn lagged(&self) -> u64 {
         self.handle.lagged()
@@ -152,6 +159,13 @@ impl Future for DeliveryFuture {
 #[derive(Debug)]
 pub struct Reports {
     handle: ProducerHandle,
+}
+
+impl Reports {
+    /// The next report (`None` once the producer is closed and every report was read).
+    pub async fn next(&mut self) -> Option<DeliveryReport> {
+        poll_fn(|cx| self.handle.poll_report(cx)).await
+    }
 }
 
 impl Stream for Reports {

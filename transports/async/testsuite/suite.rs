@@ -105,6 +105,7 @@ tests!(
     tansu_producer_every_codec_read_back_by_confluent_kafka,
     sync_producer_returns_each_offset,
     mock_cluster_over_tcp_producer_survives_a_broker_down,
+    mock_cluster_over_tcp_producer_callback_and_report_stream,
 );
 
 #[path = "../../testsupport/readback.rs"]
@@ -1783,6 +1784,54 @@ mod bodies {
             );
         }
         assert_eq!(producer.close(Duration::from_secs(5)).await, 0);
+        client.close().await;
+    }
+
+    pub async fn mock_cluster_over_tcp_producer_callback_and_report_stream() {
+        let server = MockServer::start(1, |c| c.with_topic("t", 2, 1));
+        let client = connect(ClientConfig {
+            broker_version: BrokerVersion::parse("2.8").expect("version"),
+            ..brokers(&server.bootstrap())
+        })
+        .await;
+        let topic = client.topic("t").await.expect("topic");
+        let producer = topic.producer(ProducerConfig::default()).expect("producer");
+        let counted = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let c = counted.clone();
+        producer.on_delivery(move |r| {
+            if r.result.is_ok() {
+                c.fetch_add(u64::from(r.count), Ordering::SeqCst);
+            }
+        });
+        let mut reports = producer.reports();
+        for i in 0..500 {
+            let value = format!("c{i}");
+            drop(
+                producer
+                    .send(Rec::value(value.as_bytes()))
+                    .await
+                    .expect("send"),
+            );
+        }
+        producer.flush().await;
+        assert_eq!(
+            counted.load(Ordering::SeqCst),
+            500,
+            "the callback saw every record"
+        );
+        let mut streamed = 0;
+        while streamed < 500 {
+            let r = reports.next().await.expect("a report");
+            assert!(r.result.is_ok(), "{r:?}");
+            streamed += r.count;
+        }
+        assert_eq!(streamed, 500, "the stream saw every record once");
+        assert_eq!(producer.lagged(), 0);
+        assert_eq!(producer.close(Duration::from_secs(5)).await, 0);
+        assert!(
+            reports.next().await.is_none(),
+            "the stream ends with the producer"
+        );
         client.close().await;
     }
 

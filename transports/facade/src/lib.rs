@@ -56,6 +56,8 @@ impl Shared {
                 client,
                 books: BTreeMap::new(),
                 deferred: VecDeque::new(),
+                callbacks: Vec::new(),
+                flushed: Vec::new(),
                 closed: false,
             }),
             wake_driver: Box::new(wake_driver),
@@ -71,6 +73,25 @@ impl Shared {
     pub fn wake_driver(&self) {
         (self.wake_driver)()
     }
+
+    /// Calls the delivery callbacks of the reports booked since the last call, outside
+    /// the lock (a callback may produce). Drivers call it after each drain.
+    pub fn run_callbacks(&self) {
+        let (due, flushed) = {
+            let mut core = self.lock();
+            (
+                std::mem::take(&mut core.callbacks),
+                std::mem::take(&mut core.flushed),
+            )
+        };
+        for (callback, report) in due {
+            callback(&report);
+        }
+        // A flush is over once the callbacks of its records have run.
+        for w in flushed {
+            w.wake();
+        }
+    }
 }
 
 /// The core client plus the producers' books.
@@ -81,8 +102,16 @@ pub struct Core {
     books: BTreeMap<ProducerId, Book>,
     /// Events taken out of the client by a handle (closing a producer), for the driver.
     deferred: VecDeque<Event>,
+    /// Delivery callbacks to call once the lock is released.
+    callbacks: Vec<(Callback, DeliveryReport)>,
+    /// Flush waiters of producers with a callback: woken after the callbacks ran.
+    flushed: Vec<Waker>,
     closed: bool,
 }
+
+/// A producer's delivery callback: called once per batch report, on the driver's task or
+/// thread, never under the core's lock.
+pub type Callback = Arc<dyn Fn(&DeliveryReport) + Send + Sync>;
 
 impl Core {
     /// The next event the driver must handle itself (operation results, broker
@@ -105,6 +134,12 @@ impl Core {
             .producer(report.producer)
             .map_or(0, |p| p.queued_records());
         if let Some(book) = self.books.get_mut(&report.producer) {
+            if let Some(callback) = &book.callback {
+                self.callbacks.push((callback.clone(), report.clone()));
+                if queued == 0 {
+                    self.flushed.append(&mut book.idle_waiters);
+                }
+            }
             book.record(report, queued);
         }
     }
@@ -189,6 +224,7 @@ struct Book {
     idle_waiters: Vec<Waker>,
     failed_records: u64,
     removed: bool,
+    callback: Option<Callback>,
 }
 
 impl Book {
@@ -202,6 +238,7 @@ impl Book {
             idle_waiters: Vec::new(),
             failed_records: 0,
             removed: false,
+            callback: None,
         }
     }
 
@@ -432,8 +469,16 @@ impl ProducerHandle {
             .client
             .producer(self.id)
             .map_or(0, |p| p.queued_records());
-        if queued == 0 || core.closed {
+        if core.closed {
             return Poll::Ready(());
+        }
+        if queued == 0 {
+            // Done once the callbacks of its records have run too.
+            if !core.callbacks.iter().any(|(_, r)| r.producer == self.id) {
+                return Poll::Ready(());
+            }
+            core.flushed.push(cx.waker().clone());
+            return Poll::Pending;
         }
         if let Some(book) = core.books.get_mut(&self.id) {
             book.idle_waiters.push(cx.waker().clone());
@@ -458,6 +503,14 @@ impl ProducerHandle {
         }
         book.stream_waker = Some(cx.waker().clone());
         Poll::Pending
+    }
+
+    /// Calls `callback` with every delivery report from now on (one per batch), on the
+    /// driver's task or thread and outside the core's lock. It must not block.
+    pub fn set_callback(&self, callback: impl Fn(&DeliveryReport) + Send + Sync + 'static) {
+        if let Some(book) = self.shared.lock().books.get_mut(&self.id) {
+            book.callback = Some(Arc::new(callback));
+        }
     }
 
     /// Reports dropped from the stream because it was not read in time.
@@ -491,11 +544,7 @@ impl ProducerHandle {
         // other events for the driver.
         while let Some(e) = core.client.poll_event() {
             match e {
-                Event::Delivery(r) => {
-                    if let Some(book) = core.books.get_mut(&self.id) {
-                        book.record(r, 0);
-                    }
-                }
+                Event::Delivery(r) => core.book_report(r),
                 other => core.deferred.push_back(other),
             }
         }
@@ -506,6 +555,7 @@ impl ProducerHandle {
             book.wake_all();
         }
         drop(core);
+        self.shared.run_callbacks();
         self.shared.wake_driver();
         after - before
     }
