@@ -1,18 +1,19 @@
 //! The application's handles: [`KafkaClient`] and [`Topic`].
 
 use std::fmt;
+use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_channel::{mpsc, oneshot};
-use grete::client::{NewTopic, Output, PartitionOffset, Target, TopicResult};
+use grete::client::{Client, NewTopic, OpId, Output, PartitionOffset, Target, TopicResult};
 use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 use grete::config::ClientConfig;
 use grete::error::Error;
 use grete::protocol::messages::{RequestBody, ResponseBody};
 
-use crate::driver::{self, Command, OpRequest, Shared};
+use crate::driver::{self, Command, Shared};
 use crate::producer::{Producer, SyncProducer};
 use crate::Runtime;
 use grete::producer::ProducerConfig;
@@ -26,29 +27,47 @@ struct Handle {
     rt: Arc<dyn Runtime>,
 }
 
-fn closed() -> Error {
-    Error::Misuse("the client is closed".into())
+/// Waiting for an operation; forgets it if the caller stops waiting.
+struct OpWait<'a> {
+    core: &'a grete_facade::Shared,
+    op: OpId,
+    done: bool,
+}
+
+impl Drop for OpWait<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.core.forget_op(self.op);
+        }
+    }
 }
 
 impl Handle {
-    async fn op(&self, request: OpRequest) -> Result<Output, Error> {
-        let (reply, answer) = oneshot::channel();
-        self.commands
-            .unbounded_send(Command::Op { request, reply })
-            .map_err(|_| closed())?;
-        answer.await.map_err(|_| closed())?
+    /// Starts an operation on the shared core and waits for its result (a waker per
+    /// operation; no channel message).
+    async fn op(&self, start: impl FnOnce(&mut Client, Instant) -> OpId) -> Result<Output, Error> {
+        let core = &self.shared.core;
+        let op = core.start_op(start)?;
+        let mut wait = OpWait {
+            core,
+            op,
+            done: false,
+        };
+        poll_fn(|cx| {
+            let r = wait.core.poll_op(cx, wait.op);
+            wait.done = r.is_ready();
+            r
+        })
+        .await
     }
 
     async fn update_cluster(&self) -> Result<(), Error> {
-        self.op(OpRequest::UpdateCluster).await.map(|_| ())
+        self.op(|c, now| c.update_cluster(now)).await.map(|_| ())
     }
 
     async fn topic_partitions(&self, name: &str) -> Result<Vec<PartitionInfo>, Error> {
-        let request = OpRequest::TopicMetadata {
-            names: vec![name.to_owned()],
-            auto_create: true,
-        };
-        let output = self.op(request).await?;
+        let names = vec![name.to_owned()];
+        let output = self.op(|c, now| c.topic_metadata(now, names, true)).await?;
         self.shared
             .with_cluster(|c| output.into_topic_partitions(name, c))
     }
@@ -59,24 +78,16 @@ impl Handle {
         partitions: &[PartitionInfo],
         timestamp: i64,
     ) -> Result<Vec<PartitionOffset>, Error> {
-        let request = OpRequest::ListOffsets {
-            topic: topic.to_owned(),
-            partitions: partitions.iter().map(|p| (p.id, timestamp)).collect(),
-        };
-        self.op(request).await?.into_offsets()
-    }
-
-    async fn topics_op(&self, request: OpRequest) -> Result<Vec<TopicResult>, Error> {
-        self.op(request).await?.into_topics()
+        let partitions: Vec<(i32, i64)> = partitions.iter().map(|p| (p.id, timestamp)).collect();
+        self.op(|c, now| c.list_offsets(now, topic, partitions))
+            .await?
+            .into_offsets()
     }
 
     async fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
-        self.op(OpRequest::Send {
-            target,
-            body: Box::new(body),
-        })
-        .await?
-        .into_response()
+        self.op(|c, now| c.send(now, target, body))
+            .await?
+            .into_response()
     }
 
     async fn close(self) {
@@ -199,8 +210,9 @@ impl<R: Runtime> KafkaClient<R> {
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
         self.handle
-            .topics_op(OpRequest::CreateTopics { topics, timeout })
-            .await
+            .op(|c, now| c.create_topics(now, topics, timeout))
+            .await?
+            .into_topics()
     }
 
     /// Deletes topics (DeleteTopics, through the controller). On brokers without the API
@@ -211,8 +223,9 @@ impl<R: Runtime> KafkaClient<R> {
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
         self.handle
-            .topics_op(OpRequest::DeleteTopics { names, timeout })
-            .await
+            .op(|c, now| c.delete_topics(now, names, timeout))
+            .await?
+            .into_topics()
     }
 
     /// Sends any request to `target` (in the highest version both sides support) and

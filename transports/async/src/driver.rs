@@ -13,13 +13,11 @@ use futures_channel::{mpsc, oneshot};
 use futures_util::task::AtomicWaker;
 use futures_util::StreamExt;
 use grete::client::{
-    Client, ConnectionHandle, Event, Io, NewTopic, OpId, Output, Target, ZkError, ZkErrorKind,
-    ZkOpId, ZkRequest, ZkResponse,
+    Client, ConnectionHandle, Io, ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse,
 };
 use grete::cluster::Cluster;
 use grete::config::ClientConfig;
 use grete::error::Error;
-use grete::protocol::messages::RequestBody;
 
 use crate::conn::{self, ConnectSpec};
 use crate::tls::Tls;
@@ -38,36 +36,11 @@ pub(crate) enum IoMsg {
     },
 }
 
-/// An operation the application asks for.
-pub(crate) enum OpRequest {
-    UpdateCluster,
-    TopicMetadata {
-        names: Vec<String>,
-        auto_create: bool,
-    },
-    ListOffsets {
-        topic: String,
-        partitions: Vec<(i32, i64)>,
-    },
-    CreateTopics {
-        topics: Vec<NewTopic>,
-        timeout: Duration,
-    },
-    DeleteTopics {
-        names: Vec<String>,
-        timeout: Duration,
-    },
-    Send {
-        target: Target,
-        body: Box<RequestBody>,
-    },
-}
-
-pub(crate) type Reply = oneshot::Sender<Result<Output, Error>>;
-
 /// A command from a [`KafkaClient`](crate::KafkaClient) handle.
+///
+/// Operations go through the shared core (a waker each); the channel carries only this,
+/// and its closing when every handle is gone stops the driver.
 pub(crate) enum Command {
-    Op { request: OpRequest, reply: Reply },
     Close { done: oneshot::Sender<()> },
 }
 
@@ -120,7 +93,6 @@ pub(crate) struct Driver {
     write_timeout: Duration,
     shared: Arc<Shared>,
     conns: HashMap<ConnectionHandle, Arc<conn::Link>>,
-    pending: HashMap<OpId, Reply>,
     commands: mpsc::UnboundedReceiver<Command>,
     io_tx: mpsc::Sender<IoMsg>,
     io_rx: mpsc::Receiver<IoMsg>,
@@ -172,7 +144,6 @@ pub(crate) fn start(
         write_timeout,
         shared: shared.clone(),
         conns: HashMap::new(),
-        pending: HashMap::new(),
         commands,
         io_tx,
         io_rx,
@@ -223,10 +194,6 @@ impl Driver {
             .await;
             let now = Instant::now();
             match input {
-                Input::Command(Some(Command::Op { request, reply })) => {
-                    let op = self.start_op(now, request);
-                    self.pending.insert(op, reply);
-                }
                 Input::Command(Some(Command::Close { done })) => {
                     close_reply = Some(done);
                     break;
@@ -256,21 +223,6 @@ impl Driver {
         }
     }
 
-    fn start_op(&mut self, now: Instant, request: OpRequest) -> OpId {
-        let mut core = self.core.lock();
-        let c = &mut core.client;
-        match request {
-            OpRequest::UpdateCluster => c.update_cluster(now),
-            OpRequest::TopicMetadata { names, auto_create } => {
-                c.topic_metadata(now, names, auto_create)
-            }
-            OpRequest::ListOffsets { topic, partitions } => c.list_offsets(now, &topic, partitions),
-            OpRequest::CreateTopics { topics, timeout } => c.create_topics(now, topics, timeout),
-            OpRequest::DeleteTopics { names, timeout } => c.delete_topics(now, names, timeout),
-            OpRequest::Send { target, body } => c.send(now, target, *body),
-        }
-    }
-
     fn handle_io(&mut self, now: Instant, msg: IoMsg) {
         let IoMsg::Zk { op, result } = msg;
         self.core.lock().client.handle_zk_result(now, op, result);
@@ -280,7 +232,6 @@ impl Driver {
     /// gives nothing more to do).
     fn drain(&mut self, now: Instant) {
         loop {
-            let mut done = Vec::new();
             let mut io = std::mem::take(&mut self.io);
             {
                 let mut core = self.core.lock();
@@ -299,11 +250,9 @@ impl Driver {
                     }
                     known
                 });
-                while let Some(event) = core.poll_event() {
-                    if let Event::Done { op, result } = event {
-                        done.push((op, result));
-                    }
-                }
+                // Operation results and deliveries go to their waiters; what is left
+                // (broker failures) the application learns from its errors.
+                while core.poll_event().is_some() {}
                 let generation = core.client.cluster_generation();
                 if generation != self.published {
                     self.published = generation;
@@ -316,11 +265,6 @@ impl Driver {
                 }
             }
             self.core.run_callbacks();
-            for (op, result) in done {
-                if let Some(reply) = self.pending.remove(&op) {
-                    let _ = reply.send(result);
-                }
-            }
             let again = !io.is_empty();
             for i in io.drain(..) {
                 match i {

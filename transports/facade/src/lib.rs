@@ -22,7 +22,8 @@ use std::thread::Thread;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use grete::client::{
-    Client, DeliveryError, DeliveryReport, Event, ProduceError, ProduceRecord, ProducerId, RecordId,
+    Client, DeliveryError, DeliveryReport, Event, OpId, Output, ProduceError, ProduceRecord,
+    ProducerId, RecordId,
 };
 use grete::error::Error;
 use grete::producer::ProducerConfig;
@@ -55,6 +56,7 @@ impl Shared {
             core: Mutex::new(Core {
                 client,
                 books: BTreeMap::new(),
+                ops: BTreeMap::new(),
                 deferred: VecDeque::new(),
                 callbacks: Vec::new(),
                 flushed: Vec::new(),
@@ -72,6 +74,55 @@ impl Shared {
     /// Asks the driver to drive the client.
     pub fn wake_driver(&self) {
         (self.wake_driver)()
+    }
+
+    /// Starts an operation (`start` calls one of the client's operation methods) and wakes
+    /// the driver to route it; [`poll_op`](Self::poll_op) gives its result. Fails at once
+    /// once the client is closed.
+    pub fn start_op(
+        &self,
+        start: impl FnOnce(&mut Client, Instant) -> OpId,
+    ) -> Result<OpId, Error> {
+        let mut core = self.lock();
+        if core.closed {
+            return Err(Error::Misuse("the client is closed".into()));
+        }
+        let op = start(&mut core.client, Instant::now());
+        core.ops.insert(
+            op,
+            OpSlot {
+                waker: None,
+                result: None,
+            },
+        );
+        drop(core);
+        self.wake_driver();
+        Ok(op)
+    }
+
+    /// The result of operation `op` (started with [`start_op`](Self::start_op)), once it
+    /// finished; its slot is freed then. The core finishes every operation by its deadline.
+    pub fn poll_op(&self, cx: &mut Context<'_>, op: OpId) -> Poll<Result<Output, Error>> {
+        let mut core = self.lock();
+        let closed = core.closed;
+        let Some(slot) = core.ops.get_mut(&op) else {
+            return Poll::Ready(Err(Error::Misuse("unknown operation".into())));
+        };
+        if let Some(result) = slot.result.take() {
+            core.ops.remove(&op);
+            return Poll::Ready(result);
+        }
+        if closed {
+            core.ops.remove(&op);
+            return Poll::Ready(Err(Error::Misuse("the client is closed".into())));
+        }
+        slot.waker = Some(cx.waker().clone());
+        Poll::Pending
+    }
+
+    /// Forgets operation `op` (its caller stopped waiting): its result is dropped.
+    pub fn forget_op(&self, op: OpId) {
+        self.lock().ops.remove(&op);
     }
 
     /// Calls the delivery callbacks of the reports booked since the last call, outside
@@ -100,6 +151,8 @@ pub struct Core {
     /// events with [`Core::poll_event`], not `client.poll_event`.
     pub client: Client,
     books: BTreeMap<ProducerId, Book>,
+    /// Operations started through [`Shared::start_op`]: their waker, then their result.
+    ops: BTreeMap<OpId, OpSlot>,
     /// Events taken out of the client by a handle (closing a producer), for the driver.
     deferred: VecDeque<Event>,
     /// Delivery callbacks to call once the lock is released.
@@ -114,15 +167,27 @@ pub struct Core {
 pub type Callback = Arc<dyn Fn(&DeliveryReport) + Send + Sync>;
 
 impl Core {
-    /// The next event the driver must handle itself (operation results, broker
-    /// failures): delivery reports go to their producer's book, waking who waits.
+    /// The next event the driver must handle itself (broker failures, results of
+    /// operations it started itself): delivery reports go to their producer's book and
+    /// results of operations started through [`Shared::start_op`] to their slot, waking
+    /// who waits.
     pub fn poll_event(&mut self) -> Option<Event> {
-        if let Some(e) = self.deferred.pop_front() {
-            return Some(e);
-        }
         loop {
-            match self.client.poll_event()? {
+            let event = match self.deferred.pop_front() {
+                Some(e) => e,
+                None => self.client.poll_event()?,
+            };
+            match event {
                 Event::Delivery(report) => self.book_report(report),
+                Event::Done { op, result } => match self.ops.get_mut(&op) {
+                    Some(slot) => {
+                        slot.result = Some(result);
+                        if let Some(w) = slot.waker.take() {
+                            w.wake();
+                        }
+                    }
+                    None => return Some(Event::Done { op, result }),
+                },
                 other => return Some(other),
             }
         }
@@ -149,6 +214,11 @@ impl Core {
         self.closed = true;
         for book in self.books.values_mut() {
             book.wake_all();
+        }
+        for slot in self.ops.values_mut() {
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
         }
     }
 
@@ -199,6 +269,11 @@ pub struct Delivered {
     pub partition: i32,
     /// Its offset (-1 with `required_acks` 0: the broker does not answer).
     pub offset: i64,
+}
+
+struct OpSlot {
+    waker: Option<Waker>,
+    result: Option<Result<Output, Error>>,
 }
 
 struct Outcome {
