@@ -27,6 +27,7 @@
 
 mod driver;
 mod net;
+mod producer;
 mod tls;
 #[cfg(feature = "zookeeper")]
 mod zk;
@@ -37,16 +38,22 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 pub use grete;
+pub use grete::client::{DeliveryError, DeliveryReport, ProduceError, RecordId};
 pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
 pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 pub use grete::config::{
     Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, SaslConfig, SaslMechanism, TlsConfig,
 };
 pub use grete::error::{Error, TransportError, TransportErrorKind};
+pub use grete::producer::{Acks, Partitioning, ProducerConfig};
+pub use grete::protocol::compression::Compression;
 pub use grete::protocol::messages::{RequestBody, ResponseBody};
+pub use grete_facade::{Delivered, Record, SendError};
+pub use producer::{DeliveryHandle, Producer, Reports, SyncProducer};
 
 use driver::{Driver, Msg, StartOp};
 use grete::client::{Client, Output};
+use grete_facade::ProducerHandle;
 
 /// How many messages may wait for the driver before senders block.
 const QUEUE: usize = 1024;
@@ -60,6 +67,8 @@ pub struct KafkaClient {
 
 struct Shared {
     tx: SyncSender<Msg>,
+    /// The core, shared with the driver and the producers.
+    core: Arc<grete_facade::Shared>,
     cluster: Arc<Mutex<Arc<Cluster>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The longest an operation can take (the core finishes every one by then).
@@ -93,7 +102,8 @@ impl KafkaClient {
         let client = Client::new(config)?;
         let cluster = Arc::new(Mutex::new(client.cluster_snapshot()));
         let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let driver = Driver::new(client, rx, tx.clone(), tls, cluster.clone());
+        let core = driver::share(client, tx.clone());
+        let driver = Driver::new(core.clone(), rx, tx.clone(), tls, cluster.clone());
         let thread = thread::Builder::new()
             .name("grete-driver".into())
             .spawn(move || driver.run())
@@ -101,6 +111,7 @@ impl KafkaClient {
         let client = KafkaClient {
             shared: Arc::new(Shared {
                 tx,
+                core,
                 cluster,
                 thread: Mutex::new(Some(thread)),
                 op_limit,
@@ -283,5 +294,20 @@ impl Topic {
             .map(|p| (p.id, timestamp_ms))
             .collect();
         self.client.offsets(&self.name, partitions)
+    }
+
+    /// A batching producer for this topic (see [`Producer`]). Its batches are written in
+    /// the leaders' format (MessageSet v0 on Kafka 0.9, v1 on 0.10, RecordBatch v2 on
+    /// 0.11+), with idempotence where the brokers support it unless the configuration
+    /// says otherwise. The client's driver keeps running while the producer exists.
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer, Error> {
+        let handle = ProducerHandle::start(&self.client.shared.core, &self.name, config)?;
+        Ok(Producer::new(handle, self.client.clone()))
+    }
+
+    /// A producer whose `send` returns once the record is acknowledged (PyKafka's
+    /// `sync=True`). The batch goes at once, without lingering.
+    pub fn sync_producer(&self, config: ProducerConfig) -> Result<SyncProducer, Error> {
+        self.producer(config).map(SyncProducer::new)
     }
 }
