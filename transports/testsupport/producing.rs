@@ -1,7 +1,7 @@
 //! The producer tests every transport runs, written once: the records the interop tests
 //! write, producing them and waiting for every outcome, and checking what another client
 //! read back. A transport's tests implement [`Transport`] for its client and [`Sending`]
-//! for its producers (a few one-line adapters), then call the bodies here.
+//! for its producers with [`adapters!`], then call the bodies here.
 //!
 //! Included with `#[path]` next to `readback.rs`, which it uses as `super::readback`. The
 //! traits are async: the async transports await them; a blocking transport's methods
@@ -59,6 +59,100 @@ pub trait Sending {
     /// Closes with `timeout`; returns how many records closing failed.
     async fn finish(self, timeout: Duration) -> u64;
 }
+
+/// Implements [`Transport`] and [`Sending`] for a transport's `KafkaClient`, `Producer`
+/// and `SyncProducer`: the same one-line adapters for every transport, written once. The
+/// call site has in scope `Transport`, `Sending`, `KafkaClient`, `Topic`, `Producer`,
+/// `SyncProducer`, `Record`, `Delivered` and the per-record outcome type it names first;
+/// then come the tokens after a call that may wait (`[.await]`, or `[]` for a blocking
+/// transport) and those that wait for that outcome (`[.await]`, or `[.wait()]`).
+macro_rules! adapters {
+    ($pending:ident, [$($aw:tt)*], [$($wait:tt)*]) => {
+        impl Transport for KafkaClient {
+            type Topic = Topic;
+            type Producer = Producer;
+            type SyncProducer = SyncProducer;
+
+            async fn topic_named(&self, name: &str) -> Topic {
+                self.topic(name) $($aw)* .expect("topic")
+            }
+
+            async fn create(&self, topics: Vec<::grete::client::NewTopic>) {
+                let timeout = ::std::time::Duration::from_secs(5);
+                self.create_topics(topics, timeout) $($aw)* .expect("create_topics");
+            }
+
+            fn partitions(topic: &Topic) -> &[::grete::cluster::PartitionInfo] {
+                topic.partitions()
+            }
+
+            async fn latest(topic: &Topic) -> Vec<::grete::client::PartitionOffset> {
+                topic.latest_offsets() $($aw)* .expect("offsets")
+            }
+
+            fn producer(topic: &Topic, config: ::grete::producer::ProducerConfig) -> Producer {
+                topic.producer(config).expect("producer")
+            }
+
+            fn sync_producer(
+                topic: &Topic,
+                config: ::grete::producer::ProducerConfig,
+            ) -> SyncProducer {
+                topic.sync_producer(config).expect("sync producer")
+            }
+        }
+
+        impl Sending for Producer {
+            type Pending = $pending;
+
+            async fn put(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> $pending {
+                let record = Record { key, value, ..Record::default() };
+                self.send(record) $($aw)* .expect("send")
+            }
+
+            fn partition_of(pending: &$pending) -> i32 {
+                pending.record_id().partition
+            }
+
+            async fn flush_all(&self) {
+                self.flush() $($aw)*;
+            }
+
+            async fn outcome(pending: $pending) -> (i32, i64) {
+                let d = pending $($wait)* .expect("delivered");
+                (d.partition, d.offset)
+            }
+
+            async fn finish(self, timeout: ::std::time::Duration) -> u64 {
+                self.close(timeout) $($aw)*
+            }
+        }
+
+        impl Sending for SyncProducer {
+            type Pending = Delivered;
+
+            async fn put(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Delivered {
+                let record = Record { key, value, ..Record::default() };
+                self.send(record) $($aw)* .expect("send")
+            }
+
+            fn partition_of(pending: &Delivered) -> i32 {
+                pending.partition
+            }
+
+            async fn flush_all(&self) {}
+
+            async fn outcome(pending: Delivered) -> (i32, i64) {
+                (pending.partition, pending.offset)
+            }
+
+            async fn finish(self, timeout: ::std::time::Duration) -> u64 {
+                self.close(timeout) $($aw)*
+            }
+        }
+    };
+}
+pub(crate) use adapters;
 
 /// Runs `test` on this thread for a blocking transport, whose every await is ready at once
 /// (it blocks inside instead): a pending await fails the test.

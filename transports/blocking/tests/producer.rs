@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use grete::mock::MockConfig;
 use grete_blocking::{
     Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, Delivered, KafkaClient, ProduceError,
-    ProducerConfig, Record,
+    ProducerConfig, Record, Topic,
 };
 
 /// What the mock tests use: a linger long enough that only a flush or a full batch sends.
@@ -22,6 +22,16 @@ fn held(config: ProducerConfig) -> ProducerConfig {
         linger: Duration::from_secs(60),
         ..config
     }
+}
+
+/// A mock cluster of `brokers` with topic "t" of `partitions` (as many replicas as
+/// brokers), a client of it, and the topic.
+fn mock(brokers: usize, partitions: i32) -> (MockServer, KafkaClient, Topic) {
+    let rf = i16::try_from(brokers).expect("a few brokers");
+    let server = MockServer::start(MockConfig::new(brokers).with_topic("t", partitions, rf));
+    let client = client(&server);
+    let topic = client.topic("t").expect("topic");
+    (server, client, topic)
 }
 
 #[test]
@@ -50,9 +60,7 @@ fn mock_cluster_over_tcp_producer_survives_a_broker_down() {
 
 #[test]
 fn try_send_on_a_full_queue_is_queue_full_until_a_flush_frees_room() {
-    let server = MockServer::start(MockConfig::new(1).with_topic("t", 1, 1));
-    let client = client(&server);
-    let topic = client.topic("t").expect("topic");
+    let (_server, client, topic) = mock(1, 1);
     let producer = topic
         .producer(held(ProducerConfig {
             max_queued_messages: 10,
@@ -103,9 +111,7 @@ fn try_send_on_a_full_queue_is_queue_full_until_a_flush_frees_room() {
 
 #[test]
 fn send_waits_for_room_when_the_queue_is_full() {
-    let server = MockServer::start(MockConfig::new(1).with_topic("t", 1, 1));
-    let client = client(&server);
-    let topic = client.topic("t").expect("topic");
+    let (_server, client, topic) = mock(1, 1);
     // Ten records at most wait; each batch goes after 20 ms: the 11th send waits for the
     // first batch's report.
     let producer = topic
@@ -135,9 +141,7 @@ fn send_waits_for_room_when_the_queue_is_full() {
 
 #[test]
 fn wait_timeout_is_none_until_the_batch_goes() {
-    let server = MockServer::start(MockConfig::new(1).with_topic("t", 1, 1));
-    let client = client(&server);
-    let topic = client.topic("t").expect("topic");
+    let (_server, client, topic) = mock(1, 1);
     let producer = topic
         .producer(held(ProducerConfig::default()))
         .expect("producer");
@@ -159,9 +163,7 @@ fn wait_timeout_is_none_until_the_batch_goes() {
 
 #[test]
 fn reports_iterate_every_batch_and_end_when_the_producer_closes() {
-    let server = MockServer::start(MockConfig::new(2).with_topic("t", 3, 2));
-    let client = client(&server);
-    let topic = client.topic("t").expect("topic");
+    let (_server, client, topic) = mock(2, 3);
     let producer = topic
         .producer(held(ProducerConfig {
             batch_max_records: 7,
@@ -194,9 +196,7 @@ fn reports_iterate_every_batch_and_end_when_the_producer_closes() {
 
 #[test]
 fn a_producer_keeps_the_driver_running_after_the_client_is_dropped() {
-    let server = MockServer::start(MockConfig::new(1).with_topic("t", 1, 1));
-    let client = client(&server);
-    let topic = client.topic("t").expect("topic");
+    let (server, client, topic) = mock(1, 1);
     let producer = topic
         .sync_producer(ProducerConfig::default())
         .expect("producer");
@@ -225,9 +225,7 @@ fn a_producer_keeps_the_driver_running_after_the_client_is_dropped() {
 
 #[test]
 fn closing_the_client_ends_every_wait() {
-    let server = MockServer::start(MockConfig::new(1).with_topic("t", 1, 1));
-    let client = client(&server);
-    let topic = client.topic("t").expect("topic");
+    let (_server, client, topic) = mock(1, 1);
     let producer = topic
         .producer(held(ProducerConfig {
             max_queued_messages: 1,

@@ -435,74 +435,67 @@ fn free_port() -> u16 {
 
 // ---- the producer, read back by other clients (bodies shared with the async suite) ----
 
+/// The values of `vars` (the first names the brokers, the others the readers) and a
+/// client of those brokers, or `None` (skip); `modern` asks them for their API versions.
+fn interop(vars: &[&str], modern: bool) -> Option<(KafkaClient, Vec<String>)> {
+    let values: Option<Vec<String>> = vars.iter().map(|v| env(v)).collect();
+    let values = values?;
+    let mut config = config(&values[0]);
+    if modern {
+        config.broker_version = BrokerVersion::new(2, 8, 0);
+    }
+    let client = KafkaClient::connect(config).expect("connect");
+    Some((client, values))
+}
+
+const PREFIX: &str = "grete-blocking";
+
 #[test]
 fn kafka09_producer_every_codec_and_acks_read_back_by_kcat() {
-    let (Some(list), Some(_)) = (env("GRETE_KAFKA09_BROKERS"), env("GRETE_KCAT")) else {
+    let Some((client, v)) = interop(&["GRETE_KAFKA09_BROKERS", "GRETE_KCAT"], false) else {
         return;
     };
-    let client = KafkaClient::connect(config(&list)).expect("connect");
     ready(producing::kafka09_every_codec_and_acks(
-        &client,
-        &list,
-        "grete-blocking",
+        &client, &v[0], PREFIX,
     ));
     client.close();
 }
 
 #[test]
 fn kafka09_producer_records_read_by_pykafka() {
-    let (Some(list), Some(_)) = (env("GRETE_KAFKA09_BROKERS"), env("GRETE_PYTHON")) else {
+    let Some((client, v)) = interop(&["GRETE_KAFKA09_BROKERS", "GRETE_PYTHON"], false) else {
         return;
     };
-    let client = KafkaClient::connect(config(&list)).expect("connect");
-    ready(producing::kafka09_read_by_pykafka(
-        &client,
-        &list,
-        "grete-blocking",
-    ));
+    ready(producing::kafka09_read_by_pykafka(&client, &v[0], PREFIX));
     client.close();
 }
 
 #[test]
 fn kafka09_keyed_records_land_where_librdkafka_puts_them() {
-    let (Some(list), Some(kcat)) = (env("GRETE_KAFKA09_CLUSTER3_BROKERS"), env("GRETE_KCAT"))
-    else {
+    let vars = ["GRETE_KAFKA09_CLUSTER3_BROKERS", "GRETE_KCAT"];
+    let Some((client, v)) = interop(&vars, false) else {
         return;
     };
-    let client = KafkaClient::connect(config(&list)).expect("connect");
     ready(producing::kafka09_keyed_like_librdkafka(
-        &client,
-        &list,
-        &kcat,
-        "grete-blocking",
+        &client, &v[0], &v[1], PREFIX,
     ));
     client.close();
 }
 
 #[test]
 fn tansu_producer_every_codec_read_back_by_confluent_kafka() {
-    let (Some(list), Some(_)) = (env("GRETE_TANSU_BROKERS"), env("GRETE_PYTHON")) else {
+    let Some((client, v)) = interop(&["GRETE_TANSU_BROKERS", "GRETE_PYTHON"], true) else {
         return;
     };
-    let client = KafkaClient::connect(ClientConfig {
-        broker_version: BrokerVersion::new(2, 8, 0),
-        ..config(&list)
-    })
-    .expect("connect");
-    ready(producing::tansu_every_codec(
-        &client,
-        &list,
-        "grete-blocking",
-    ));
+    ready(producing::tansu_every_codec(&client, &v[0], PREFIX));
     client.close();
 }
 
 #[test]
 fn sync_producer_returns_each_offset() {
-    let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+    let Some((client, _)) = interop(&["GRETE_KAFKA09_BROKERS"], false) else {
         return;
     };
-    let client = KafkaClient::connect(config(&list)).expect("connect");
-    ready(producing::sync_offsets(&client, "grete-blocking"));
+    ready(producing::sync_offsets(&client, PREFIX));
     client.close();
 }
