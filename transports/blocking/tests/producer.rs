@@ -256,3 +256,28 @@ fn closing_the_client_ends_every_wait() {
         Err(ProduceError::Closed)
     );
 }
+
+#[test]
+fn unread_reports_are_dropped_oldest_first_and_counted() {
+    let (_server, client, topic) = mock(1, 1);
+    // One report per record: more than the iterator keeps.
+    let producer = topic
+        .producer(ProducerConfig {
+            batch_max_records: 1,
+            ..ProducerConfig::default()
+        })
+        .expect("producer");
+    let kept = grete_facade::STREAM_REPORTS;
+    let sent = kept + 100;
+    for _ in 0..sent {
+        let _ = producer.send(Record::value(b"r")).expect("send");
+    }
+    producer.flush();
+    assert_eq!(producer.lagged(), 100);
+    let reports = producer.reports();
+    assert_eq!(producer.close(Duration::from_secs(30)), 0);
+    let firsts: Vec<u64> = reports.map(|r| r.first).collect();
+    assert_eq!(firsts.len(), kept);
+    assert_eq!(firsts[0], 100, "the oldest reports went first");
+    client.close();
+}
