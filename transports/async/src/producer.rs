@@ -62,15 +62,7 @@ impl Producer {
     /// Queues a record without ever waiting: a full queue is [`ProduceError::QueueFull`]
     /// whatever `block_on_queue_full` says.
     pub fn try_send(&self, record: Record<'_>) -> Result<DeliveryFuture, ProduceError> {
-        let waker = futures_util::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        match self.handle.poll_send(&mut cx, &record) {
-            Poll::Ready(r) => r.map(|rid| self.future(rid)),
-            Poll::Pending => Err(ProduceError::QueueFull {
-                records: self.handle.queued_records(),
-                bytes: 0,
-            }),
-        }
+        self.handle.try_send(&record).map(|rid| self.future(rid))
     }
 
     fn future(&self, rid: RecordId) -> DeliveryFuture {

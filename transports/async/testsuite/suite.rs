@@ -129,13 +129,7 @@ fn env(var: &str) -> Option<String> {
     }
 }
 
-fn unique(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
-}
+use producing::unique;
 
 fn config(bootstrap: Bootstrap) -> ClientConfig {
     ClientConfig {
@@ -1618,40 +1612,14 @@ mod bodies {
         slow_loris_tls(impatient_modern).await;
     }
 
-    // ---- producer ------------------------------------------------------------------
-
-    use super::producing::*;
+    // ---- producer (the bodies are shared with the blocking transport) ---------------
 
     pub async fn kafka09_producer_every_codec_and_acks_read_back_by_kcat() {
         let (Some(list), Some(_)) = (env("GRETE_KAFKA09_BROKERS"), env("GRETE_KCAT")) else {
             return;
         };
         let client = connect(brokers(&list)).await;
-        for compression in [
-            Compression::None,
-            Compression::Gzip,
-            Compression::Snappy,
-            Compression::Lz4,
-        ] {
-            for acks in [Acks::None, Acks::Leader, Acks::All] {
-                let name = unique(&format!("grete-async-p09-{compression:?}-{acks:?}"));
-                let topic = client.topic(&name).await.expect("topic");
-                let config = ProducerConfig {
-                    compression,
-                    required_acks: acks,
-                    ..ProducerConfig::pykafka()
-                };
-                let sent = produce_all(&topic, config, records(), false).await;
-                let written = wait_for_offsets(&topic, sent.len()).await;
-                assert_eq!(
-                    written,
-                    sent.len(),
-                    "{compression:?} {acks:?}: log end offsets"
-                );
-                let read = readback::read_back(readback::Reader::Kcat09, &list, &name, sent.len());
-                assert_read_back(&sent, &read, acks != Acks::None);
-            }
-        }
+        producing::kafka09_every_codec_and_acks(&client, &list, "grete-async").await;
         client.close().await;
     }
 
@@ -1660,15 +1628,7 @@ mod bodies {
             return;
         };
         let client = connect(brokers(&list)).await;
-        let name = unique("grete-async-p09-pykafka");
-        let topic = client.topic(&name).await.expect("topic");
-        let config = ProducerConfig {
-            compression: Compression::Gzip,
-            ..ProducerConfig::pykafka()
-        };
-        let sent = produce_all(&topic, config, records(), true).await;
-        let read = readback::read_back(readback::Reader::PyKafka, &list, &name, sent.len());
-        assert_read_back(&sent, &read, true);
+        producing::kafka09_read_by_pykafka(&client, &list, "grete-async").await;
         client.close().await;
     }
 
@@ -1678,42 +1638,7 @@ mod bodies {
             return;
         };
         let client = connect(brokers(&list)).await;
-        let theirs = unique("grete-async-keys-rdkafka");
-        let ours = unique("grete-async-keys-grete");
-        let keys: Vec<String> = (0..200).map(|i| format!("user-{i}")).collect();
-        // librdkafka's murmur2 (the Java client's choice) through kcat.
-        let mut input = String::new();
-        for k in &keys {
-            input.push_str(&format!("{k}:v\n"));
-        }
-        let topic = topic_with_leaders(&client, &theirs, 3).await;
-        kcat_produce(&kcat, &list, &theirs, &input);
-        let ours_topic = topic_with_leaders(&client, &ours, 3).await;
-        let keyed: Vec<(Option<Vec<u8>>, Vec<u8>)> = keys
-            .iter()
-            .map(|k| (Some(k.as_bytes().to_vec()), b"v".to_vec()))
-            .collect();
-        let config = ProducerConfig {
-            required_acks: Acks::All,
-            ..ProducerConfig::default()
-        };
-        let sent = produce_all(&ours_topic, config, keyed, false).await;
-        let a = readback::read_back(readback::Reader::Kcat09, &list, &theirs, keys.len());
-        let b = readback::read_back(readback::Reader::Kcat09, &list, &ours, sent.len());
-        let place = |m: &[readback::Message]| -> BTreeMap<Vec<u8>, i32> {
-            m.iter()
-                .map(|m| (m.key.clone().expect("key"), m.partition))
-                .collect()
-        };
-        let (a, b) = (place(&a), place(&b));
-        assert_eq!(a.len(), keys.len());
-        assert_eq!(
-            a, b,
-            "grete and librdkafka put keys in different partitions"
-        );
-        let used: BTreeSet<i32> = a.values().copied().collect();
-        assert_eq!(used.len(), 3, "200 keys over 3 partitions use all of them");
-        drop(topic);
+        producing::kafka09_keyed_like_librdkafka(&client, &list, &kcat, "grete-async").await;
         client.close().await;
     }
 
@@ -1722,40 +1647,7 @@ mod bodies {
             return;
         };
         let client = connect(modern(&list)).await;
-        for (compression, acks, idempotence) in [
-            (Compression::None, Acks::All, None),
-            (Compression::Gzip, Acks::All, None),
-            (Compression::Snappy, Acks::All, None),
-            (Compression::Lz4, Acks::All, None),
-            (Compression::Zstd, Acks::All, None),
-            (Compression::Lz4, Acks::Leader, Some(false)),
-            (Compression::None, Acks::None, Some(false)),
-        ] {
-            let name = unique(&format!("grete-async-ptansu-{compression:?}-{acks:?}"));
-            let new = NewTopic {
-                name: name.clone(),
-                num_partitions: 3,
-                replication_factor: 1,
-                configs: Vec::new(),
-            };
-            client
-                .create_topics(vec![new], Duration::from_secs(5))
-                .await
-                .expect("create_topics");
-            let topic = client.topic(&name).await.expect("topic");
-            let config = ProducerConfig {
-                compression,
-                required_acks: acks,
-                enable_idempotence: idempotence,
-                ..ProducerConfig::default()
-            };
-            let sent = produce_all(&topic, config, records(), true).await;
-            // No wait on the log end offsets here: tansu 0.6's ListOffsets under-reports
-            // them after fast produce bursts (librdkafka's writes too); the reader reads
-            // until it has every record.
-            let read = readback::read_back(readback::Reader::Confluent, &list, &name, sent.len());
-            assert_read_back(&sent, &read, acks != Acks::None);
-        }
+        producing::tansu_every_codec(&client, &list, "grete-async").await;
         client.close().await;
     }
 
@@ -1764,30 +1656,13 @@ mod bodies {
             return;
         };
         let client = connect(brokers(&list)).await;
-        let name = unique("grete-async-sync");
-        let topic = client.topic(&name).await.expect("topic");
-        let producer = topic
-            .sync_producer(ProducerConfig::pykafka())
-            .expect("sync producer");
-        for i in 0..5 {
-            let value = format!("sync-{i}");
-            let delivered = producer
-                .send(Rec::value(value.as_bytes()))
-                .await
-                .expect("send");
-            assert_eq!(
-                delivered,
-                Delivered {
-                    partition: 0,
-                    offset: i
-                }
-            );
-        }
-        assert_eq!(producer.close(Duration::from_secs(5)).await, 0);
+        producing::sync_offsets(&client, "grete-async").await;
         client.close().await;
     }
 
     pub async fn mock_cluster_over_tcp_producer_callback_and_report_stream() {
+        use super::super::transport::Record as Rec;
+        use grete::producer::ProducerConfig;
         let server = MockServer::start(1, |c| c.with_topic("t", 2, 1));
         let client = connect(ClientConfig {
             broker_version: BrokerVersion::parse("2.8").expect("version"),
@@ -1847,192 +1722,33 @@ mod bodies {
         })
         .await;
         let topic = client.topic("t").await.expect("topic");
-        let producer = topic.producer(ProducerConfig::default()).expect("producer");
-        let mut futures = Vec::new();
-        for i in 0..2000 {
-            if i == 700 {
-                let leader = topic.partitions()[0].leader.expect("leader");
-                server.with_cluster(move |c, now| c.broker_down(now, leader));
-            }
-            let value = format!("m{i}");
-            futures.push(
-                producer
-                    .send(Rec::value(value.as_bytes()))
-                    .await
-                    .expect("send"),
-            );
-        }
-        producer.flush().await;
-        let mut offsets = BTreeSet::new();
-        for f in futures {
-            let d = f.await.expect("delivered");
-            assert!(offsets.insert((d.partition, d.offset)), "{d:?} twice");
-        }
-        assert_eq!(offsets.len(), 2000);
-        let written: usize = (0..4)
-            .map(|p| server.with_cluster(move |c, _| c.records("t", p).len()))
-            .sum();
-        assert_eq!(written, 2000, "idempotence: nothing written twice");
+        let producer = topic
+            .producer(grete::producer::ProducerConfig::default())
+            .expect("producer");
+        let leader = topic.partitions()[0].leader.expect("leader");
+        producing::through_a_broker_down(
+            producer,
+            || server.with_cluster(move |c, now| c.broker_down(now, leader)),
+            || {
+                (0..4)
+                    .map(|p| server.with_cluster(move |c, _| c.records("t", p).len()))
+                    .sum()
+            },
+        )
+        .await;
         client.close().await;
     }
 }
 
-/// Helpers of the producer tests.
-mod producing {
-    pub use super::super::transport::{Delivered, Record as Rec};
-    pub use grete::producer::{Acks, ProducerConfig};
-    pub use grete::protocol::compression::Compression;
-    pub use std::collections::BTreeMap;
+/// The shared producer tests (`transports/testsupport/producing.rs`) on this transport.
+#[path = "../../testsupport/producing.rs"]
+mod producing;
 
-    use super::super::transport::{KafkaClient, Topic};
-    use super::readback::Message;
+mod adapters {
+    use super::super::transport::{
+        Delivered, DeliveryFuture, KafkaClient, Producer, Record, SyncProducer, Topic,
+    };
+    use super::producing::{Sending, Transport};
 
-    /// How many records each interop test writes (`GRETE_INTEROP_RECORDS`; 2,000 by
-    /// default, the README's campaign uses 100,000).
-    pub fn count() -> usize {
-        std::env::var("GRETE_INTEROP_RECORDS")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(2000)
-    }
-
-    /// Records of 100 bytes, every seventh with a key, every eleventh with a null value.
-    pub fn records() -> Vec<(Option<Vec<u8>>, Vec<u8>)> {
-        (0..count())
-            .map(|i| {
-                let key = (i % 7 == 0).then(|| format!("key-{i}").into_bytes());
-                let mut value = format!("record {i} ").into_bytes();
-                value.resize(100, b'a' + (i % 26) as u8);
-                (key, value)
-            })
-            .collect()
-    }
-
-    /// Produces every record (nulls where `i % 11 == 0` when `nulls`), waits for every
-    /// outcome, and returns (partition, offset, key, value) of each, in produce order.
-    pub async fn produce_all(
-        topic: &Topic,
-        config: ProducerConfig,
-        records: Vec<(Option<Vec<u8>>, Vec<u8>)>,
-        nulls: bool,
-    ) -> Vec<Message> {
-        let acks = config.required_acks;
-        let producer = topic.producer(config).expect("producer");
-        let mut pending = Vec::with_capacity(records.len());
-        for (i, (key, value)) in records.into_iter().enumerate() {
-            let value = (!(nulls && i % 11 == 0)).then_some(value);
-            let record = Rec {
-                key: key.as_deref(),
-                value: value.as_deref(),
-                ..Rec::default()
-            };
-            let f = producer.send(record).await.expect("send");
-            pending.push((f, key, value));
-        }
-        producer.flush().await;
-        let mut out = Vec::with_capacity(pending.len());
-        for (f, key, value) in pending {
-            let partition = f.record_id().partition;
-            let d = f.await.expect("delivered");
-            assert_eq!(d.partition, partition);
-            if acks == Acks::None {
-                assert_eq!(d.offset, -1);
-            }
-            out.push(Message {
-                partition: d.partition,
-                offset: d.offset,
-                key,
-                value,
-            });
-        }
-        assert_eq!(producer.close(std::time::Duration::from_secs(5)).await, 0);
-        if acks != Acks::None {
-            let mut seen = std::collections::BTreeSet::new();
-            for m in &out {
-                let (p, o) = (m.partition, m.offset);
-                assert!(seen.insert((p, o)), "two records acknowledged at {p}/{o}");
-            }
-        }
-        out
-    }
-
-    /// What was read back is what was sent: with offsets when the broker answered them,
-    /// else in produce order per partition.
-    pub fn assert_read_back(sent: &[Message], read: &[Message], with_offsets: bool) {
-        let mut expected: Vec<Message> = sent.to_vec();
-        if !with_offsets {
-            // Per partition in produce order: take the offsets the reader saw.
-            let mut next: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
-            for m in read {
-                next.entry(m.partition).or_default().push(m.offset);
-            }
-            for list in next.values_mut() {
-                list.reverse();
-            }
-            for m in &mut expected {
-                m.offset = next
-                    .get_mut(&m.partition)
-                    .and_then(Vec::pop)
-                    .expect("as many read as sent in the partition");
-            }
-        }
-        expected.sort();
-        assert_eq!(expected.len(), read.len());
-        for (e, r) in expected.iter().zip(read) {
-            assert_eq!(e, r, "record read back differs");
-        }
-    }
-
-    /// The topic once each of its `n` partitions has a leader (auto-created topics get
-    /// theirs a moment after creation).
-    pub async fn topic_with_leaders(client: &KafkaClient, name: &str, n: usize) -> Topic {
-        for _ in 0..100 {
-            let topic = client.topic(name).await.expect("topic");
-            if topic.partitions().len() == n
-                && topic.partitions().iter().all(|p| p.leader.is_some())
-            {
-                return topic;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        panic!("{name} has no leaders after 10 s");
-    }
-
-    /// The sum of the partitions' latest offsets once it reaches `n` (acks=0 records are
-    /// appended a moment after they were written to the socket), or after 10 s.
-    pub async fn wait_for_offsets(topic: &Topic, n: usize) -> usize {
-        let mut total = 0;
-        for _ in 0..100 {
-            let latest = topic.latest_offsets().await.expect("offsets");
-            total = latest
-                .iter()
-                .map(|o| o.result.clone().expect("offset").max(0) as usize)
-                .sum();
-            if total >= n {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        total
-    }
-
-    /// Produces `input` (`key:value` lines) with kcat, librdkafka's murmur2 partitioner.
-    pub fn kcat_produce(kcat: &str, brokers: &str, topic: &str, input: &str) {
-        use std::io::Write;
-        let mut child = std::process::Command::new(kcat)
-            .args(["-P", "-b", brokers, "-t", topic, "-K", ":"])
-            .args(["-X", "api.version.request=false"])
-            .args(["-X", "broker.version.fallback=0.9.0.1"])
-            .args(["-X", "topic.partitioner=murmur2_random"])
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .expect("kcat");
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(input.as_bytes())
-            .expect("write");
-        assert!(child.wait().expect("kcat").success());
-    }
+    super::producing::adapters!(DeliveryFuture, [.await], [.await]);
 }

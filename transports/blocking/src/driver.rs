@@ -1,6 +1,12 @@
-//! The driver thread: owns the core [`Client`], reads the clock, feeds it what the
-//! connection threads report, carries out its instructions, and hands finished operations
-//! back to the application threads waiting for them.
+//! The driver thread: reads the clock, feeds the core what the connection threads report,
+//! carries out its instructions, and hands finished operations back to the application
+//! threads waiting for them.
+//!
+//! It does not own the core: the [`Client`] lives in a [`grete_facade::Shared`], behind
+//! one lock the producers take to append records. The driver locks it for one input and
+//! the drain that follows, and never does IO while holding it: bytes go to each
+//! connection's writer thread through its channel, sockets are opened and closed after
+//! the lock is released.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
@@ -29,6 +35,8 @@ pub enum Msg {
     Io(IoMsg),
     /// A ZooKeeper read finished.
     Zk(ZkOpId, Result<ZkResponse, ZkError>),
+    /// A producer opened or filled a batch, flushed, or waits for room: drive the client.
+    Wake,
 }
 
 enum Slot {
@@ -37,7 +45,8 @@ enum Slot {
 }
 
 pub struct Driver {
-    client: Client,
+    core: Arc<grete_facade::Shared>,
+    config: ClientConfig,
     rx: Receiver<Msg>,
     tx: SyncSender<Msg>,
     tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
@@ -49,19 +58,40 @@ pub struct Driver {
     #[cfg(feature = "zookeeper")]
     zk: Option<crate::zk::ZkHandle>,
     buf: Vec<u8>,
+    /// Instructions taken out under the lock, carried out after it.
+    io: Vec<Io>,
+    /// Operations finished in the last drain.
+    done: Vec<(OpId, Result<Output, Error>)>,
+}
+
+/// Shares `client` with the application's handles: a handle wakes the driver with a
+/// [`Msg::Wake`] on `tx`. A full channel means the driver has work queued and will drive
+/// the client anyway, so the wake-up never blocks and is never needed twice.
+pub fn share(client: Client, tx: SyncSender<Msg>) -> Arc<grete_facade::Shared> {
+    grete_facade::Shared::new(client, move || {
+        let _ = tx.try_send(Msg::Wake);
+    })
 }
 
 impl Driver {
     pub fn new(
-        client: Client,
+        core: Arc<grete_facade::Shared>,
         rx: Receiver<Msg>,
         tx: SyncSender<Msg>,
         tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
         snapshot: Arc<Mutex<Arc<Cluster>>>,
     ) -> Driver {
+        let (published, config) = {
+            let core = core.lock();
+            (
+                core.client.cluster_generation(),
+                core.client.config().clone(),
+            )
+        };
         Driver {
-            published: client.cluster_generation(),
-            client,
+            core,
+            config,
+            published,
             rx,
             tx,
             tls,
@@ -71,11 +101,9 @@ impl Driver {
             #[cfg(feature = "zookeeper")]
             zk: None,
             buf: Vec::new(),
+            io: Vec::new(),
+            done: Vec::new(),
         }
-    }
-
-    fn config(&self) -> &ClientConfig {
-        self.client.config()
     }
 
     /// The loop: wait for a message or the client's next timer, handle it, drain.
@@ -83,21 +111,24 @@ impl Driver {
         loop {
             self.drain();
             let now = Instant::now();
-            let wait = match self.client.poll_timeout() {
-                // The core's contract: after handle_timeout(now) nothing is due at `now`,
-                // so this cannot spin.
-                Some(at) if at <= now => {
-                    self.client.handle_timeout(now);
-                    continue;
+            let wait = {
+                let mut core = self.core.lock();
+                match core.client.poll_timeout() {
+                    // The core's contract: after handle_timeout(now) nothing is due at
+                    // `now`, so this cannot spin.
+                    Some(at) if at <= now => {
+                        core.client.handle_timeout(now);
+                        continue;
+                    }
+                    Some(at) => Some(at - now),
+                    None => None,
                 }
-                Some(at) => Some(at - now),
-                None => None,
             };
             let msg = match wait {
                 Some(d) => match self.rx.recv_timeout(d) {
                     Ok(m) => m,
                     Err(RecvTimeoutError::Timeout) => {
-                        self.client.handle_timeout(Instant::now());
+                        self.core.lock().client.handle_timeout(Instant::now());
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -119,91 +150,105 @@ impl Driver {
     /// Handles one message; returns the reply channel of a close request.
     fn handle(&mut self, msg: Msg) -> Option<Sender<()>> {
         let now = Instant::now();
+        let mut core = self.core.lock();
+        let client = &mut core.client;
         match msg {
             Msg::Op(start, reply) => {
-                let op = start(&mut self.client, now);
+                let op = start(client, now);
                 self.waiting.insert(op, reply);
             }
             Msg::Close(done) => return Some(done),
+            Msg::Wake => client.handle_timeout(now),
             Msg::Io(IoMsg::Connected(conn, link)) => match self.conns.get_mut(&conn) {
                 Some(slot @ Slot::Connecting) => {
                     *slot = Slot::Open(link);
-                    self.client.handle_connected(now, conn);
+                    client.handle_connected(now, conn);
                 }
                 // Closed by the client meanwhile (its connect timeout, say).
-                _ => link.close(),
+                _ => {
+                    drop(core);
+                    link.close();
+                }
             },
             Msg::Io(IoMsg::ConnectFailed(conn, error)) => {
                 if self.conns.remove(&conn).is_some() {
-                    self.client.handle_connect_failed(now, conn, error);
+                    client.handle_connect_failed(now, conn, error);
                 }
             }
             Msg::Io(IoMsg::Data(conn, data)) => {
                 if matches!(self.conns.get(&conn), Some(Slot::Open(_))) {
-                    self.client.handle_data(now, conn, &data);
+                    client.handle_data(now, conn, &data);
                 }
             }
             Msg::Io(IoMsg::Closed(conn, error)) => {
                 if let Some(slot) = self.conns.remove(&conn) {
+                    client.handle_closed(now, conn, error);
+                    drop(core);
                     if let Slot::Open(link) = slot {
                         link.close();
                     }
-                    self.client.handle_closed(now, conn, error);
                 }
             }
-            Msg::Zk(op, result) => self.client.handle_zk_result(now, op, result),
+            Msg::Zk(op, result) => client.handle_zk_result(now, op, result),
         }
         None
     }
 
-    /// Drains the client in the documented order until it has nothing more to say.
+    /// Drains the client in the documented order (IO, transmits, events) under the lock,
+    /// then carries out the IO and answers the finished operations without it; again
+    /// while that IO gives the client more to say (a failed ZooKeeper start), a bounded
+    /// number of times.
     fn drain(&mut self) {
-        // Bounded: each pass takes what is ready now; a few passes settle it.
         for _ in 0..64 {
-            let mut moved = false;
-            while let Some(io) = self.client.poll_io() {
-                moved = true;
-                self.io(io);
-            }
             let now = Instant::now();
-            loop {
-                self.buf.clear();
-                let Some(conn) = self.client.poll_transmit(now, &mut self.buf) else {
-                    break;
-                };
-                moved = true;
-                if let Some(Slot::Open(link)) = self.conns.get(&conn) {
-                    // A closed writer reports the closure itself.
-                    let _ = link.writer.send(std::mem::take(&mut self.buf));
+            {
+                let mut core = self.core.lock();
+                while let Some(io) = core.client.poll_io() {
+                    self.io.push(io);
                 }
-            }
-            while let Some(event) = self.client.poll_event() {
-                moved = true;
-                if let Event::Done { op, result } = event {
-                    if let Some(reply) = self.waiting.remove(&op) {
-                        // Refresh the snapshot first, so the caller sees what the op did.
-                        self.refresh_snapshot();
-                        let _ = reply.send(result);
+                loop {
+                    self.buf.clear();
+                    let Some(conn) = core.client.poll_transmit(now, &mut self.buf) else {
+                        break;
+                    };
+                    if let Some(Slot::Open(link)) = self.conns.get(&conn) {
+                        // A channel, not the socket: the writer thread writes. A closed
+                        // writer reports the closure itself.
+                        let _ = link.writer.send(std::mem::take(&mut self.buf));
                     }
                 }
+                // Delivery reports go to the producers' books; the rest is ours.
+                while let Some(event) = core.poll_event() {
+                    if let Event::Done { op, result } = event {
+                        self.done.push((op, result));
+                    }
+                }
+                // Before answering, so the caller sees what its operation did.
+                let generation = core.client.cluster_generation();
+                if generation != self.published {
+                    self.published = generation;
+                    *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) =
+                        core.client.cluster_snapshot();
+                }
             }
-            if !moved {
-                break;
+            self.core.run_callbacks();
+            for (op, result) in self.done.drain(..) {
+                if let Some(reply) = self.waiting.remove(&op) {
+                    let _ = reply.send(result);
+                }
             }
+            if self.io.is_empty() {
+                return;
+            }
+            let mut io = std::mem::take(&mut self.io);
+            for i in io.drain(..) {
+                self.carry_out(i);
+            }
+            self.io = io;
         }
-        self.refresh_snapshot();
     }
 
-    fn refresh_snapshot(&mut self) {
-        let generation = self.client.cluster_generation();
-        if generation != self.published {
-            self.published = generation;
-            *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) =
-                self.client.cluster_snapshot();
-        }
-    }
-
-    fn io(&mut self, io: Io) {
+    fn carry_out(&mut self, io: Io) {
         match io {
             Io::Connect { conn, host, port } => {
                 self.conns.insert(conn, Slot::Connecting);
@@ -211,8 +256,8 @@ impl Driver {
                     conn,
                     host,
                     port,
-                    connect_timeout: self.config().connect_timeout,
-                    write_timeout: self.config().write_timeout(),
+                    connect_timeout: self.config.connect_timeout,
+                    write_timeout: self.config.write_timeout(),
                     tls: self.tls.clone(),
                 };
                 net::dial(dial, self.tx.clone());
@@ -233,18 +278,17 @@ impl Driver {
     #[cfg(feature = "zookeeper")]
     fn zookeeper(&mut self, op: ZkOpId, request: grete::client::ZkRequest) {
         use grete::client::ZkErrorKind;
-        let now = Instant::now();
         if self.zk.is_none() {
             let hosts = self
-                .config()
+                .config
                 .bootstrap
                 .zookeeper_hosts()
                 .unwrap_or_default()
                 .to_owned();
             let started = crate::zk::ZkHandle::start(
                 hosts,
-                self.config().zookeeper_session_timeout(),
-                self.config().zookeeper_request_timeout(),
+                self.config.zookeeper_session_timeout(),
+                self.config.zookeeper_request_timeout(),
                 self.tx.clone(),
             );
             match started {
@@ -254,7 +298,7 @@ impl Driver {
                         kind: ZkErrorKind::Other,
                         message: format!("cannot start the ZooKeeper thread: {e}"),
                     };
-                    self.client.handle_zk_result(now, op, Err(error));
+                    self.zk_failed(op, error);
                     return;
                 }
             }
@@ -262,7 +306,7 @@ impl Driver {
         if let Some(zk) = &self.zk {
             if let Err(e) = zk.submit(op, request) {
                 self.zk = None;
-                self.client.handle_zk_result(now, op, Err(e));
+                self.zk_failed(op, e);
             }
         }
     }
@@ -273,12 +317,23 @@ impl Driver {
             kind: grete::client::ZkErrorKind::Other,
             message: "grete-blocking was built without the `zookeeper` feature".into(),
         };
-        self.client.handle_zk_result(Instant::now(), op, Err(error));
+        self.zk_failed(op, error);
+    }
+
+    fn zk_failed(&mut self, op: ZkOpId, error: ZkError) {
+        self.core
+            .lock()
+            .client
+            .handle_zk_result(Instant::now(), op, Err(error));
     }
 
     fn shutdown(&mut self) {
-        let now = Instant::now();
-        self.client.close(now);
+        {
+            let mut core = self.core.lock();
+            core.client.close(Instant::now());
+            // Every producer's waiter wakes and finds the client closed.
+            core.close();
+        }
         self.drain();
         for (_, slot) in self.conns.drain() {
             if let Slot::Open(link) = slot {

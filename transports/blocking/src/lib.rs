@@ -1,10 +1,14 @@
 //! grete-blocking: drives the IO-free [grete] core with std threads and blocking sockets.
 //!
-//! A driver thread owns the core [`Client`](grete::client::Client); each connection has a
-//! reader thread (which first connects, bounded by `connect_timeout`, and runs the TLS
-//! handshake with rustls if `tls` is configured) and a writer thread, so the driver never
-//! blocks on a socket. ZooKeeper bootstrap (feature `zookeeper`, on by default) runs
-//! zookeeper-async on a private current-thread tokio runtime in one more thread.
+//! The core [`Client`] lives behind one lock (in
+//! [`grete_facade::Shared`]), shared by a driver thread and the application's handles. The
+//! driver locks it for each input (bytes read, a connection opened or lost, a timer, an
+//! operation started) and the drain that follows, and never does IO while holding it: each
+//! connection has a reader thread (which first connects, bounded by `connect_timeout`, and
+//! runs the TLS handshake with rustls if `tls` is configured) and a writer thread fed
+//! through a channel, so neither the driver nor a producer ever waits on a socket.
+//! ZooKeeper bootstrap (feature `zookeeper`, on by default) runs zookeeper-async on a
+//! private current-thread tokio runtime in one more thread.
 //!
 //! ```no_run
 //! use grete_blocking::{ClientConfig, KafkaClient, Bootstrap, BrokerAddress};
@@ -22,11 +26,76 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # Producing
+//!
+//! [`Topic::producer`] gives a batching [`Producer`]: [`send`](Producer::send) copies the
+//! record into its partition's open batch under the lock and returns at once (it waits
+//! only for room when the queue is full and `block_on_queue_full` is set;
+//! [`try_send`](Producer::try_send) never waits). It wakes the driver only when a batch
+//! opens or fills, and allocates nothing once the producer's buffers have grown. Batches
+//! go when full, when their linger passes, or on [`flush`](Producer::flush). Every record
+//! gets exactly one outcome: [`wait`](DeliveryHandle::wait) on its [`DeliveryHandle`],
+//! and/or read the [`reports`](Producer::reports) iterator (one report per batch).
+//! [`Topic::sync_producer`] gives a [`SyncProducer`], whose `send` returns once the record
+//! is acknowledged. The client's driver keeps running while a producer exists.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use grete_blocking::{
+//!     Bootstrap, BrokerAddress, ClientConfig, Compression, KafkaClient, ProducerConfig, Record,
+//! };
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let client = KafkaClient::connect(ClientConfig {
+//!     bootstrap: Bootstrap::Brokers(BrokerAddress::parse("127.0.0.1:9092")?),
+//!     ..ClientConfig::default()
+//! })?;
+//! let topic = client.topic("events")?;
+//! let producer = topic.producer(ProducerConfig {
+//!     compression: Compression::Lz4,
+//!     ..ProducerConfig::default()
+//! })?;
+//!
+//! // One report per batch, read on a thread of its own (it ends when the producer closes).
+//! let reports = producer.reports();
+//! let reader = std::thread::spawn(move || {
+//!     for report in reports {
+//!         if let Err(e) = &report.result {
+//!             eprintln!("{} records of partition {} failed: {e}", report.count, report.partition);
+//!         }
+//!     }
+//! });
+//!
+//! // Or the outcome of each record.
+//! let mut handles = Vec::new();
+//! for i in 0..1000 {
+//!     let value = format!("event {i}");
+//!     handles.push(producer.send(Record::keyed(b"user-1", value.as_bytes()))?);
+//! }
+//! producer.flush();
+//! for handle in handles {
+//!     let delivered = handle.wait()?;
+//!     println!("partition {} offset {}", delivered.partition, delivered.offset);
+//! }
+//! // Every record has its outcome; nothing is left to fail.
+//! assert_eq!(producer.close(Duration::from_secs(10)), 0);
+//! reader.join().expect("reader");
+//!
+//! // PyKafka's `sync=True`: each send returns once its record is acknowledged.
+//! let sync = topic.sync_producer(ProducerConfig::pykafka())?;
+//! let delivered = sync.send(Record::value(b"one at a time"))?;
+//! println!("written at offset {}", delivered.offset);
+//! client.close();
+//! # Ok(())
+//! # }
+//! ```
 
 #![forbid(unsafe_code)]
 
 mod driver;
 mod net;
+mod producer;
 mod tls;
 #[cfg(feature = "zookeeper")]
 mod zk;
@@ -37,16 +106,22 @@ use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 pub use grete;
+pub use grete::client::{DeliveryError, DeliveryReport, ProduceError, RecordId};
 pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
 pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 pub use grete::config::{
     Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, SaslConfig, SaslMechanism, TlsConfig,
 };
 pub use grete::error::{Error, TransportError, TransportErrorKind};
+pub use grete::producer::{Acks, Partitioning, ProducerConfig};
+pub use grete::protocol::compression::Compression;
 pub use grete::protocol::messages::{RequestBody, ResponseBody};
+pub use grete_facade::{Delivered, Record, SendError};
+pub use producer::{DeliveryHandle, Producer, Reports, SyncProducer};
 
 use driver::{Driver, Msg, StartOp};
 use grete::client::{Client, Output};
+use grete_facade::ProducerHandle;
 
 /// How many messages may wait for the driver before senders block.
 const QUEUE: usize = 1024;
@@ -60,6 +135,8 @@ pub struct KafkaClient {
 
 struct Shared {
     tx: SyncSender<Msg>,
+    /// The core, shared with the driver and the producers.
+    core: Arc<grete_facade::Shared>,
     cluster: Arc<Mutex<Arc<Cluster>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The longest an operation can take (the core finishes every one by then).
@@ -93,7 +170,8 @@ impl KafkaClient {
         let client = Client::new(config)?;
         let cluster = Arc::new(Mutex::new(client.cluster_snapshot()));
         let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let driver = Driver::new(client, rx, tx.clone(), tls, cluster.clone());
+        let core = driver::share(client, tx.clone());
+        let driver = Driver::new(core.clone(), rx, tx.clone(), tls, cluster.clone());
         let thread = thread::Builder::new()
             .name("grete-driver".into())
             .spawn(move || driver.run())
@@ -101,6 +179,7 @@ impl KafkaClient {
         let client = KafkaClient {
             shared: Arc::new(Shared {
                 tx,
+                core,
                 cluster,
                 thread: Mutex::new(Some(thread)),
                 op_limit,
@@ -283,5 +362,20 @@ impl Topic {
             .map(|p| (p.id, timestamp_ms))
             .collect();
         self.client.offsets(&self.name, partitions)
+    }
+
+    /// A batching producer for this topic (see [`Producer`]). Its batches are written in
+    /// the leaders' format (MessageSet v0 on Kafka 0.9, v1 on 0.10, RecordBatch v2 on
+    /// 0.11+), with idempotence where the brokers support it unless the configuration
+    /// says otherwise. The client's driver keeps running while the producer exists.
+    pub fn producer(&self, config: ProducerConfig) -> Result<Producer, Error> {
+        let handle = ProducerHandle::start(&self.client.shared.core, &self.name, config)?;
+        Ok(Producer::new(handle, self.client.clone()))
+    }
+
+    /// A producer whose `send` returns once the record is acknowledged (PyKafka's
+    /// `sync=True`). The batch goes at once, without lingering.
+    pub fn sync_producer(&self, config: ProducerConfig) -> Result<SyncProducer, Error> {
+        self.producer(config).map(SyncProducer::new)
     }
 }

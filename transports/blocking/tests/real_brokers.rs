@@ -3,6 +3,10 @@
 //! variable is set (`source scripts/env.sh` after `scripts/kafka09 start --cluster all` and
 //! `scripts/tansu start`), and fails instead with `GRETE_REQUIRE_BROKERS=1`.
 
+mod common;
+use common::env;
+use common::producing::{self, ready, unique};
+
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -14,27 +18,6 @@ use grete_blocking::{
     Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, Error, KafkaClient, NewTopic,
     RequestBody, ResponseBody, SaslConfig, SaslMechanism, Target, TlsConfig, TransportErrorKind,
 };
-
-fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            if std::env::var("GRETE_REQUIRE_BROKERS").as_deref() == Ok("1") {
-                panic!("{var} is not set but GRETE_REQUIRE_BROKERS=1");
-            }
-            eprintln!("skipped: {var} is not set");
-            None
-        }
-    }
-}
-
-fn unique_topic(prefix: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
-}
 
 fn config(brokers: &str) -> ClientConfig {
     ClientConfig {
@@ -123,7 +106,7 @@ fn kafka09_single_topics_auto_create_and_offsets() {
     };
     let client = KafkaClient::connect(config(&brokers)).expect("connect");
     assert_eq!(client.brokers().len(), 1, "{:?}", client.brokers());
-    let name = unique_topic("grete-blocking");
+    let name = unique("grete-blocking");
     assert!(!client.topics().contains(&name));
     let topic = topic_with_leaders(&client, &name);
     assert_eq!(topic.name(), name);
@@ -138,7 +121,7 @@ fn kafka09_single_topics_auto_create_and_offsets() {
     // 0.9 has no CreateTopics: a clear error, not a hang.
     let created = client.create_topics(
         vec![NewTopic {
-            name: unique_topic("grete-blocking-create"),
+            name: unique("grete-blocking-create"),
             num_partitions: 1,
             replication_factor: 1,
             configs: Vec::new(),
@@ -170,7 +153,7 @@ fn kafka09_three_brokers() {
     let mut ids: Vec<i32> = client.brokers().iter().map(|b| b.id).collect();
     ids.sort_unstable();
     assert_eq!(ids, vec![1, 2, 3]);
-    let name = unique_topic("grete-blocking3");
+    let name = unique("grete-blocking3");
     let topic = topic_with_leaders(&client, &name);
     assert_eq!(
         topic.partitions().len(),
@@ -279,7 +262,7 @@ fn tansu_create_and_delete_topics() {
     })
     .expect("connect");
     assert!(!client.brokers().is_empty());
-    let name = unique_topic("grete-blocking-tansu");
+    let name = unique("grete-blocking-tansu");
     let results = client
         .create_topics(
             vec![NewTopic {
@@ -331,7 +314,7 @@ fn tansu_sasl_scram_right_and_wrong_password() {
             ..config(&brokers)
         };
         let client = KafkaClient::connect(sasl(&password)).expect("connect");
-        let name = unique_topic("grete-blocking-sasl");
+        let name = unique("grete-blocking-sasl");
         let results = client
             .create_topics(
                 vec![NewTopic {
@@ -381,7 +364,7 @@ fn kafka09_tls_with_the_right_ca() {
     };
     let client = KafkaClient::connect(tls_config(&brokers, ca.into())).expect("TLS connect");
     assert_eq!(client.brokers().len(), 1);
-    let name = unique_topic("grete-blocking-tls");
+    let name = unique("grete-blocking-tls");
     let topic = topic_with_leaders(&client, &name);
     assert_eq!(produce_v0(&client, &name, 0, 3), 0);
     assert_eq!(offsets(topic.latest_offsets()), vec![(0, 3)]);
@@ -448,4 +431,71 @@ fn is_tls(err: &Error) -> bool {
 fn free_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
+}
+
+// ---- the producer, read back by other clients (bodies shared with the async suite) ----
+
+/// The values of `vars` (the first names the brokers, the others the readers) and a
+/// client of those brokers, or `None` (skip); `modern` asks them for their API versions.
+fn interop(vars: &[&str], modern: bool) -> Option<(KafkaClient, Vec<String>)> {
+    let values: Option<Vec<String>> = vars.iter().map(|v| env(v)).collect();
+    let values = values?;
+    let mut config = config(&values[0]);
+    if modern {
+        config.broker_version = BrokerVersion::new(2, 8, 0);
+    }
+    let client = KafkaClient::connect(config).expect("connect");
+    Some((client, values))
+}
+
+const PREFIX: &str = "grete-blocking";
+
+#[test]
+fn kafka09_producer_every_codec_and_acks_read_back_by_kcat() {
+    let Some((client, v)) = interop(&["GRETE_KAFKA09_BROKERS", "GRETE_KCAT"], false) else {
+        return;
+    };
+    ready(producing::kafka09_every_codec_and_acks(
+        &client, &v[0], PREFIX,
+    ));
+    client.close();
+}
+
+#[test]
+fn kafka09_producer_records_read_by_pykafka() {
+    let Some((client, v)) = interop(&["GRETE_KAFKA09_BROKERS", "GRETE_PYTHON"], false) else {
+        return;
+    };
+    ready(producing::kafka09_read_by_pykafka(&client, &v[0], PREFIX));
+    client.close();
+}
+
+#[test]
+fn kafka09_keyed_records_land_where_librdkafka_puts_them() {
+    let vars = ["GRETE_KAFKA09_CLUSTER3_BROKERS", "GRETE_KCAT"];
+    let Some((client, v)) = interop(&vars, false) else {
+        return;
+    };
+    ready(producing::kafka09_keyed_like_librdkafka(
+        &client, &v[0], &v[1], PREFIX,
+    ));
+    client.close();
+}
+
+#[test]
+fn tansu_producer_every_codec_read_back_by_confluent_kafka() {
+    let Some((client, v)) = interop(&["GRETE_TANSU_BROKERS", "GRETE_PYTHON"], true) else {
+        return;
+    };
+    ready(producing::tansu_every_codec(&client, &v[0], PREFIX));
+    client.close();
+}
+
+#[test]
+fn sync_producer_returns_each_offset() {
+    let Some((client, _)) = interop(&["GRETE_KAFKA09_BROKERS"], false) else {
+        return;
+    };
+    ready(producing::sync_offsets(&client, PREFIX));
+    client.close();
 }

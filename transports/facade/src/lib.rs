@@ -179,15 +179,9 @@ impl Core {
             };
             match event {
                 Event::Delivery(report) => self.book_report(report),
-                Event::Done { op, result } => match self.ops.get_mut(&op) {
-                    Some(slot) => {
-                        slot.result = Some(result);
-                        if let Some(w) = slot.waker.take() {
-                            w.wake();
-                        }
-                    }
-                    None => return Some(Event::Done { op, result }),
-                },
+                Event::Done { op, result } if self.ops.contains_key(&op) => {
+                    self.finish_op(op, result)
+                }
                 other => return Some(other),
             }
         }
@@ -209,8 +203,36 @@ impl Core {
         }
     }
 
-    /// The client is shutting down: every waiter wakes (and finds it closed).
+    /// Books the delivery reports waiting in the client's event queue now, keeping its
+    /// other events for the driver.
+    fn take_reports(&mut self) {
+        while let Some(e) = self.client.poll_event() {
+            match e {
+                Event::Delivery(r) => self.book_report(r),
+                Event::Done { op, result } if self.ops.contains_key(&op) => {
+                    self.finish_op(op, result)
+                }
+                other => self.deferred.push_back(other),
+            }
+        }
+    }
+
+    /// Stores the result of an operation started through [`Shared::start_op`] and wakes
+    /// its waiter.
+    fn finish_op(&mut self, op: OpId, result: Result<Output, Error>) {
+        if let Some(slot) = self.ops.get_mut(&op) {
+            slot.result = Some(result);
+            if let Some(w) = slot.waker.take() {
+                w.wake();
+            }
+        }
+    }
+
+    /// The client is shutting down (call it after `client.close(now)`): the reports of
+    /// the records that closing failed reach their books first, then every waiter wakes
+    /// and finds its outcome, or the client closed.
     pub fn close(&mut self) {
+        self.take_reports();
         self.closed = true;
         for book in self.books.values_mut() {
             book.wake_all();
@@ -472,6 +494,42 @@ impl ProducerHandle {
         cx: &mut Context<'_>,
         record: &Record<'_>,
     ) -> Poll<Result<RecordId, ProduceError>> {
+        let (core, result) = self.produce(record);
+        match result {
+            Err(ProduceError::QueueFull { .. }) if self.block_on_queue_full => {
+                let mut core = core.expect("held on a full queue");
+                if let Some(book) = core.books.get_mut(&self.id) {
+                    book.room_waiters.push(cx.waker().clone());
+                }
+                drop(core);
+                // Lingering batches must go for room to come.
+                self.shared.wake_driver();
+                Poll::Pending
+            }
+            result => Poll::Ready(result),
+        }
+    }
+
+    /// Appends a record without ever waiting: a full queue is
+    /// [`ProduceError::QueueFull`] whatever `block_on_queue_full` says. Allocates nothing
+    /// once the producer's buffers have grown (the hot path).
+    pub fn try_send(&self, record: &Record<'_>) -> Result<RecordId, ProduceError> {
+        let (core, result) = self.produce(record);
+        if core.is_some() {
+            drop(core);
+            // As in poll_send: room comes only once lingering batches go.
+            self.shared.wake_driver();
+        }
+        result
+    }
+
+    /// Appends `record` under the lock; on a full queue the lock is still held (so a
+    /// waiter registers before a report can free room), else it is released and the
+    /// driver woken when the core asks for it.
+    fn produce(
+        &self,
+        record: &Record<'_>,
+    ) -> (Option<MutexGuard<'_, Core>>, Result<RecordId, ProduceError>) {
         let now = Instant::now();
         let record = ProduceRecord {
             key: record.key,
@@ -482,7 +540,7 @@ impl ProducerHandle {
         };
         let mut core = self.shared.lock();
         if core.closed {
-            return Poll::Ready(Err(ProduceError::Closed));
+            return (None, Err(ProduceError::Closed));
         }
         match core.client.produce(now, self.id, &record) {
             Ok((rid, wake)) => {
@@ -490,18 +548,10 @@ impl ProducerHandle {
                 if wake {
                     self.shared.wake_driver();
                 }
-                Poll::Ready(Ok(rid))
+                (None, Ok(rid))
             }
-            Err(ProduceError::QueueFull { .. }) if self.block_on_queue_full => {
-                if let Some(book) = core.books.get_mut(&self.id) {
-                    book.room_waiters.push(cx.waker().clone());
-                }
-                drop(core);
-                // Lingering batches must go for room to come.
-                self.shared.wake_driver();
-                Poll::Pending
-            }
-            Err(e) => Poll::Ready(Err(e)),
+            Err(e @ ProduceError::QueueFull { .. }) => (Some(core), Err(e)),
+            Err(e) => (None, Err(e)),
         }
     }
 
@@ -615,14 +665,8 @@ impl ProducerHandle {
         let mut core = self.shared.lock();
         let before = core.books.get(&self.id).map_or(0, |b| b.failed_records);
         core.client.remove_producer(Instant::now(), self.id);
-        // The failure reports are in the client's event queue: book them now, keep the
-        // other events for the driver.
-        while let Some(e) = core.client.poll_event() {
-            match e {
-                Event::Delivery(r) => core.book_report(r),
-                other => core.deferred.push_back(other),
-            }
-        }
+        // The failure reports are in the client's event queue.
+        core.take_reports();
         let book = core.books.get_mut(&self.id);
         let after = book.as_ref().map_or(0, |b| b.failed_records);
         if let Some(book) = book {
@@ -655,12 +699,21 @@ impl Wake for ThreadWaker {
     }
 }
 
+thread_local! {
+    /// This thread's waker, made once: waiting allocates nothing.
+    static THREAD_WAKER: Waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+}
+
 /// Polls `poll` on this thread until it is ready or `deadline` passes (`None` then).
+/// Allocates nothing after the thread's first call.
 pub fn block_on<T>(
     deadline: Option<Instant>,
     mut poll: impl FnMut(&mut Context<'_>) -> Poll<T>,
 ) -> Option<T> {
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    // A clone is a reference count; a thread being torn down makes its own.
+    let waker = THREAD_WAKER
+        .try_with(Waker::clone)
+        .unwrap_or_else(|_| Waker::from(Arc::new(ThreadWaker(std::thread::current()))));
     let mut cx = Context::from_waker(&waker);
     loop {
         if let Poll::Ready(v) = poll(&mut cx) {
