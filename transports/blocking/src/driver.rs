@@ -13,22 +13,14 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
-use grete::client::{
-    Client, ConnectionHandle, Event, Io, OpId, Output, ZkError, ZkOpId, ZkResponse,
-};
+use grete::client::{Client, ConnectionHandle, Io, ZkError, ZkOpId, ZkResponse};
 use grete::cluster::Cluster;
 use grete::config::{ClientConfig, TlsConfig};
-use grete::error::Error;
 
 use crate::net::{self, Dial, IoMsg, Link};
 
-/// Starts an operation on the client.
-pub type StartOp = Box<dyn FnOnce(&mut Client, Instant) -> OpId + Send>;
-
 /// Everything the driver thread receives.
 pub enum Msg {
-    /// Start an operation; its result goes to `reply`.
-    Op(StartOp, Sender<Result<Output, Error>>),
     /// Close the client: unfinished operations fail, connections close, the thread ends.
     Close(Sender<()>),
     /// From a connection thread.
@@ -51,7 +43,6 @@ pub struct Driver {
     tx: SyncSender<Msg>,
     tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
     conns: HashMap<ConnectionHandle, Slot>,
-    waiting: HashMap<OpId, Sender<Result<Output, Error>>>,
     snapshot: Arc<Mutex<Arc<Cluster>>>,
     /// The cluster generation `snapshot` holds.
     published: u64,
@@ -60,8 +51,6 @@ pub struct Driver {
     buf: Vec<u8>,
     /// Instructions taken out under the lock, carried out after it.
     io: Vec<Io>,
-    /// Operations finished in the last drain.
-    done: Vec<(OpId, Result<Output, Error>)>,
 }
 
 /// Shares `client` with the application's handles: a handle wakes the driver with a
@@ -96,13 +85,11 @@ impl Driver {
             tx,
             tls,
             conns: HashMap::new(),
-            waiting: HashMap::new(),
             snapshot,
             #[cfg(feature = "zookeeper")]
             zk: None,
             buf: Vec::new(),
             io: Vec::new(),
-            done: Vec::new(),
         }
     }
 
@@ -153,10 +140,6 @@ impl Driver {
         let mut core = self.core.lock();
         let client = &mut core.client;
         match msg {
-            Msg::Op(start, reply) => {
-                let op = start(client, now);
-                self.waiting.insert(op, reply);
-            }
             Msg::Close(done) => return Some(done),
             Msg::Wake => client.handle_timeout(now),
             Msg::Io(IoMsg::Connected(conn, link)) => match self.conns.get_mut(&conn) {
@@ -217,13 +200,11 @@ impl Driver {
                         let _ = link.writer.send(std::mem::take(&mut self.buf));
                     }
                 }
-                // Delivery reports go to the producers' books; the rest is ours.
-                while let Some(event) = core.poll_event() {
-                    if let Event::Done { op, result } = event {
-                        self.done.push((op, result));
-                    }
-                }
-                // Before answering, so the caller sees what its operation did.
+                // Operation results and delivery reports go to their waiters, who need
+                // the lock to read them: after the snapshot below is published, so a
+                // caller sees what its operation did. What is left (broker failures) the
+                // application learns from its errors.
+                while core.poll_event().is_some() {}
                 let generation = core.client.cluster_generation();
                 if generation != self.published {
                     self.published = generation;
@@ -232,11 +213,6 @@ impl Driver {
                 }
             }
             self.core.run_callbacks();
-            for (op, result) in self.done.drain(..) {
-                if let Some(reply) = self.waiting.remove(&op) {
-                    let _ = reply.send(result);
-                }
-            }
             if self.io.is_empty() {
                 return;
             }
@@ -339,9 +315,6 @@ impl Driver {
             if let Slot::Open(link) = slot {
                 link.close();
             }
-        }
-        for (_, reply) in self.waiting.drain() {
-            let _ = reply.send(Err(Error::Misuse("client closed".into())));
         }
     }
 }

@@ -41,7 +41,7 @@
 //! is acknowledged. The client's driver keeps running while a producer exists.
 //!
 //! ```no_run
-//! use std::time::Duration;
+//! use std::time::{Duration, Instant};
 //! use grete_blocking::{
 //!     Bootstrap, BrokerAddress, ClientConfig, Compression, KafkaClient, ProducerConfig, Record,
 //! };
@@ -100,10 +100,10 @@ mod tls;
 #[cfg(feature = "zookeeper")]
 mod zk;
 
-use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use grete;
 pub use grete::client::{DeliveryError, DeliveryReport, ProduceError, RecordId};
@@ -119,8 +119,8 @@ pub use grete::protocol::messages::{RequestBody, ResponseBody};
 pub use grete_facade::{Delivered, Record, SendError};
 pub use producer::{DeliveryHandle, Producer, Reports, SyncProducer};
 
-use driver::{Driver, Msg, StartOp};
-use grete::client::{Client, Output};
+use driver::{Driver, Msg};
+use grete::client::{Client, OpId, Output};
 use grete_facade::ProducerHandle;
 
 /// How many messages may wait for the driver before senders block.
@@ -194,18 +194,19 @@ impl KafkaClient {
         }
     }
 
-    fn op(&self, start: StartOp) -> Result<Output, Error> {
-        let (reply, rx) = mpsc::channel();
-        self.shared
-            .tx
-            .send(Msg::Op(start, reply))
-            .map_err(|_| closed())?;
-        match rx.recv_timeout(self.shared.op_limit) {
-            Ok(result) => result,
-            Err(RecvTimeoutError::Timeout) => {
+    /// Starts an operation on the shared core and waits for its result (parked with a
+    /// waker; no channel message). The core finishes every operation by its deadline;
+    /// `op_limit` is only a safety net against a driver that stopped.
+    fn op(&self, start: impl FnOnce(&mut Client, Instant) -> OpId) -> Result<Output, Error> {
+        let core = &self.shared.core;
+        let op = core.start_op(start)?;
+        let deadline = Instant::now() + self.shared.op_limit;
+        match grete_facade::block_on(Some(deadline), |cx| core.poll_op(cx, op)) {
+            Some(result) => result,
+            None => {
+                core.forget_op(op);
                 Err(Error::timeout("operation (driver unresponsive)"))
             }
-            Err(RecvTimeoutError::Disconnected) => Err(closed()),
         }
     }
 
@@ -242,8 +243,7 @@ impl KafkaClient {
 
     /// Refreshes the metadata of all topics.
     pub fn update_cluster(&self) -> Result<(), Error> {
-        self.op(Box::new(|c, now| c.update_cluster(now)))
-            .map(|_| ())
+        self.op(|c, now| c.update_cluster(now)).map(|_| ())
     }
 
     /// The metadata of topic `name`, asking the broker for it (which auto-creates it where
@@ -251,7 +251,7 @@ impl KafkaClient {
     pub fn topic(&self, name: &str) -> Result<Topic, Error> {
         let wanted = name.to_owned();
         let names = vec![wanted.clone()];
-        let out = self.op(Box::new(move |c, now| c.topic_metadata(now, names, true)))?;
+        let out = self.op(move |c, now| c.topic_metadata(now, names, true))?;
         let partitions = self.with_cluster(|c| out.into_topic_partitions(&wanted, c))?;
         Ok(Topic {
             name: wanted,
@@ -266,10 +266,8 @@ impl KafkaClient {
         topics: Vec<NewTopic>,
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
-        self.op(Box::new(move |c, now| {
-            c.create_topics(now, topics, timeout)
-        }))?
-        .into_topics()
+        self.op(move |c, now| c.create_topics(now, topics, timeout))?
+            .into_topics()
     }
 
     /// Deletes topics (through the controller); one result per topic.
@@ -278,13 +276,13 @@ impl KafkaClient {
         names: Vec<String>,
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
-        self.op(Box::new(move |c, now| c.delete_topics(now, names, timeout)))?
+        self.op(move |c, now| c.delete_topics(now, names, timeout))?
             .into_topics()
     }
 
     /// Sends any request to `target` and returns the broker's response (the escape hatch).
     pub fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
-        self.op(Box::new(move |c, now| c.send(now, target, body)))?
+        self.op(move |c, now| c.send(now, target, body))?
             .into_response()
     }
 
@@ -312,15 +310,9 @@ impl KafkaClient {
         partitions: Vec<(i32, i64)>,
     ) -> Result<Vec<PartitionOffset>, Error> {
         let topic = topic.to_owned();
-        self.op(Box::new(move |c, now| {
-            c.list_offsets(now, &topic, partitions)
-        }))?
-        .into_offsets()
+        self.op(move |c, now| c.list_offsets(now, &topic, partitions))?
+            .into_offsets()
     }
-}
-
-fn closed() -> Error {
-    Error::Misuse("client closed".into())
 }
 
 /// A topic's metadata, as of [`KafkaClient::topic`], and offset queries on it.
