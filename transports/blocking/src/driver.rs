@@ -1,12 +1,12 @@
-//! The driver thread: reads the clock, feeds the core what the connection threads report,
-//! carries out its instructions, and hands finished operations back to the application
-//! threads waiting for them.
+//! The driver thread: reads the clock, runs the core's timers, carries out its IO
+//! instructions (dialling, closing, ZooKeeper), wakes the connections' writers and runs
+//! the producers' delivery callbacks.
 //!
 //! It does not own the core: the [`Client`] lives in a [`grete_facade::Shared`], behind
-//! one lock the producers take to append records. The driver locks it for one input and
-//! the drain that follows, and never does IO while holding it: bytes go to each
-//! connection's writer thread through its channel, sockets are opened and closed after
-//! the lock is released.
+//! one lock. The application's threads take it to start operations and append records
+//! (then park until their waker is woken); the connection threads take it to hand over
+//! what they read and to pull what they write. The driver locks it for one input and the
+//! drain that follows, and never does IO while holding it.
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
@@ -48,7 +48,6 @@ pub struct Driver {
     published: u64,
     #[cfg(feature = "zookeeper")]
     zk: Option<crate::zk::ZkHandle>,
-    buf: Vec<u8>,
     /// Instructions taken out under the lock, carried out after it.
     io: Vec<Io>,
 }
@@ -88,7 +87,6 @@ impl Driver {
             snapshot,
             #[cfg(feature = "zookeeper")]
             zk: None,
-            buf: Vec::new(),
             io: Vec::new(),
         }
     }
@@ -143,10 +141,8 @@ impl Driver {
             Msg::Close(done) => return Some(done),
             Msg::Wake => client.handle_timeout(now),
             Msg::Io(IoMsg::Connected(conn, link)) => match self.conns.get_mut(&conn) {
-                Some(slot @ Slot::Connecting) => {
-                    *slot = Slot::Open(link);
-                    client.handle_connected(now, conn);
-                }
+                // The connection thread told the core already.
+                Some(slot @ Slot::Connecting) => *slot = Slot::Open(link),
                 // Closed by the client meanwhile (its connect timeout, say).
                 _ => {
                     drop(core);
@@ -156,11 +152,6 @@ impl Driver {
             Msg::Io(IoMsg::ConnectFailed(conn, error)) => {
                 if self.conns.remove(&conn).is_some() {
                     client.handle_connect_failed(now, conn, error);
-                }
-            }
-            Msg::Io(IoMsg::Data(conn, data)) => {
-                if matches!(self.conns.get(&conn), Some(Slot::Open(_))) {
-                    client.handle_data(now, conn, &data);
                 }
             }
             Msg::Io(IoMsg::Closed(conn, error)) => {
@@ -183,21 +174,16 @@ impl Driver {
     /// number of times.
     fn drain(&mut self) {
         for _ in 0..64 {
-            let now = Instant::now();
             {
                 let mut core = self.core.lock();
                 while let Some(io) = core.client.poll_io() {
                     self.io.push(io);
                 }
-                loop {
-                    self.buf.clear();
-                    let Some(conn) = core.client.poll_transmit(now, &mut self.buf) else {
-                        break;
-                    };
-                    if let Some(Slot::Open(link)) = self.conns.get(&conn) {
-                        // A channel, not the socket: the writer thread writes. A closed
-                        // writer reports the closure itself.
-                        let _ = link.writer.send(std::mem::take(&mut self.buf));
+                // The writers pull their bytes from the core when idle (that is where
+                // producers' batches are sealed): tell them it may have some.
+                for slot in self.conns.values() {
+                    if let Slot::Open(link) = slot {
+                        link.nudge();
                     }
                 }
                 // Operation results and delivery reports go to their waiters, who need
@@ -235,6 +221,7 @@ impl Driver {
                     connect_timeout: self.config.connect_timeout,
                     write_timeout: self.config.write_timeout(),
                     tls: self.tls.clone(),
+                    core: self.core.clone(),
                 };
                 net::dial(dial, self.tx.clone());
             }

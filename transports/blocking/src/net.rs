@@ -1,7 +1,9 @@
 //! Connections: a thread per connection attempt that connects (bounded by
 //! `connect_timeout`), runs the TLS handshake if configured, then stays on as the
-//! connection's reader; a writer thread per connection takes bytes from a channel, so the
-//! driver never blocks on a socket.
+//! connection's reader, handing what it reads to the shared core from one reused buffer;
+//! a writer thread per connection, nudged by the driver, pulls the bytes to write from the
+//! core when it is idle (that is when producers' batches are sealed), so the driver never
+//! blocks on a socket and nobody writes while holding the core's lock.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
@@ -24,13 +26,19 @@ const READ_BUF: usize = 64 * 1024;
 /// What the driver keeps of an open connection.
 #[derive(Debug)]
 pub struct Link {
-    /// Bytes to write, in order.
-    pub writer: Sender<Vec<u8>>,
+    /// Nudges the writer: the core may have bytes for it.
+    writer: Sender<()>,
     /// A handle on the socket, to shut it down.
-    pub socket: TcpStream,
+    socket: TcpStream,
 }
 
 impl Link {
+    /// The core may have bytes for this connection: an idle writer asks for them.
+    pub fn nudge(&self) {
+        // A closed writer reports the closure itself.
+        let _ = self.writer.send(());
+    }
+
     /// Closes the connection: the writer stops, the reader wakes up with an error.
     pub fn close(self) {
         drop(self.writer);
@@ -46,6 +54,8 @@ pub struct Dial {
     pub connect_timeout: Duration,
     pub write_timeout: Duration,
     pub tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
+    /// Where reads go and writes come from.
+    pub core: Arc<grete_facade::Shared>,
 }
 
 /// Starts a connection attempt; the outcome and then everything read arrive at `driver`.
@@ -68,7 +78,6 @@ pub fn dial(dial: Dial, driver: SyncSender<Msg>) {
 pub enum IoMsg {
     Connected(ConnectionHandle, Link),
     ConnectFailed(ConnectionHandle, TransportError),
-    Data(ConnectionHandle, Vec<u8>),
     Closed(ConnectionHandle, Option<TransportError>),
 }
 
@@ -124,14 +133,15 @@ fn finish(
     };
     let _ = write_half.set_write_timeout(Some(dial.write_timeout.max(Duration::from_millis(1))));
     let session = session.map(|s| Arc::new(Mutex::new(s)));
-    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    let (tx, rx) = mpsc::channel::<()>();
     let writer = {
         let driver = driver.clone();
         let session = session.clone();
         let nudge = tx.clone();
+        let core = dial.core.clone();
         thread::Builder::new()
             .name(format!("grete-write-{}", conn.0))
-            .spawn(move || run_writer(conn, write_half, session, rx, driver))
+            .spawn(move || run_writer(conn, write_half, session, rx, &core, driver))
             .map(|_| nudge)
     };
     let nudge = match writer {
@@ -146,11 +156,20 @@ fn finish(
         writer: tx,
         socket: handle,
     };
+    // Tell the core before reading anything (a peer may speak first), and let the writer
+    // send what the core has for the new connection (ApiVersions, SASL); the driver only
+    // keeps the link, to close it.
+    dial.core
+        .lock()
+        .client
+        .handle_connected(Instant::now(), conn);
+    link.nudge();
+    dial.core.wake_driver();
     if driver.send(Msg::Io(IoMsg::Connected(conn, link))).is_err() {
         let _ = stream.shutdown(Shutdown::Both);
         return;
     }
-    run_reader(conn, stream, session, nudge, driver);
+    run_reader(conn, stream, session, nudge, &dial.core, driver);
 }
 
 /// Resolves `host:port`, giving up at `deadline`. The system resolver cannot be
@@ -231,7 +250,8 @@ fn run_reader(
     conn: ConnectionHandle,
     mut stream: TcpStream,
     session: Option<Arc<Mutex<ClientConnection>>>,
-    nudge: Sender<Vec<u8>>,
+    nudge: Sender<()>,
+    core: &grete_facade::Shared,
     driver: SyncSender<Msg>,
 ) {
     let mut buf = vec![0u8; READ_BUF];
@@ -242,8 +262,8 @@ fn run_reader(
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => break TransportError::from(e),
         };
-        let data = match &session {
-            None => buf[..n].to_vec(),
+        let plain = match &session {
+            None => None,
             Some(session) => {
                 let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
                 let plain = tls::decrypt(&mut s, &buf[..n]);
@@ -251,16 +271,19 @@ fn run_reader(
                 drop(s);
                 if wants_write {
                     // Alerts and the like: the writer sends them, in order with the rest.
-                    let _ = nudge.send(Vec::new());
+                    let _ = nudge.send(());
                 }
                 match plain {
-                    Ok(p) => p,
+                    Ok(p) => Some(p),
                     Err(e) => break e,
                 }
             }
         };
-        if !data.is_empty() && driver.send(Msg::Io(IoMsg::Data(conn, data))).is_err() {
-            return;
+        let data = plain.as_deref().unwrap_or(&buf[..n]);
+        if !data.is_empty() {
+            // Straight to the core (no copy, no message), then the driver drains it.
+            core.lock().client.handle_data(Instant::now(), conn, data);
+            core.wake_driver();
         }
     };
     let _ = stream.shutdown(Shutdown::Both);
@@ -271,35 +294,62 @@ fn run_writer(
     conn: ConnectionHandle,
     mut stream: TcpStream,
     session: Option<Arc<Mutex<ClientConnection>>>,
-    rx: Receiver<Vec<u8>>,
+    rx: Receiver<()>,
+    core: &grete_facade::Shared,
     driver: SyncSender<Msg>,
 ) {
+    let mut bytes = Vec::new();
     // Ends when the driver drops its sender (close) and the reader's nudge sender goes.
-    while let Ok(mut bytes) = rx.recv() {
-        // Coalesce what is already queued into one write.
-        while let Ok(more) = rx.try_recv() {
-            bytes.extend_from_slice(&more);
-        }
-        let out = match &session {
-            None => Ok(bytes),
-            Some(session) => {
-                let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
-                tls::encrypt(&mut s, &bytes)
+    while rx.recv().is_ok() {
+        while rx.try_recv().is_ok() {}
+        // Idle: ask the core until it has nothing more (never writing under its lock).
+        loop {
+            bytes.clear();
+            let got = core
+                .lock()
+                .client
+                .poll_transmit_to(Instant::now(), conn, &mut bytes);
+            if got {
+                // Sealing batches may have produced reports (acks=0) to hand out.
+                core.wake_driver();
             }
-        };
-        let result = out.and_then(|out| {
-            stream.write_all(&out).map_err(|e| match e.kind() {
-                ErrorKind::WouldBlock | ErrorKind::TimedOut => TransportError::new(
-                    TransportErrorKind::Io(ErrorKind::TimedOut),
-                    "writing to the broker timed out",
-                ),
-                _ => TransportError::from(e),
-            })
-        });
-        if let Err(e) = result {
-            let _ = stream.shutdown(Shutdown::Both);
-            let _ = driver.send(Msg::Io(IoMsg::Closed(conn, Some(e))));
-            return;
+            let result = match &session {
+                None if bytes.is_empty() => Ok(()),
+                None => write(&mut stream, &bytes),
+                Some(session) => {
+                    // Also what the TLS session itself has to send (alerts).
+                    let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
+                    let out = tls::encrypt(&mut s, &bytes);
+                    drop(s);
+                    out.and_then(|out| {
+                        if out.is_empty() {
+                            Ok(())
+                        } else {
+                            write(&mut stream, &out)
+                        }
+                    })
+                }
+            };
+            if let Err(e) = result {
+                let _ = stream.shutdown(Shutdown::Both);
+                let _ = driver.send(Msg::Io(IoMsg::Closed(conn, Some(e))));
+                return;
+            }
+            if !got {
+                break;
+            }
         }
     }
+}
+
+/// Writes all of `bytes`; a write that makes no progress for the socket's write timeout is
+/// a timeout.
+fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), TransportError> {
+    stream.write_all(bytes).map_err(|e| match e.kind() {
+        ErrorKind::WouldBlock | ErrorKind::TimedOut => TransportError::new(
+            TransportErrorKind::Io(ErrorKind::TimedOut),
+            "writing to the broker timed out",
+        ),
+        _ => TransportError::from(e),
+    })
 }
