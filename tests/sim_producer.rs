@@ -65,6 +65,41 @@ fn sim_with(cluster: MockConfig, seed: u64, configure: impl FnOnce(&mut ClientCo
     sim
 }
 
+/// A one-broker simulation with `partitions` partitions and a producer of `config`.
+fn one_broker(seed: u64, partitions: i32, config: ProducerConfig) -> (Sim, ProducerId) {
+    let mut sim = sim_with(
+        MockConfig::new(1)
+            .with_topic(TOPIC, partitions, 1)
+            .with_seed(seed),
+        seed,
+        modern,
+    );
+    let now = sim.now();
+    let id = sim.client.add_producer(now, TOPIC, config).unwrap();
+    (sim, id)
+}
+
+/// Three brokers, four partitions of three replicas, and a producer of `config`.
+fn three_brokers(seed: u64, config: ProducerConfig) -> (Sim, ProducerId) {
+    let mut sim = sim_with(
+        MockConfig::new(3).with_topic(TOPIC, 4, 3).with_seed(seed),
+        seed,
+        modern,
+    );
+    let now = sim.now();
+    let id = sim.client.add_producer(now, TOPIC, config).unwrap();
+    (sim, id)
+}
+
+/// Without idempotence, with `required_acks` 0.
+fn acks_zero() -> ProducerConfig {
+    ProducerConfig {
+        required_acks: Acks::None,
+        enable_idempotence: Some(false),
+        ..ProducerConfig::default()
+    }
+}
+
 /// What the test produced and what came back.
 #[derive(Default)]
 struct Ledger {
@@ -380,19 +415,13 @@ fn chaos(dice: &mut Dice) -> impl FnMut(&mut Sim, usize) + '_ {
 #[test]
 fn idempotent_producer_under_faults_loses_and_duplicates_nothing() {
     for seed in seeds() {
-        let mut sim = sim_with(
-            MockConfig::new(3).with_topic(TOPIC, 4, 3).with_seed(seed),
-            seed,
-            modern,
-        );
-        let now = sim.now();
         let config = ProducerConfig {
             linger: Duration::from_millis(5),
             batch_max_records: 50,
             delivery_timeout: Duration::from_secs(300),
             ..ProducerConfig::default()
         };
-        let id = sim.client.add_producer(now, TOPIC, config).unwrap();
+        let (mut sim, id) = three_brokers(seed, config);
         let mut ledger = Ledger::default();
         let mut dice = Dice(seed ^ 0x9e37_79b9);
         run(
@@ -419,12 +448,6 @@ fn idempotent_producer_under_faults_loses_and_duplicates_nothing() {
 #[test]
 fn plain_producer_under_faults_keeps_order_and_reports_every_record() {
     for seed in seeds() {
-        let mut sim = sim_with(
-            MockConfig::new(3).with_topic(TOPIC, 4, 3).with_seed(seed),
-            seed,
-            modern,
-        );
-        let now = sim.now();
         let config = ProducerConfig {
             linger: Duration::from_millis(5),
             batch_max_records: 50,
@@ -435,7 +458,7 @@ fn plain_producer_under_faults_keeps_order_and_reports_every_record() {
             partitioner: Partitioning::RoundRobin,
             ..ProducerConfig::default()
         };
-        let id = sim.client.add_producer(now, TOPIC, config).unwrap();
+        let (mut sim, id) = three_brokers(seed, config);
         let mut ledger = Ledger::default();
         let mut dice = Dice(seed ^ 0x51ed_2701);
         run(
@@ -454,18 +477,11 @@ fn plain_producer_under_faults_keeps_order_and_reports_every_record() {
 
 #[test]
 fn records_fail_by_delivery_timeout_when_every_broker_is_down() {
-    let seed = 3;
-    let mut sim = sim_with(
-        MockConfig::new(1).with_topic(TOPIC, 1, 1).with_seed(seed),
-        seed,
-        modern,
-    );
-    let now = sim.now();
     let config = ProducerConfig {
         delivery_timeout: Duration::from_secs(10),
         ..ProducerConfig::default()
     };
-    let id = sim.client.add_producer(now, TOPIC, config).unwrap();
+    let (mut sim, id) = one_broker(3, 1, config);
     // Let it get its producer id first.
     sim.run_for(Duration::from_secs(1)).unwrap();
     sim.cluster.broker_down(sim.now(), 0);
@@ -484,19 +500,7 @@ fn records_fail_by_delivery_timeout_when_every_broker_is_down() {
 
 #[test]
 fn acks_zero_reports_without_offsets() {
-    let seed = 5;
-    let mut sim = sim_with(
-        MockConfig::new(1).with_topic(TOPIC, 2, 1).with_seed(seed),
-        seed,
-        modern,
-    );
-    let now = sim.now();
-    let config = ProducerConfig {
-        required_acks: Acks::None,
-        enable_idempotence: Some(false),
-        ..ProducerConfig::default()
-    };
-    let id = sim.client.add_producer(now, TOPIC, config).unwrap();
+    let (mut sim, id) = one_broker(5, 2, acks_zero());
     let mut ledger = Ledger::default();
     run(
         &mut sim,
@@ -515,20 +519,14 @@ fn acks_zero_reports_without_offsets() {
 
 #[test]
 fn produce_refuses_what_cannot_be_queued() {
-    let seed = 1;
-    let mut sim = sim_with(
-        MockConfig::new(1).with_topic(TOPIC, 2, 1).with_seed(seed),
-        seed,
-        modern,
-    );
-    let now = sim.now();
     let config = ProducerConfig {
         max_queued_messages: 3,
         max_request_size: 4096,
         batch_max_bytes: 4096,
         ..ProducerConfig::default()
     };
-    let id = sim.client.add_producer(now, TOPIC, config).unwrap();
+    let (mut sim, id) = one_broker(1, 2, config);
+    let now = sim.now();
     let big = vec![0u8; 5000];
     let too_large = sim
         .client
@@ -571,19 +569,8 @@ fn produce_refuses_what_cannot_be_queued() {
 fn acks_zero_batches_are_reported_once_written() {
     // Nothing comes back from the broker to drive the client: the reports must come
     // out of the same drain that wrote the batch.
-    let seed = 6;
-    let mut sim = sim_with(
-        MockConfig::new(1).with_topic(TOPIC, 1, 1).with_seed(seed),
-        seed,
-        modern,
-    );
+    let (mut sim, id) = one_broker(6, 1, acks_zero());
     let now = sim.now();
-    let config = ProducerConfig {
-        required_acks: Acks::None,
-        enable_idempotence: Some(false),
-        ..ProducerConfig::default()
-    };
-    let id = sim.client.add_producer(now, TOPIC, config).unwrap();
     let mut ledger = Ledger::default();
     for i in 0..5 {
         ledger.produce(&mut sim, id, None, format!("v{i}"));

@@ -270,18 +270,8 @@ impl Client {
                 let Some((request, token)) = p.poll_request(now, broker, &indexes, version) else {
                     break;
                 };
-                let deadline = now + self.config.request_timeout;
-                let Some(c) = self.conns.get_mut(&h) else {
-                    break;
-                };
-                let rid = c.conn.send_with_deadline(
-                    now,
-                    RequestBody::Produce(request),
-                    VersionChoice::Exact(version),
-                    deadline,
-                );
-                self.producer_sent
-                    .insert((h, rid), ProducerRequest::Produce(id, token));
+                let body = RequestBody::Produce(request);
+                self.send_owned(now, h, body, version, ProducerRequest::Produce(id, token));
                 self.settle_written(now, h);
             }
             self.drain_reports(id);
@@ -365,16 +355,27 @@ impl Client {
             producer_epoch,
             ..Default::default()
         };
-        let deadline = now + self.config.request_timeout;
-        let rid = c.conn.send_with_deadline(
-            now,
-            RequestBody::InitProducerId(body),
-            VersionChoice::Exact(version),
-            deadline,
-        );
-        self.producer_sent
-            .insert((h, rid), ProducerRequest::InitProducerId(id));
+        let body = RequestBody::InitProducerId(body);
+        self.send_owned(now, h, body, version, ProducerRequest::InitProducerId(id));
         true
+    }
+
+    /// Sends a producer's request on connection `h` and records its owner.
+    fn send_owned(
+        &mut self,
+        now: Instant,
+        h: ConnectionHandle,
+        body: RequestBody,
+        version: i16,
+        owner: ProducerRequest,
+    ) {
+        let deadline = now + self.config.request_timeout;
+        if let Some(c) = self.conns.get_mut(&h) {
+            let rid = c
+                .conn
+                .send_with_deadline(now, body, VersionChoice::Exact(version), deadline);
+            self.producer_sent.insert((h, rid), owner);
+        }
     }
 
     /// A response (or failure) for a producer's request; `false` if the request was not a

@@ -193,6 +193,16 @@ fn reports(p: &mut Producer) -> Vec<Outcome> {
         .collect()
 }
 
+/// Two one-record batches of partition 0 in flight, in order.
+fn two_in_flight(p: &mut Producer, now: &mut Instant) -> (ProduceToken, ProduceToken) {
+    for _ in 0..2 {
+        p.produce(*now, &record(0)).unwrap();
+    }
+    let (_, first) = next_request(p, now).unwrap();
+    let (_, second) = next_request(p, now).unwrap();
+    (first, second)
+}
+
 /// Waits out every backoff, then takes the next request of partition 0.
 fn next_request(p: &mut Producer, now: &mut Instant) -> Option<(ProduceRequest, ProduceToken)> {
     for _ in 0..8 {
@@ -228,11 +238,7 @@ fn a_duplicate_sequence_answer_is_an_acknowledgement() {
 fn out_of_order_behind_an_unsettled_batch_is_retried_after_it() {
     let mut now = Instant::now();
     let mut p = idempotent_one_per_batch();
-    for _ in 0..2 {
-        p.produce(now, &record(0)).unwrap();
-    }
-    let (_, first) = next_request(&mut p, &mut now).unwrap();
-    let (_, second) = next_request(&mut p, &mut now).unwrap();
+    let (first, second) = two_in_flight(&mut p, &mut now);
     // The first was refused (leader moved); the second, behind the gap, out of order.
     p.handle_response(
         now,
@@ -271,11 +277,7 @@ fn out_of_order_behind_an_unsettled_batch_is_retried_after_it() {
 fn a_refused_batch_fails_at_once_and_bumps_the_epoch() {
     let mut now = Instant::now();
     let mut p = idempotent_one_per_batch();
-    for _ in 0..2 {
-        p.produce(now, &record(0)).unwrap();
-    }
-    let (_, first) = next_request(&mut p, &mut now).unwrap();
-    let (_, second) = next_request(&mut p, &mut now).unwrap();
+    let (first, second) = two_in_flight(&mut p, &mut now);
     p.handle_response(
         now,
         first,
@@ -324,11 +326,7 @@ fn a_refused_batch_fails_at_once_and_bumps_the_epoch() {
 fn after_an_epoch_bump_a_batch_that_may_have_been_written_fails_rather_than_repeat() {
     let mut now = Instant::now();
     let mut p = idempotent_one_per_batch();
-    for _ in 0..2 {
-        p.produce(now, &record(0)).unwrap();
-    }
-    let (_, first) = next_request(&mut p, &mut now).unwrap();
-    let (_, second) = next_request(&mut p, &mut now).unwrap();
+    let (first, second) = two_in_flight(&mut p, &mut now);
     // Both lost with the connection: each may have been written.
     let cut = Error::Transport(crate::error::TransportError::closed("cut"));
     p.handle_response(now, first, Err(&cut));
