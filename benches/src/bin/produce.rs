@@ -38,6 +38,8 @@ struct Options {
     runs: usize,
     clients: Vec<String>,
     broker_version: Option<String>,
+    create_partitions: Option<i32>,
+    delete_after: bool,
     client: Option<String>,
 }
 
@@ -53,6 +55,10 @@ usage: produce --brokers HOSTS --topic TOPIC [options]
   --clients LIST       among grete, rdkafka, core (default grete,rdkafka,core)
   --broker-version V   a broker without ApiVersions (0.9.0): rdkafka gets
                        api.version.request=false and broker.version.fallback=0.9.0.1
+  --create-partitions N  first create the topic with N partitions (CreateTopics: Kafka
+                       0.10.1+ and tansu; on 0.9 use scripts/kafka09 create-topic)
+  --delete-after       with --create-partitions: delete the topic at the end (tansu
+                       keeps its log in memory)
   --client NAME        (internal) run one client in this process
 ";
 
@@ -69,6 +75,8 @@ impl Options {
             runs: 1,
             clients: vec!["grete".into(), "rdkafka".into(), "core".into()],
             broker_version: None,
+            create_partitions: None,
+            delete_after: false,
             client: None,
         };
         let mut args = std::env::args().skip(1);
@@ -110,6 +118,8 @@ impl Options {
                 "--runs" => o.runs = num(value()) as usize,
                 "--clients" => o.clients = value().split(',').map(str::to_owned).collect(),
                 "--broker-version" => o.broker_version = Some(value()),
+                "--create-partitions" => o.create_partitions = Some(num(value()) as i32),
+                "--delete-after" => o.delete_after = true,
                 "--client" => o.client = Some(value()),
                 other => {
                     eprintln!("unknown option {other}\n{USAGE}");
@@ -540,7 +550,57 @@ fn main() {
     }
 }
 
+/// Creates the topic (replication 1) when `create` is `Some(partitions)`, else deletes it;
+/// an existing topic is fine.
+fn create_or_delete_topic(o: &Options, create: Option<i32>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let client = grete_tokio::KafkaClient::connect(client_config(o))
+            .await
+            .expect("connect");
+        let Some(partitions) = create else {
+            let results = client
+                .delete_topics(vec![o.topic.clone()], Duration::from_secs(10))
+                .await
+                .expect("delete_topics");
+            for r in results {
+                match r.error {
+                    None => println!("deleted topic {}", r.name),
+                    Some(e) => println!("deleting topic {}: {e}", r.name),
+                }
+            }
+            client.close().await;
+            return;
+        };
+        let topic = grete::client::NewTopic {
+            name: o.topic.clone(),
+            num_partitions: partitions,
+            replication_factor: 1,
+            configs: Vec::new(),
+        };
+        let results = client
+            .create_topics(vec![topic], Duration::from_secs(10))
+            .await
+            .expect("create_topics");
+        for r in results {
+            match r.error {
+                None => println!("created topic {} ({partitions} partitions)", r.name),
+                Some(e) => println!("topic {}: {e}", r.name),
+            }
+        }
+        let topic = client.topic(&o.topic).await.expect("topic");
+        println!("topic {} has {} partitions", o.topic, topic.partitions().len());
+        client.close().await;
+    });
+}
+
 fn parent(o: &Options) {
+    if o.create_partitions.is_some() {
+        create_or_delete_topic(o, o.create_partitions);
+    }
     let exe = std::env::current_exe().expect("current_exe");
     println!(
         "{} records of {} bytes, acks {}, linger {} ms, compression {}, topic {} on {}",
@@ -600,5 +660,8 @@ fn parent(o: &Options) {
                 .collect(),
         );
         println!("| {client} | {rate:.0} | {mbs:.1} | {cpu:.3} | {per:.3} | {wall_ns:.1} |");
+    }
+    if o.create_partitions.is_some() && o.delete_after {
+        create_or_delete_topic(o, None);
     }
 }
