@@ -12,7 +12,6 @@ mod cli;
 #[allow(dead_code)]
 #[path = "../examples/grete/produce.rs"]
 mod produce;
-#[allow(dead_code)]
 #[path = "../transports/testsupport/readback.rs"]
 mod readback;
 

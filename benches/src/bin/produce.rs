@@ -340,7 +340,7 @@ fn run_grete(o: &Options) -> Measure {
         for i in 0..o.count {
             let record = grete_tokio::Record::value(&value);
             // Outcomes are read from the reports (one per batch), not per record.
-            let _ = producer.send(record).await.expect("send");
+            drop(producer.send(record).await.expect("send"));
             if i % 4096 == 4095 {
                 drain(&mut reports, &mut counts);
             }
