@@ -83,10 +83,23 @@ fn create_topic(brokers: &str, topic: &str, partitions: u32) {
 
 /// Runs `grete produce ARGS` with `input` on stdin: (result, stderr).
 fn produce(args: &[&str], input: &[u8]) -> (Result<String, CliError>, String) {
+    let (result, _, stderr) = produce_outcomes(args, input);
+    (result, stderr)
+}
+
+/// Runs `grete produce ARGS` with `input` on stdin: (result, stdout, stderr).
+fn produce_outcomes(args: &[&str], input: &[u8]) -> (Result<String, CliError>, String, String) {
     let mut stdin = Cursor::new(input.to_vec());
+    let mut stdout = Vec::new();
     let mut stderr = Vec::new();
-    let result = produce::run_produce(args.iter().map(|s| s.to_string()), &mut stdin, &mut stderr);
-    (result, String::from_utf8(stderr).expect("utf-8 stderr"))
+    let result = produce::run_produce(
+        args.iter().map(|s| s.to_string()),
+        &mut stdin,
+        &mut stdout,
+        &mut stderr,
+    );
+    let text = |v: Vec<u8>| String::from_utf8(v).expect("utf-8");
+    (result, text(stdout), text(stderr))
 }
 
 fn usage_error(result: Result<String, CliError>) -> String {
@@ -228,8 +241,8 @@ fn produce_exits_non_zero_when_a_record_cannot_be_produced() {
     let big = "x".repeat(1_200_000);
     let input = format!("first\n{big}\nthird\n");
     // Refused by the producer: larger than max_request_size (1000012 by default).
-    let (result, stderr) = produce(
-        &["-b", &brokers, "-t", &topic, "--acks", "1"],
+    let (result, stdout, stderr) = produce_outcomes(
+        &["-b", &brokers, "-t", &topic, "--acks", "1", "--outcomes"],
         input.as_bytes(),
     );
     match result {
@@ -243,9 +256,20 @@ fn produce_exits_non_zero_when_a_record_cannot_be_produced() {
         stderr,
         "line 2: not produced: record of about 1200040 bytes is larger than max_request_size (1000012)\n"
     );
+    // One outcome per line (in the order they settle).
+    let mut outcomes: Vec<&str> = stdout.lines().collect();
+    outcomes.sort_unstable();
+    assert_eq!(
+        outcomes,
+        [
+            "delivered 1 0 0",
+            "delivered 3 0 1",
+            "refused 2: record of about 1200040 bytes is larger than max_request_size (1000012)",
+        ]
+    );
     // Allowed by the producer, refused by the broker (message.max.bytes 1000012):
     // MESSAGE_TOO_LARGE fails the record at once, not written.
-    let (result, stderr) = produce(
+    let (result, stdout, stderr) = produce_outcomes(
         &[
             "-b",
             &brokers,
@@ -255,6 +279,7 @@ fn produce_exits_non_zero_when_a_record_cannot_be_produced() {
             "1",
             "--max-request-size",
             "5000000",
+            "--outcomes",
         ],
         input.as_bytes(),
     );
@@ -270,6 +295,15 @@ fn produce_exits_non_zero_when_a_record_cannot_be_produced() {
             && stderr.ends_with("(not written)\n")
             && stderr.lines().count() == 1,
         "{stderr}"
+    );
+    let mut outcomes: Vec<&str> = stdout.lines().collect();
+    outcomes.sort_unstable();
+    assert_eq!(outcomes.len(), 3, "{stdout}");
+    assert_eq!(outcomes[0], "delivered 1 0 2");
+    assert_eq!(outcomes[1], "delivered 3 0 3");
+    assert!(
+        outcomes[2].starts_with("failed 2 0 not-written: broker error MESSAGE_TOO_LARGE (10)"),
+        "{stdout}"
     );
     let values: Vec<Option<Vec<u8>>> = read_back(Reader::Kcat09, &brokers, &topic, 4)
         .into_iter()

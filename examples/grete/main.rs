@@ -19,7 +19,10 @@ fn main() {
         Some("produce") => {
             args.remove(0);
             let stdin = std::io::stdin();
-            let result = produce::run_produce(args, &mut stdin.lock(), &mut std::io::stderr());
+            let mut stdout = std::io::BufWriter::new(std::io::stdout().lock());
+            let result =
+                produce::run_produce(args, &mut stdin.lock(), &mut stdout, &mut std::io::stderr());
+            drop(stdout);
             (
                 result,
                 [produce::PRODUCE_USAGE, produce::COMMON_USAGE].concat(),

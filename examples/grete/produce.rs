@@ -38,6 +38,11 @@ options:
   -K, --key-delimiter DELIM   split each line at the first DELIM: key before, value after
                               (a line without DELIM has no key)
   -p, --partition N           this partition for every record (default: the partitioner)
+      --max-retries N         retries of a failed batch (default 3)
+      --outcomes              print every record's outcome on stdout, as it comes:
+                                delivered LINE PARTITION OFFSET
+                                failed LINE PARTITION not-written|possibly-written: ERROR
+                                refused LINE: ERROR
 ";
 
 /// Printed on a usage error of `grete bench produce`.
@@ -87,6 +92,7 @@ pub struct ProduceOptions {
     pub key: Option<Vec<u8>>,
     pub key_delimiter: Option<Vec<u8>>,
     pub partition: Option<i32>,
+    pub outcomes: bool,
 }
 
 /// The parsed `bench produce` command.
@@ -279,6 +285,8 @@ pub fn parse_produce(args: impl IntoIterator<Item = String>) -> Result<ProduceOp
     let mut key = None;
     let mut key_delimiter = None;
     let mut partition = None;
+    let mut outcomes = false;
+    let mut max_retries = None;
     parse_flags(args, &mut common, |flag, value| {
         match flag {
             "-k" | "--key" => key = Some(value()?.into_bytes()),
@@ -298,6 +306,8 @@ pub fn parse_produce(args: impl IntoIterator<Item = String>) -> Result<ProduceOp
                         .ok_or_else(|| usage(format!("-p {v:?}: a partition id (0 or more)")))?,
                 );
             }
+            "--outcomes" => outcomes = true,
+            "--max-retries" => max_retries = Some(number(flag, &value()?)?),
             _ => return Ok(false),
         }
         Ok(true)
@@ -305,11 +315,15 @@ pub fn parse_produce(args: impl IntoIterator<Item = String>) -> Result<ProduceOp
     if key.is_some() && key_delimiter.is_some() {
         return Err(usage("give -k or -K, not both"));
     }
+    if let Some(n) = max_retries {
+        common.producer.max_retries = n;
+    }
     Ok(ProduceOptions {
         target: common.finish()?,
         key,
         key_delimiter,
         partition,
+        outcomes,
     })
 }
 
@@ -398,9 +412,12 @@ where
     result
 }
 
-/// Counts outcomes and prints each failure, whatever the transport.
+/// Counts outcomes and prints each failure (and with `--outcomes` every outcome), whatever
+/// the transport.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {
+    /// Print every outcome on `out` (`--outcomes`).
+    pub print_outcomes: bool,
     /// Records given to the producer.
     pub records: u64,
     /// Acknowledged (or sent, with acks 0).
@@ -415,28 +432,41 @@ pub struct Tally {
 
 impl Tally {
     /// Line `line`'s record was refused by `send`.
-    pub fn refused(&mut self, err: &mut dyn Write, line: u64, e: &dyn std::fmt::Display) {
+    pub fn refused(&mut self, w: &mut Writers<'_>, line: u64, e: &dyn std::fmt::Display) {
         self.refused += 1;
-        let _ = writeln!(err, "line {line}: not produced: {e}");
+        if self.print_outcomes {
+            let _ = writeln!(w.out, "refused {line}: {e}");
+        }
+        let _ = writeln!(w.err, "line {line}: not produced: {e}");
     }
 
     /// Line `line`'s record has its outcome.
     pub fn outcome(
         &mut self,
-        err: &mut dyn Write,
+        w: &mut Writers<'_>,
         line: u64,
         partition: i32,
         outcome: Result<Delivered, grete::client::DeliveryError>,
     ) {
         match outcome {
-            Ok(_) => self.delivered += 1,
+            Ok(d) => {
+                self.delivered += 1;
+                if self.print_outcomes {
+                    let _ = writeln!(w.out, "delivered {line} {} {}", d.partition, d.offset);
+                }
+            }
             Err(e) => {
-                if e.possibly_persisted {
+                let written = if e.possibly_persisted {
                     self.possibly_written += 1;
+                    "possibly-written"
                 } else {
                     self.failed += 1;
+                    "not-written"
+                };
+                if self.print_outcomes {
+                    let _ = writeln!(w.out, "failed {line} {partition} {written}: {}", e.error);
                 }
-                let _ = writeln!(err, "line {line}: partition {partition}: {e}");
+                let _ = writeln!(w.err, "line {line}: partition {partition}: {e}");
             }
         }
     }
@@ -455,16 +485,27 @@ impl Tally {
     }
 }
 
-/// Parses, produces every line of `input` and returns the summary to print; failures go to
-/// `err` as they come. `Err(Failed)` (exit status 1) if any record failed.
+/// Where `produce` writes as records settle: outcomes (`--outcomes`) and failures.
+pub struct Writers<'a> {
+    /// stdout.
+    pub out: &'a mut dyn Write,
+    /// stderr.
+    pub err: &'a mut dyn Write,
+}
+
+/// Parses, produces every line of `input` and returns the summary to print; outcomes
+/// (with `--outcomes`) go to `out` and failures to `err` as they come. `Err(Failed)` (exit
+/// status 1) if any record failed.
 pub fn run_produce(
     args: impl IntoIterator<Item = String>,
     input: &mut dyn BufRead,
+    out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<String, CliError> {
     let options = parse_produce(args)?;
+    let mut writers = Writers { out, err };
     let tally = run_session(&options.target, |producer, _| {
-        produce_lines(producer, &options, input, err)
+        produce_lines(producer, &options, input, &mut writers)
     })?;
     let summary = tally.summary();
     if tally.all_delivered() {
@@ -482,9 +523,12 @@ async fn produce_lines(
     producer: Producer,
     options: &ProduceOptions,
     input: &mut dyn BufRead,
-    err: &mut dyn Write,
+    w: &mut Writers<'_>,
 ) -> Result<Tally, CliError> {
-    let mut tally = Tally::default();
+    let mut tally = Tally {
+        print_outcomes: options.outcomes,
+        ..Tally::default()
+    };
     let mut pending: VecDeque<(u64, DeliveryFuture)> = VecDeque::new();
     let mut line = Vec::new();
     loop {
@@ -509,7 +553,7 @@ async fn produce_lines(
         };
         match producer.send(record).await {
             Ok(future) => pending.push_back((number, future)),
-            Err(e) => tally.refused(err, number, &e),
+            Err(e) => tally.refused(w, number, &e),
         }
         // Settle what is known without waiting, oldest first.
         while let Some((number, future)) = pending.front_mut() {
@@ -517,20 +561,20 @@ async fn produce_lines(
                 break;
             };
             let partition = future.record_id().partition;
-            tally.outcome(err, *number, partition, outcome);
+            tally.outcome(w, *number, partition, outcome);
             pending.pop_front();
         }
         if pending.len() >= PENDING_OUTCOMES {
             if let Some((number, future)) = pending.pop_front() {
                 let partition = future.record_id().partition;
-                tally.outcome(err, number, partition, future.await);
+                tally.outcome(w, number, partition, future.await);
             }
         }
     }
     producer.flush().await;
     for (number, future) in pending {
         let partition = future.record_id().partition;
-        tally.outcome(err, number, partition, future.await);
+        tally.outcome(w, number, partition, future.await);
     }
     producer.close(Duration::from_secs(10)).await;
     Ok(tally)
