@@ -592,7 +592,11 @@ fn create_or_delete_topic(o: &Options, create: Option<i32>) {
             }
         }
         let topic = client.topic(&o.topic).await.expect("topic");
-        println!("topic {} has {} partitions", o.topic, topic.partitions().len());
+        println!(
+            "topic {} has {} partitions",
+            o.topic,
+            topic.partitions().len()
+        );
         client.close().await;
     });
 }
