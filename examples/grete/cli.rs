@@ -1,5 +1,6 @@
-//! The `grete` tool's argument parsing, connecting and printing, kept apart from `main`
-//! so that `tests/cli_metadata.rs` can run it in-process.
+//! The `grete` tool's `metadata` command (argument parsing, connecting and printing), kept
+//! apart from `main` so that `tests/cli_metadata.rs` can run it in-process. `produce` and
+//! `bench produce` are in `produce.rs`.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -11,6 +12,8 @@ use grete::config::{Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, TlsCo
 /// Printed on a usage error.
 pub const USAGE: &str = "\
 usage: grete metadata (-b HOST:PORT[,...] | -z ZK_HOST:PORT[,...][/chroot]) [options]
+       grete produce -b HOST:PORT[,...] -t TOPIC [options] < lines   (--help for its options)
+       grete bench produce -b HOST:PORT[,...] -t TOPIC [options]     (--help for its options)
 
 Prints the brokers, then every topic with each partition's leader, replicas and
 in-sync replicas.

@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Wake, Waker};
 use std::thread::Thread;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use grete::client::{
     Client, DeliveryError, DeliveryReport, Event, OpId, Output, ProduceError, ProduceRecord,
@@ -61,6 +61,7 @@ impl Shared {
                 callbacks: Vec::new(),
                 flushed: Vec::new(),
                 closed: false,
+                wall_clock: WallClock::default(),
             }),
             wake_driver: Box::new(wake_driver),
         })
@@ -160,6 +161,7 @@ pub struct Core {
     /// Flush waiters of producers with a callback: woken after the callbacks ran.
     flushed: Vec<Waker>,
     closed: bool,
+    wall_clock: WallClock,
 }
 
 /// A producer's delivery callback: called once per batch report, on the driver's task or
@@ -428,10 +430,42 @@ impl Book {
     }
 }
 
-fn now_ms() -> i64 {
+/// How long [`WallClock`] derives the time from the monotonic clock before it reads the
+/// wall clock again.
+const WALL_CLOCK_RESYNC: Duration = Duration::from_secs(1);
+
+/// The timestamps of records produced without one, derived from the monotonic `now` that
+/// `send` reads anyway: one clock read per record instead of two (the second one was a
+/// tenth of a producer's CPU time per record). The wall clock is read again every
+/// [`WALL_CLOCK_RESYNC`], so a step of the wall clock shows in the timestamps within a
+/// second.
+#[derive(Debug, Default, Clone, Copy)]
+struct WallClock {
+    /// A monotonic instant and the wall-clock time (since the epoch) read right after it.
+    anchor: Option<(Instant, Duration)>,
+}
+
+impl WallClock {
+    /// Milliseconds since the epoch at `now`; `wall` reads the wall clock when needed.
+    fn millis_at(&mut self, now: Instant, wall: impl FnOnce() -> Duration) -> i64 {
+        if let Some((at, since_epoch)) = self.anchor {
+            // Another thread may have read an earlier `now` and locked later: it gets the
+            // anchor's time.
+            let elapsed = now.saturating_duration_since(at);
+            if elapsed < WALL_CLOCK_RESYNC {
+                return (since_epoch + elapsed).as_millis() as i64;
+            }
+        }
+        let since_epoch = wall();
+        self.anchor = Some((now, since_epoch));
+        since_epoch.as_millis() as i64
+    }
+}
+
+fn since_epoch() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+        .unwrap_or(Duration::ZERO)
 }
 
 fn closed_error() -> DeliveryError {
@@ -531,17 +565,21 @@ impl ProducerHandle {
         record: &Record<'_>,
     ) -> (Option<MutexGuard<'_, Core>>, Result<RecordId, ProduceError>) {
         let now = Instant::now();
-        let record = ProduceRecord {
-            key: record.key,
-            value: record.value,
-            headers: record.headers,
-            timestamp: record.timestamp.unwrap_or_else(now_ms),
-            partition: record.partition,
-        };
         let mut core = self.shared.lock();
         if core.closed {
             return (None, Err(ProduceError::Closed));
         }
+        let timestamp = match record.timestamp {
+            Some(t) => t,
+            None => core.wall_clock.millis_at(now, since_epoch),
+        };
+        let record = ProduceRecord {
+            key: record.key,
+            value: record.value,
+            headers: record.headers,
+            timestamp,
+            partition: record.partition,
+        };
         match core.client.produce(now, self.id, &record) {
             Ok((rid, wake)) => {
                 drop(core);
@@ -762,5 +800,44 @@ impl From<ProduceError> for SendError {
 impl From<DeliveryError> for SendError {
     fn from(e: DeliveryError) -> Self {
         SendError::Delivery(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wall_clock_reads_the_wall_clock_once_per_resync_period() {
+        let mut clock = WallClock::default();
+        let t0 = Instant::now();
+        let epoch = Duration::from_millis(1_700_000_000_123) + Duration::from_micros(900);
+        assert_eq!(clock.millis_at(t0, || epoch), 1_700_000_000_123);
+        // Within the period: derived from the monotonic clock, sub-millisecond parts kept.
+        let never = || -> Duration { panic!("read the wall clock within the period") };
+        let at = |d: Duration| t0 + d;
+        assert_eq!(
+            clock.millis_at(at(Duration::from_micros(100)), never),
+            1_700_000_000_124
+        );
+        assert_eq!(
+            clock.millis_at(at(Duration::from_millis(999)), never),
+            1_700_000_001_122
+        );
+        // An earlier `now` than the anchor (a thread that read its clock before another
+        // took the lock first) gets the anchor's time.
+        let mut later = WallClock::default();
+        later.millis_at(at(Duration::from_millis(5)), || epoch);
+        assert_eq!(later.millis_at(t0, never), 1_700_000_000_123);
+        // After the period: the wall clock again (here stepped back by a minute).
+        let stepped = epoch - Duration::from_secs(60);
+        assert_eq!(
+            clock.millis_at(at(WALL_CLOCK_RESYNC), || stepped),
+            1_699_999_940_123
+        );
+        assert_eq!(
+            clock.millis_at(at(WALL_CLOCK_RESYNC + Duration::from_millis(10)), never),
+            1_699_999_940_133
+        );
     }
 }
