@@ -1,9 +1,13 @@
-//! grete in one minute: connect, list the topics, show one topic's partitions and offsets.
+//! grete in one minute: connect, list the topics, produce a few records to a topic, show
+//! its partitions and offsets.
 //!
 //! ```text
 //! cargo run --release --example quickstart                      # an in-process mock cluster
 //! KAFKA_BROKERS=127.0.0.1:9092 cargo run --release --example quickstart [TOPIC]
 //! ```
+//!
+//! With brokers it writes three records to TOPIC (default `grete-quickstart`, created by
+//! the broker if it auto-creates topics).
 //!
 //! With `KAFKA_BROKERS` set it uses the grete-blocking transport against your brokers;
 //! without, the same client core talks to grete's in-memory mock cluster through the
@@ -11,13 +15,12 @@
 
 use std::time::Duration;
 
-use bytes::Bytes;
-use grete::client::{Output, PartitionOffset};
+use grete::client::{Event, Output, PartitionOffset, ProduceRecord};
 use grete::cluster::{Cluster, PartitionInfo};
 use grete::config::{Bootstrap, BrokerAddress, ClientConfig};
 use grete::mock::sim::{Sim, SimConfig};
 use grete::mock::MockConfig;
-use grete::protocol::records::Record;
+use grete::producer::ProducerConfig;
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
@@ -27,6 +30,8 @@ pub struct Report {
     pub topic: String,
     pub partitions: Vec<PartitionInfo>,
     pub latest: Vec<PartitionOffset>,
+    /// (partition, offset) of each record produced.
+    pub produced: Vec<(i32, i64)>,
 }
 
 fn with_brokers(list: &str, topic: Option<String>) -> Result<Report> {
@@ -35,26 +40,23 @@ fn with_brokers(list: &str, topic: Option<String>) -> Result<Report> {
         request_timeout: Duration::from_secs(10),
         ..ClientConfig::default()
     })?;
-    let name = match topic.or_else(|| client.topics().into_iter().next()) {
-        Some(n) => n,
-        None => {
-            let cluster = client.cluster();
-            client.close();
-            return Ok(Report {
-                cluster,
-                topic: String::new(),
-                partitions: Vec::new(),
-                latest: Vec::new(),
-            });
-        }
-    };
+    let name = topic.unwrap_or_else(|| "grete-quickstart".into());
     let t = client.topic(&name)?;
+    // Each send returns once the broker acknowledged the record.
+    let producer = t.sync_producer(ProducerConfig::default())?;
+    let mut produced = Vec::new();
+    for text in ["hello", "from", "grete"] {
+        let delivered = producer.send(grete_blocking::Record::value(text.as_bytes()))?;
+        produced.push((delivered.partition, delivered.offset));
+    }
+    producer.close(Duration::from_secs(5));
     let latest = t.latest_offsets()?;
     let report = Report {
         cluster: client.cluster(),
         topic: name,
         partitions: t.partitions().to_vec(),
         latest,
+        produced,
     };
     client.close();
     Ok(report)
@@ -67,21 +69,33 @@ pub fn with_mock(topic: Option<String>) -> Result<Report> {
         .with_topic(&name, 3, 2)
         .with_topic("audit", 1, 3);
     let mut sim = Sim::new(mock, SimConfig::plain(1, Duration::from_millis(1)), |_| {})?;
-    // A few messages, so that the offsets are not all zero.
-    for (p, n) in [(0, 3), (1, 1), (2, 5)] {
-        let records: Vec<Record> = (0..n)
-            .map(|i| Record {
-                offset: i,
-                value: Some(Bytes::from_static(b"hello")),
-                ..Default::default()
-            })
-            .collect();
-        sim.cluster
-            .append_records(sim.now(), &name, p, &records)
-            .map_err(|code| format!("mock append: {code:?}"))?;
-    }
     let op = sim.client.update_cluster(sim.now());
     sim.wait_op(op)??;
+    // A few records through the core's producer, so that the offsets are not all zero.
+    let producer = sim
+        .client
+        .add_producer(sim.now(), &name, ProducerConfig::default())?;
+    for (p, n) in [(0, 3), (1, 1), (2, 5)] {
+        for _ in 0..n {
+            let record = ProduceRecord {
+                partition: Some(p),
+                ..ProduceRecord::value(b"hello", 1_700_000_000_000)
+            };
+            sim.client.produce(sim.now(), producer, &record)?;
+        }
+    }
+    sim.client.flush(sim.now(), producer);
+    sim.client.handle_timeout(sim.now());
+    let mut produced = Vec::new();
+    sim.run_until(|sim| {
+        for e in sim.take_events() {
+            if let Event::Delivery(r) = e {
+                let base = r.result.unwrap_or(-1);
+                produced.extend((0..i64::from(r.count)).map(|i| (r.partition, base + i)));
+            }
+        }
+        produced.len() == 9
+    })?;
     let partitions: Vec<PartitionInfo> = sim
         .client
         .cluster()
@@ -99,6 +113,7 @@ pub fn with_mock(topic: Option<String>) -> Result<Report> {
         topic: name,
         partitions,
         latest,
+        produced,
     })
 }
 
@@ -129,6 +144,9 @@ fn main() -> Result<()> {
     if report.topic.is_empty() {
         println!("(no topics)");
         return Ok(());
+    }
+    for (p, o) in &report.produced {
+        println!("produced a record at partition {p} offset {o}");
     }
     println!("topic {}:", report.topic);
     for p in &report.partitions {

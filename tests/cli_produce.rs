@@ -343,7 +343,8 @@ fn produce_refuses_bad_options_with_a_clear_message() {
     assert_eq!(run(&with(&["-K", ""])), "-K: an empty delimiter");
     assert_eq!(
         run(&with(&["--runtime", "blocking"])),
-        "the blocking transport has no producer yet: use tokio or smol"
+        "grete produce runs on tokio or smol (the blocking transport's producer is used \
+         from Rust: grete_blocking::Topic::producer)"
     );
     assert_eq!(
         run(&with(&["--runtime", "async-std"])),

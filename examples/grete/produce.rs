@@ -170,7 +170,8 @@ impl Common {
                     "smol" => Runtime::Smol,
                     "blocking" => {
                         return Err(usage(
-                            "the blocking transport has no producer yet: use tokio or smol",
+                            "grete produce runs on tokio or smol (the blocking transport's \
+                             producer is used from Rust: grete_blocking::Topic::producer)",
                         ))
                     }
                     other => return Err(usage(format!("unknown runtime {other:?}"))),
@@ -387,7 +388,7 @@ where
                 .map_err(failed)?;
             session(client, target, body).await
         }),
-        Runtime::Blocking => Err(usage("the blocking transport has no producer yet")),
+        Runtime::Blocking => Err(usage("grete produce runs on tokio or smol")),
     }
 }
 
