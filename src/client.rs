@@ -390,6 +390,22 @@ impl Client {
         None
     }
 
+    /// Whether [`poll_transmit_to`](Self::poll_transmit_to) may give bytes for `conn` now:
+    /// bytes are waiting, or it is ready with a free in-flight slot while a producer has a
+    /// batch to send. Cheap; transports whose writers pull ask it before waking one.
+    pub fn wants_transmit(&self, conn: ConnectionHandle) -> bool {
+        let Some(c) = self.conns.get(&conn) else {
+            return false;
+        };
+        if c.conn.has_output() {
+            return true;
+        }
+        c.conn.state() == ConnectionState::Ready
+            && c.conn.in_flight() + c.conn.queued()
+                < self.config.max_in_flight_requests_per_connection
+            && self.producers.values().any(|p| p.has_ready())
+    }
+
     /// Appends the bytes to write to connection `conn` to `buf`; `false` when it has none.
     /// For transports whose connections pull their bytes when their writer is idle.
     pub fn poll_transmit_to(

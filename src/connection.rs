@@ -472,6 +472,11 @@ impl Connection {
         id
     }
 
+    /// Whether bytes wait to be written.
+    pub fn has_output(&self) -> bool {
+        !self.out.is_empty()
+    }
+
     /// Appends the bytes to write to `buf`; `false` when there are none.
     pub fn poll_transmit(&mut self, buf: &mut Vec<u8>) -> bool {
         if self.out.is_empty() {

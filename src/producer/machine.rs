@@ -632,6 +632,12 @@ impl Producer {
         !self.ready.is_empty() || matches!(self.identity, Identity::Wanted { .. })
     }
 
+    /// Whether some partition may have a batch to send (cheap; a transport asks before
+    /// waking a connection's writer).
+    pub fn has_ready(&self) -> bool {
+        !self.ready.is_empty() && matches!(self.identity, Identity::None | Identity::Known { .. })
+    }
+
     /// Whether every produced record has been reported.
     pub fn is_idle(&self) -> bool {
         self.queued_records == 0

@@ -243,10 +243,10 @@ impl Driver {
                 // connection the core has forgotten ended: drop its link.
                 self.conns.retain(|h, link| {
                     let known = core.client.connection_state(*h).is_some();
-                    if known {
-                        link.wake_writer();
-                    } else {
+                    if !known {
                         link.close();
+                    } else if core.client.wants_transmit(*h) {
+                        link.wake_writer();
                     }
                     known
                 });

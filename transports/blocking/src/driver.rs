@@ -181,9 +181,11 @@ impl Driver {
                 }
                 // The writers pull their bytes from the core when idle (that is where
                 // producers' batches are sealed): tell them it may have some.
-                for slot in self.conns.values() {
+                for (h, slot) in &self.conns {
                     if let Slot::Open(link) = slot {
-                        link.nudge();
+                        if core.client.wants_transmit(*h) {
+                            link.nudge();
+                        }
                     }
                 }
                 // Operation results and delivery reports go to their waiters, who need
