@@ -482,7 +482,13 @@ impl Connection {
         if self.out.is_empty() {
             return false;
         }
-        buf.append(&mut self.out);
+        if buf.is_empty() {
+            // No copy: the caller's buffer becomes the connection's next output buffer
+            // (capacities are recycled both ways).
+            std::mem::swap(buf, &mut self.out);
+        } else {
+            buf.append(&mut self.out);
+        }
         true
     }
 

@@ -99,39 +99,51 @@ pub(crate) trait Core: Send + Sync + 'static {
     fn transmit(&self, conn: ConnectionHandle, buf: &mut Vec<u8>) -> bool;
 }
 
-impl Core for grete_facade::Shared {
+/// The shared core as the connection tasks see it: each input drives the client, then the
+/// driver only needs to drain it.
+pub(crate) struct SharedCore {
+    pub(crate) core: Arc<grete_facade::Shared>,
+    pub(crate) notify: Arc<crate::driver::Notify>,
+}
+
+impl Core for SharedCore {
     fn connected(&self, conn: ConnectionHandle, failed: Option<TransportError>) {
         {
-            let mut core = self.lock();
+            let mut core = self.core.lock();
             let now = Instant::now();
             match failed {
                 None => core.client.handle_connected(now, conn),
                 Some(error) => core.client.handle_connect_failed(now, conn, error),
             }
         }
-        self.wake_driver();
+        self.notify.wake_to_drain();
     }
 
     fn data(&self, conn: ConnectionHandle, data: &[u8]) {
-        self.lock().client.handle_data(Instant::now(), conn, data);
-        self.wake_driver();
+        self.core
+            .lock()
+            .client
+            .handle_data(Instant::now(), conn, data);
+        self.notify.wake_to_drain();
     }
 
     fn closed(&self, conn: ConnectionHandle, error: Option<TransportError>) {
-        self.lock()
+        self.core
+            .lock()
             .client
             .handle_closed(Instant::now(), conn, error);
-        self.wake_driver();
+        self.notify.wake_to_drain();
     }
 
     fn transmit(&self, conn: ConnectionHandle, buf: &mut Vec<u8>) -> bool {
         let got = self
+            .core
             .lock()
             .client
             .poll_transmit_to(Instant::now(), conn, buf);
         if got {
             // Sealing batches may have produced reports (acks=0) for the driver to hand out.
-            self.wake_driver();
+            self.notify.wake_to_drain();
         }
         got
     }

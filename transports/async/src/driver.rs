@@ -50,17 +50,25 @@ pub(crate) struct Shared {
     pub(crate) core: Arc<grete_facade::Shared>,
 }
 
-/// Wakes the driver task from any thread (a handle appended a record that opened or
-/// filled a batch, or flushed).
+/// Wakes the driver task from any thread: to drive the client (a handle appended a
+/// record that opened or filled a batch, flushed, started an operation) or only to drain
+/// it (a connection task handed it bytes, which drove it already).
 #[derive(Default)]
 pub(crate) struct Notify {
-    flag: AtomicBool,
+    drive: AtomicBool,
+    drain: AtomicBool,
     waker: AtomicWaker,
 }
 
 impl Notify {
     fn wake(&self) {
-        self.flag.store(true, Ordering::Release);
+        self.drive.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+
+    /// Only a drain is needed.
+    pub(crate) fn wake_to_drain(&self) {
+        self.drain.store(true, Ordering::Release);
         self.waker.wake();
     }
 }
@@ -84,6 +92,7 @@ enum Input {
     Io(IoMsg),
     Timer,
     Wake,
+    Drain,
 }
 
 pub(crate) struct Driver {
@@ -175,8 +184,11 @@ impl Driver {
             let notify = &self.notify;
             let input = poll_fn(|cx| {
                 notify.waker.register(cx.waker());
-                if notify.flag.swap(false, Ordering::AcqRel) {
+                if notify.drive.swap(false, Ordering::AcqRel) {
                     return Poll::Ready(Input::Wake);
+                }
+                if notify.drain.swap(false, Ordering::AcqRel) {
+                    return Poll::Ready(Input::Drain);
                 }
                 if let Poll::Ready(c) = commands.poll_next_unpin(cx) {
                     return Poll::Ready(Input::Command(c));
@@ -202,6 +214,8 @@ impl Driver {
                 Input::Command(None) => break,
                 Input::Io(msg) => self.handle_io(now, msg),
                 Input::Timer | Input::Wake => self.core.lock().client.handle_timeout(now),
+                // The loop drains first thing.
+                Input::Drain => {}
             }
         }
         let now = Instant::now();
@@ -297,7 +311,10 @@ impl Driver {
             write_timeout: self.write_timeout,
             tls: self.tls.clone(),
         };
-        let core: Arc<dyn conn::Core> = self.core.clone();
+        let core: Arc<dyn conn::Core> = Arc::new(conn::SharedCore {
+            core: self.core.clone(),
+            notify: self.notify.clone(),
+        });
         let task = conn::run(self.rt.clone(), spec, link, core);
         self.rt.spawn(Box::pin(task));
     }

@@ -29,6 +29,8 @@ pub enum Msg {
     Zk(ZkOpId, Result<ZkResponse, ZkError>),
     /// A producer opened or filled a batch, flushed, or waits for room: drive the client.
     Wake,
+    /// A connection thread drove the client (bytes in, bytes pulled): drain it.
+    Drain,
 }
 
 enum Slot {
@@ -140,6 +142,8 @@ impl Driver {
         match msg {
             Msg::Close(done) => return Some(done),
             Msg::Wake => client.handle_timeout(now),
+            // The loop drains after every message.
+            Msg::Drain => {}
             Msg::Io(IoMsg::Connected(conn, link)) => match self.conns.get_mut(&conn) {
                 // The connection thread told the core already.
                 Some(slot @ Slot::Connecting) => *slot = Slot::Open(link),

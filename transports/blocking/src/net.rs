@@ -164,7 +164,7 @@ fn finish(
         .client
         .handle_connected(Instant::now(), conn);
     link.nudge();
-    dial.core.wake_driver();
+    let _ = driver.try_send(Msg::Drain);
     if driver.send(Msg::Io(IoMsg::Connected(conn, link))).is_err() {
         let _ = stream.shutdown(Shutdown::Both);
         return;
@@ -283,7 +283,9 @@ fn run_reader(
         if !data.is_empty() {
             // Straight to the core (no copy, no message), then the driver drains it.
             core.lock().client.handle_data(Instant::now(), conn, data);
-            core.wake_driver();
+            // It drove the client already: the driver only drains (a full channel means
+            // it is busy and will).
+            let _ = driver.try_send(Msg::Drain);
         }
     };
     let _ = stream.shutdown(Shutdown::Both);
@@ -311,7 +313,7 @@ fn run_writer(
                 .poll_transmit_to(Instant::now(), conn, &mut bytes);
             if got {
                 // Sealing batches may have produced reports (acks=0) to hand out.
-                core.wake_driver();
+                let _ = driver.try_send(Msg::Drain);
             }
             let result = match &session {
                 None if bytes.is_empty() => Ok(()),
