@@ -18,6 +18,7 @@ use grete::protocol::DecodeError;
 pub mod json;
 pub mod messages;
 pub mod peers;
+pub mod producer;
 pub mod xxh32;
 
 /// The decompression limit the record targets run with.

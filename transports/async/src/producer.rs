@@ -59,6 +59,14 @@ impl Producer {
         Ok(self.future(rid))
     }
 
+    /// Queues a record like [`send`](Self::send), without a per-record future: its
+    /// outcome comes through the [`reports`](Self::reports) stream or the
+    /// [`on_delivery`](Self::on_delivery) callback (librdkafka's way). Returns where the
+    /// record sits, which its batch's report covers. The cheapest way to produce.
+    pub async fn produce(&self, record: Record<'_>) -> Result<RecordId, ProduceError> {
+        poll_fn(|cx| self.handle.poll_send(cx, &record)).await
+    }
+
     /// Queues a record without ever waiting: a full queue is [`ProduceError::QueueFull`]
     /// whatever `block_on_queue_full` says.
     pub fn try_send(&self, record: Record<'_>) -> Result<DeliveryFuture, ProduceError> {

@@ -55,6 +55,14 @@ impl Producer {
         Ok(self.delivery(rid))
     }
 
+    /// Queues a record like [`send`](Self::send), without a per-record handle: its outcome
+    /// comes through the [`reports`](Self::reports) iterator or the
+    /// [`on_delivery`](Self::on_delivery) callback (librdkafka's way). Returns where the
+    /// record sits, which its batch's report covers. The cheapest way to produce.
+    pub fn produce(&self, record: Record<'_>) -> Result<RecordId, ProduceError> {
+        forever(block_on(None, |cx| self.handle.poll_send(cx, &record)))
+    }
+
     /// Queues a record without ever waiting: a full queue is [`ProduceError::QueueFull`]
     /// whatever `block_on_queue_full` says. Allocates nothing once the producer's buffers
     /// have grown.
