@@ -585,3 +585,31 @@ fn acks_zero_batches_are_reported_once_written() {
         ledger.reports.len()
     );
 }
+
+#[test]
+fn poll_timeout_follows_a_batch_opened_between_drives() {
+    // poll_timeout is cached per drive; a record that opens a batch must bring it forward
+    // to the batch's linger, or the batch would wait for an unrelated timer.
+    let config = ProducerConfig {
+        linger: Duration::from_millis(5),
+        enable_idempotence: Some(false),
+        ..ProducerConfig::default()
+    };
+    let (mut sim, id) = one_broker(8, 1, config);
+    sim.run_for(Duration::from_secs(1)).unwrap();
+    let now = sim.now();
+    assert!(sim
+        .client
+        .poll_timeout()
+        .is_none_or(|t| t > now + Duration::from_millis(5)));
+    let (_, wake) = sim
+        .client
+        .produce(now, id, &ProduceRecord::value(b"x", 0))
+        .unwrap();
+    assert!(wake, "a batch opened");
+    assert_eq!(
+        sim.client.poll_timeout(),
+        Some(now + Duration::from_millis(5)),
+        "the linger of the batch just opened"
+    );
+}

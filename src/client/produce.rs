@@ -33,7 +33,7 @@ impl Client {
     /// for 0.11+) and idempotence follows [`ProducerConfig::enable_idempotence`].
     pub fn add_producer(
         &mut self,
-        _now: Instant,
+        now: Instant,
         topic: &str,
         config: ProducerConfig,
     ) -> Result<ProducerId, Error> {
@@ -95,6 +95,8 @@ impl Client {
         );
         tracing::debug!(topic, ?id, ?format, idempotent, "producer added");
         self.producers.insert(id, producer);
+        // An idempotent producer asks for its id at the next drive.
+        self.drive_soon(now);
         Ok(id)
     }
 
@@ -112,10 +114,16 @@ impl Client {
         id: ProducerId,
         record: &ProduceRecord<'_, H>,
     ) -> Result<(RecordId, bool), ProduceError> {
-        match self.producers.get_mut(&id) {
-            Some(p) => p.produce(now, record),
-            None => Err(ProduceError::Closed),
+        let Some(p) = self.producers.get_mut(&id) else {
+            return Err(ProduceError::Closed);
+        };
+        let produced = p.produce(now, record);
+        if let Ok((_, true)) = produced {
+            // A batch opened (its linger and delivery deadlines) or filled: O(1).
+            let t = p.poll_timeout();
+            self.lower_timer(t);
         }
+        produced
     }
 
     /// Sends every open batch of producer `id` without waiting for its linger; its reports
