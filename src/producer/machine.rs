@@ -260,7 +260,6 @@ enum Identity {
 /// What one Produce request carries, to match its answer.
 #[derive(Debug)]
 pub struct ProduceToken {
-    broker: i32,
     /// (partition index, first record) per batch.
     batches: Vec<(usize, u64)>,
 }
@@ -841,7 +840,6 @@ impl Producer {
                 // except batches the broker may have written under the old identity: sent
                 // again they would be written twice, so they fail as possibly written.
                 let bump = id >= 0;
-                let _ = epoch;
                 for index in 0..self.partitions.len() {
                     let p = &mut self.partitions[index];
                     p.next_sequence = 0;
@@ -974,7 +972,6 @@ impl Producer {
         let mut total = 0usize;
         let mut data = Vec::new();
         let mut token = ProduceToken {
-            broker,
             batches: Vec::new(),
         };
         for &index in indexes {
@@ -1125,7 +1122,7 @@ impl Producer {
                     {
                         follow.refresh_metadata = true;
                     }
-                    self.batch_failed(now, index, pos, error, token.broker);
+                    self.batch_failed(now, index, pos, error);
                 }
             }
             self.list(index);
@@ -1143,7 +1140,7 @@ impl Producer {
         self.report(index, batch, Ok(offset));
     }
 
-    fn batch_failed(&mut self, now: Instant, index: usize, pos: usize, error: Error, _broker: i32) {
+    fn batch_failed(&mut self, now: Instant, index: usize, pos: usize, error: Error) {
         let idempotent = self.is_idempotent();
         let code = error.code();
         let ambiguous = matches!(error, Error::Transport(_) | Error::Timeout { .. });
