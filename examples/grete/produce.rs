@@ -2,24 +2,25 @@
 //! (records/s, MB/s and CPU per record), kept apart from `main` so that
 //! `tests/cli_produce.rs` can run them in-process.
 //!
-//! Both run a session body on the chosen async runtime ([`run_session`]); what each
-//! record's outcome means for the output ([`Tally`]) does not depend on the runtime, so a
-//! blocking transport only needs its own short loop.
+//! Both run a session body ([`Body`]) with a producer of the chosen transport
+//! ([`run_session`]): the bodies are written once against [`Sending`], which the async
+//! producers implement by awaiting and the blocking one by blocking (its futures are ready
+//! at once). What each record's outcome means for the output ([`Tally`]) does not depend on
+//! the transport either.
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::future::Future;
 use std::io::{BufRead, Write};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use futures_util::task::noop_waker;
-use futures_util::{FutureExt as _, Stream};
+use futures_util::FutureExt as _;
+use grete::client::{DeliveryError, DeliveryReport, ProduceError};
 use grete::config::{Bootstrap, BrokerAddress, BrokerVersion, ClientConfig};
 use grete::producer::{Acks, Partitioning, ProducerConfig};
 use grete::protocol::compression::Compression;
-use grete_tokio::{Delivered, DeliveryFuture, Producer, Record};
+use grete_tokio::{Delivered, Record};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use crate::cli::{CliError, Runtime};
 
@@ -70,7 +71,7 @@ pub const COMMON_USAGE: &str =
                               round-robin, sha1, murmur2 or sticky
       --linger-ms MS          how long a batch waits for more records (default 5)
       --max-request-size B    the largest Produce request (default 1000012)
-      --runtime NAME          tokio (default) or smol
+      --runtime NAME          tokio (default), smol or blocking
       --broker-version V      the version of brokers that cannot tell (default 0.9.0)
       --timeout SECS          request timeout (default 10)
   -h, --help                  this text
@@ -168,12 +169,7 @@ impl Common {
                 self.runtime = match value()?.as_str() {
                     "tokio" => Runtime::Tokio,
                     "smol" => Runtime::Smol,
-                    "blocking" => {
-                        return Err(usage(
-                            "grete produce runs on tokio or smol (the blocking transport's \
-                             producer is used from Rust: grete_blocking::Topic::producer)",
-                        ))
-                    }
+                    "blocking" => Runtime::Blocking,
                     other => return Err(usage(format!("unknown runtime {other:?}"))),
                 }
             }
@@ -358,13 +354,101 @@ fn failed(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())
 }
 
-/// Connects with `target`'s runtime, starts a producer for its topic and runs `body` with
+/// A producer as the CLI's bodies use it, whatever the transport.
+#[allow(async_fn_in_trait)]
+pub trait Sending {
+    /// What gives a queued record's outcome.
+    type Pending;
+    /// Queues a record (waiting for room if the queue is full).
+    async fn send(&self, record: Record<'_>) -> Result<Self::Pending, ProduceError>;
+    /// Queues a record whose outcome comes through the delivery callback only.
+    async fn produce(&self, record: Record<'_>) -> Result<(), ProduceError>;
+    /// The outcome, if it is known now.
+    fn now_or_never(pending: &mut Self::Pending) -> Option<Result<Delivered, DeliveryError>>;
+    /// The outcome, waiting for it.
+    async fn wait(pending: Self::Pending) -> Result<Delivered, DeliveryError>;
+    /// The record's partition.
+    fn partition(pending: &Self::Pending) -> i32;
+    /// Calls `callback` with every report (one per batch) from now on.
+    fn on_delivery(&self, callback: impl Fn(&DeliveryReport) + Send + Sync + 'static);
+    /// Sends what lingers and waits for every outcome (and callback).
+    async fn flush(&self);
+    /// Closes, failing what has no outcome after `timeout`.
+    async fn close(self, timeout: Duration) -> u64;
+}
+
+impl Sending for grete_async::Producer {
+    type Pending = grete_async::DeliveryFuture;
+    async fn send(&self, record: Record<'_>) -> Result<Self::Pending, ProduceError> {
+        grete_async::Producer::send(self, record).await
+    }
+    async fn produce(&self, record: Record<'_>) -> Result<(), ProduceError> {
+        grete_async::Producer::produce(self, record).await.map(drop)
+    }
+    fn now_or_never(pending: &mut Self::Pending) -> Option<Result<Delivered, DeliveryError>> {
+        pending.now_or_never()
+    }
+    async fn wait(pending: Self::Pending) -> Result<Delivered, DeliveryError> {
+        pending.await
+    }
+    fn partition(pending: &Self::Pending) -> i32 {
+        pending.record_id().partition
+    }
+    fn on_delivery(&self, callback: impl Fn(&DeliveryReport) + Send + Sync + 'static) {
+        grete_async::Producer::on_delivery(self, callback)
+    }
+    async fn flush(&self) {
+        grete_async::Producer::flush(self).await
+    }
+    async fn close(self, timeout: Duration) -> u64 {
+        grete_async::Producer::close(self, timeout).await
+    }
+}
+
+impl Sending for grete_blocking::Producer {
+    type Pending = grete_blocking::DeliveryHandle;
+    async fn send(&self, record: Record<'_>) -> Result<Self::Pending, ProduceError> {
+        grete_blocking::Producer::send(self, record)
+    }
+    async fn produce(&self, record: Record<'_>) -> Result<(), ProduceError> {
+        grete_blocking::Producer::produce(self, record).map(drop)
+    }
+    fn now_or_never(pending: &mut Self::Pending) -> Option<Result<Delivered, DeliveryError>> {
+        pending.wait_timeout(Duration::ZERO)
+    }
+    async fn wait(pending: Self::Pending) -> Result<Delivered, DeliveryError> {
+        pending.wait()
+    }
+    fn partition(pending: &Self::Pending) -> i32 {
+        pending.record_id().partition
+    }
+    fn on_delivery(&self, callback: impl Fn(&DeliveryReport) + Send + Sync + 'static) {
+        grete_blocking::Producer::on_delivery(self, callback)
+    }
+    async fn flush(&self) {
+        grete_blocking::Producer::flush(self)
+    }
+    async fn close(self, timeout: Duration) -> u64 {
+        grete_blocking::Producer::close(self, timeout)
+    }
+}
+
+/// What runs with a producer: `produce` or `bench`, written once for every transport.
+#[allow(async_fn_in_trait)]
+pub trait Body {
+    /// What it gives.
+    type Output;
+    /// Runs with `producer`, for a topic of `partitions` partitions.
+    async fn run<P: Sending>(
+        self,
+        producer: P,
+        partitions: usize,
+    ) -> Result<Self::Output, CliError>;
+}
+
+/// Connects with `target`'s transport, starts a producer for its topic and runs `body` with
 /// it and the topic's partition count; closes the client whatever the body returns.
-pub fn run_session<T, F, Fut>(target: &Target, body: F) -> Result<T, CliError>
-where
-    F: FnOnce(Producer, usize) -> Fut,
-    Fut: Future<Output = Result<T, CliError>>,
-{
+pub fn run_session<B: Body>(target: &Target, body: B) -> Result<B::Output, CliError> {
     match target.runtime {
         Runtime::Tokio => {
             // The driver on a worker thread, the body (which may block reading stdin) on
@@ -388,25 +472,35 @@ where
                 .map_err(failed)?;
             session(client, target, body).await
         }),
-        Runtime::Blocking => Err(usage("grete produce runs on tokio or smol")),
+        Runtime::Blocking => {
+            let client =
+                grete_blocking::KafkaClient::connect(target.config.clone()).map_err(failed)?;
+            let result = (|| {
+                let topic = client.topic(&target.topic).map_err(failed)?;
+                let producer = topic
+                    .producer(target.producer.clone())
+                    .map_err(|e| CliError::Failed(format!("producer: {e}")))?;
+                // Every call of the blocking producer blocks and is ready at once: any
+                // executor runs the body.
+                smol::block_on(body.run(producer, topic.partitions().len()))
+            })();
+            client.close();
+            result
+        }
     }
 }
 
-async fn session<R: grete_async::Runtime, T, F, Fut>(
+async fn session<R: grete_async::Runtime, B: Body>(
     client: grete_async::KafkaClient<R>,
     target: &Target,
-    body: F,
-) -> Result<T, CliError>
-where
-    F: FnOnce(Producer, usize) -> Fut,
-    Fut: Future<Output = Result<T, CliError>>,
-{
+    body: B,
+) -> Result<B::Output, CliError> {
     let result = async {
         let topic = client.topic(&target.topic).await.map_err(failed)?;
         let producer = topic
             .producer(target.producer.clone())
             .map_err(|e| CliError::Failed(format!("producer: {e}")))?;
-        body(producer, topic.partitions().len()).await
+        body.run(producer, topic.partitions().len()).await
     }
     .await;
     client.close().await;
@@ -504,10 +598,15 @@ pub fn run_produce(
     err: &mut dyn Write,
 ) -> Result<String, CliError> {
     let options = parse_produce(args)?;
-    let mut writers = Writers { out, err };
-    let tally = run_session(&options.target, |producer, _| {
-        produce_lines(producer, &options, input, &mut writers)
-    })?;
+    let writers = Writers { out, err };
+    let tally = run_session(
+        &options.target,
+        ProduceLines {
+            options: &options,
+            input,
+            w: writers,
+        },
+    )?;
     let summary = tally.summary();
     if tally.all_delivered() {
         Ok(format!("{summary}\n"))
@@ -520,8 +619,30 @@ pub fn run_produce(
 /// the oldest (the facade keeps only the last batches' outcomes per partition).
 const PENDING_OUTCOMES: usize = 50_000;
 
-async fn produce_lines(
-    producer: Producer,
+/// `produce`'s body: one record per line of `input`.
+struct ProduceLines<'a, 'w> {
+    options: &'a ProduceOptions,
+    input: &'a mut dyn BufRead,
+    w: Writers<'w>,
+}
+
+impl Body for ProduceLines<'_, '_> {
+    type Output = Tally;
+
+    async fn run<P: Sending>(self, producer: P, _: usize) -> Result<Tally, CliError> {
+        let ProduceLines {
+            options,
+            input,
+            mut w,
+        } = self;
+        let tally = produce_lines(&producer, options, input, &mut w).await;
+        producer.close(Duration::from_secs(10)).await;
+        tally
+    }
+}
+
+async fn produce_lines<P: Sending>(
+    producer: &P,
     options: &ProduceOptions,
     input: &mut dyn BufRead,
     w: &mut Writers<'_>,
@@ -530,7 +651,7 @@ async fn produce_lines(
         print_outcomes: options.outcomes,
         ..Tally::default()
     };
-    let mut pending: VecDeque<(u64, DeliveryFuture)> = VecDeque::new();
+    let mut pending: VecDeque<(u64, P::Pending)> = VecDeque::new();
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -558,26 +679,25 @@ async fn produce_lines(
         }
         // Settle what is known without waiting, oldest first.
         while let Some((number, future)) = pending.front_mut() {
-            let Some(outcome) = future.now_or_never() else {
+            let Some(outcome) = P::now_or_never(future) else {
                 break;
             };
-            let partition = future.record_id().partition;
+            let partition = P::partition(future);
             tally.outcome(w, *number, partition, outcome);
             pending.pop_front();
         }
         if pending.len() >= PENDING_OUTCOMES {
             if let Some((number, future)) = pending.pop_front() {
-                let partition = future.record_id().partition;
-                tally.outcome(w, number, partition, future.await);
+                let partition = P::partition(&future);
+                tally.outcome(w, number, partition, P::wait(future).await);
             }
         }
     }
     producer.flush().await;
     for (number, future) in pending {
-        let partition = future.record_id().partition;
-        tally.outcome(w, number, partition, future.await);
+        let partition = P::partition(&future);
+        tally.outcome(w, number, partition, P::wait(future).await);
     }
-    producer.close(Duration::from_secs(10)).await;
     Ok(tally)
 }
 
@@ -660,9 +780,7 @@ impl BenchResult {
 /// Parses and runs `bench produce`; `Err(Failed)` if any record failed.
 pub fn run_bench(args: impl IntoIterator<Item = String>) -> Result<String, CliError> {
     let options = parse_bench(args)?;
-    let result = run_session(&options.target, |producer, partitions| {
-        bench(producer, partitions, &options)
-    })?;
+    let result = run_session(&options.target, Bench { options: &options })?;
     let text = result.render();
     if result.delivered == result.records {
         Ok(text)
@@ -671,59 +789,59 @@ pub fn run_bench(args: impl IntoIterator<Item = String>) -> Result<String, CliEr
     }
 }
 
-/// Reads every report available now; adds to (delivered, failed).
-fn drain_reports(reports: &mut grete_tokio::Reports, counts: &mut (u64, u64)) {
-    let waker = noop_waker();
-    let mut cx = Context::from_waker(&waker);
-    while let Poll::Ready(Some(report)) = Pin::new(&mut *reports).poll_next(&mut cx) {
-        match report.result {
-            Ok(_) => counts.0 += u64::from(report.count),
-            Err(_) => counts.1 += u64::from(report.count),
-        }
-    }
+/// `bench produce`'s body.
+struct Bench<'a> {
+    options: &'a BenchOptions,
 }
 
-async fn bench(
-    producer: Producer,
-    partitions: usize,
-    options: &BenchOptions,
-) -> Result<BenchResult, CliError> {
-    // Letters, so that compression has something like text to work on.
-    let value: Vec<u8> = (0..options.size)
-        .map(|i| b'a' + ((i * 7 + i / 26) % 26) as u8)
-        .collect();
-    let partitions = partitions.max(1) as u64;
-    let mut reports = producer.reports();
-    let mut counts = (0u64, 0u64);
-    let cpu_start = process_cpu();
-    // A tool may read the clock (clippy.toml forbids it in the core).
-    #[allow(clippy::disallowed_methods)]
-    let start = Instant::now();
-    for i in 0..options.count {
-        let record = Record {
-            value: Some(&value),
-            partition: options.partitions_hint.then(|| (i % partitions) as i32),
-            ..Record::default()
-        };
-        // The outcome is read from the reports, not from a per-record future.
-        producer.produce(record).await.map_err(failed)?;
-        if i % 4096 == 4095 {
-            drain_reports(&mut reports, &mut counts);
+impl Body for Bench<'_> {
+    type Output = BenchResult;
+
+    async fn run<P: Sending>(
+        self,
+        producer: P,
+        partitions: usize,
+    ) -> Result<BenchResult, CliError> {
+        let options = self.options;
+        // Letters, so that compression has something like text to work on.
+        let value: Vec<u8> = (0..options.size)
+            .map(|i| b'a' + ((i * 7 + i / 26) % 26) as u8)
+            .collect();
+        let partitions = partitions.max(1) as u64;
+        // Outcomes through the delivery callback (one call per batch), as librdkafka's
+        // delivery reports: no per-record future.
+        let delivered = Arc::new(AtomicU64::new(0));
+        let failed_count = Arc::new(AtomicU64::new(0));
+        let (d, f) = (delivered.clone(), failed_count.clone());
+        producer.on_delivery(move |r| {
+            let counter = if r.result.is_ok() { &d } else { &f };
+            counter.fetch_add(u64::from(r.count), Ordering::Relaxed);
+        });
+        let cpu_start = process_cpu();
+        // A tool may read the clock (clippy.toml forbids it in the core).
+        #[allow(clippy::disallowed_methods)]
+        let start = Instant::now();
+        for i in 0..options.count {
+            let record = Record {
+                value: Some(&value),
+                partition: options.partitions_hint.then(|| (i % partitions) as i32),
+                ..Record::default()
+            };
+            producer.produce(record).await.map_err(failed)?;
         }
+        // Returns once every outcome is known and its callback ran.
+        producer.flush().await;
+        let elapsed = start.elapsed();
+        let cpu = process_cpu().saturating_sub(cpu_start);
+        producer.close(Duration::from_secs(10)).await;
+        Ok(BenchResult {
+            records: options.count,
+            value_bytes: options.count * options.size as u64,
+            elapsed,
+            cpu,
+            delivered: delivered.load(Ordering::Relaxed),
+            failed: failed_count.load(Ordering::Relaxed),
+            lagged: 0,
+        })
     }
-    producer.flush().await;
-    let elapsed = start.elapsed();
-    let cpu = process_cpu().saturating_sub(cpu_start);
-    drain_reports(&mut reports, &mut counts);
-    let lagged = producer.lagged();
-    producer.close(Duration::from_secs(10)).await;
-    Ok(BenchResult {
-        records: options.count,
-        value_bytes: options.count * options.size as u64,
-        elapsed,
-        cpu,
-        delivered: counts.0,
-        failed: counts.1,
-        lagged,
-    })
 }
