@@ -226,16 +226,7 @@ fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, CliError> {
 
 /// A codec by its Kafka name.
 pub fn parse_codec(name: &str) -> Result<Compression, CliError> {
-    let codec = [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ]
-    .into_iter()
-    .find(|c| c.name() == name)
-    .ok_or_else(|| {
+    let codec = Compression::from_name(name).ok_or_else(|| {
         usage(format!(
             "unknown compression codec {name:?}: none, gzip, snappy, lz4 or zstd"
         ))

@@ -261,16 +261,7 @@ fn value(size: usize) -> Vec<u8> {
 }
 
 fn codec(name: &str) -> Compression {
-    [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ]
-    .into_iter()
-    .find(|c| c.name() == name)
-    .unwrap_or_else(|| {
+    Compression::from_name(name).unwrap_or_else(|| {
         eprintln!("unknown codec {name}");
         std::process::exit(2)
     })

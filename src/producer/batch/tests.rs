@@ -11,15 +11,7 @@ const FORMATS: [RecordFormat; 3] = [
 ];
 
 fn codecs(format: RecordFormat) -> impl Iterator<Item = Compression> {
-    [
-        Compression::None,
-        Compression::Gzip,
-        Compression::Snappy,
-        Compression::Lz4,
-        Compression::Zstd,
-    ]
-    .into_iter()
-    .filter(move |c| {
+    Compression::ALL.into_iter().filter(move |c| {
         c.is_enabled() && (format == RecordFormat::RecordBatch || *c != Compression::Zstd)
     })
 }

@@ -61,6 +61,21 @@ impl Compression {
         })
     }
 
+    /// Every codec, in attribute-code order.
+    pub const ALL: [Compression; 5] = [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ];
+
+    /// The codec Kafka's `compression.type` calls `name` (the inverse of
+    /// [`name`](Self::name)).
+    pub fn from_name(name: &str) -> Option<Compression> {
+        Compression::ALL.into_iter().find(|c| c.name() == name)
+    }
+
     /// The codec's name, as Kafka's `compression.type` spells it.
     pub fn name(self) -> &'static str {
         match self {
