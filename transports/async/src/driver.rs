@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::future::poll_fn;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
@@ -44,9 +44,8 @@ pub(crate) enum Command {
     Close { done: oneshot::Sender<()> },
 }
 
-/// What the handles read without asking the driver, and the core they share with it.
+/// The core the handles share with the driver.
 pub(crate) struct Shared {
-    cluster: Mutex<Arc<Cluster>>,
     pub(crate) core: Arc<grete_facade::Shared>,
 }
 
@@ -83,7 +82,7 @@ impl Shared {
     }
 
     pub(crate) fn cluster_snapshot(&self) -> Arc<Cluster> {
-        Arc::clone(&self.cluster.lock().unwrap_or_else(PoisonError::into_inner))
+        self.core.cluster_snapshot()
     }
 }
 
@@ -100,7 +99,6 @@ pub(crate) struct Driver {
     core: Arc<grete_facade::Shared>,
     notify: Arc<Notify>,
     write_timeout: Duration,
-    shared: Arc<Shared>,
     conns: HashMap<ConnectionHandle, Arc<conn::Link>>,
     commands: mpsc::UnboundedReceiver<Command>,
     io_tx: mpsc::Sender<IoMsg>,
@@ -108,8 +106,6 @@ pub(crate) struct Driver {
     tls: Option<Arc<Tls>>,
     #[cfg(feature = "zookeeper")]
     zk: Option<crate::zk::Session>,
-    /// The cluster generation `shared` holds.
-    published: u64,
     io: Vec<Io>,
 }
 
@@ -133,25 +129,18 @@ pub(crate) fn start(
         )
     });
     let client = Client::new(config)?;
-    let published = client.cluster_generation();
     let write_timeout = client.config().write_timeout();
-    let cluster = Mutex::new(client.cluster_snapshot());
     let notify = Arc::new(Notify::default());
     let wake = notify.clone();
     let core = grete_facade::Shared::new(client, move || wake.wake());
-    let shared = Arc::new(Shared {
-        cluster,
-        core: core.clone(),
-    });
+    let shared = Arc::new(Shared { core: core.clone() });
     let (cmd_tx, commands) = mpsc::unbounded();
     let (io_tx, io_rx) = mpsc::channel(IO_QUEUE);
     let driver = Driver {
         rt: rt.clone(),
-        published,
         core,
         notify,
         write_timeout,
-        shared: shared.clone(),
         conns: HashMap::new(),
         commands,
         io_tx,
@@ -267,16 +256,7 @@ impl Driver {
                 // Operation results and deliveries go to their waiters; what is left
                 // (broker failures) the application learns from its errors.
                 while core.poll_event().is_some() {}
-                let generation = core.client.cluster_generation();
-                if generation != self.published {
-                    self.published = generation;
-                    let snapshot = core.client.cluster_snapshot();
-                    *self
-                        .shared
-                        .cluster
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner) = snapshot;
-                }
+                self.core.publish_cluster(&mut core);
             }
             self.core.run_callbacks();
             let again = !io.is_empty();

@@ -10,11 +10,10 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Instant;
 
 use grete::client::{Client, ConnectionHandle, Io, ZkError, ZkOpId, ZkResponse};
-use grete::cluster::Cluster;
 use grete::config::{ClientConfig, TlsConfig};
 
 use crate::net::{self, Dial, IoMsg, Link};
@@ -45,9 +44,6 @@ pub struct Driver {
     tx: SyncSender<Msg>,
     tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
     conns: HashMap<ConnectionHandle, Slot>,
-    snapshot: Arc<Mutex<Arc<Cluster>>>,
-    /// The cluster generation `snapshot` holds.
-    published: u64,
     #[cfg(feature = "zookeeper")]
     zk: Option<crate::zk::ZkHandle>,
     /// Instructions taken out under the lock, carried out after it.
@@ -69,24 +65,15 @@ impl Driver {
         rx: Receiver<Msg>,
         tx: SyncSender<Msg>,
         tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
-        snapshot: Arc<Mutex<Arc<Cluster>>>,
     ) -> Driver {
-        let (published, config) = {
-            let core = core.lock();
-            (
-                core.client.cluster_generation(),
-                core.client.config().clone(),
-            )
-        };
+        let config = core.lock().client.config().clone();
         Driver {
             core,
             config,
-            published,
             rx,
             tx,
             tls,
             conns: HashMap::new(),
-            snapshot,
             #[cfg(feature = "zookeeper")]
             zk: None,
             io: Vec::new(),
@@ -197,12 +184,7 @@ impl Driver {
                 // caller sees what its operation did. What is left (broker failures) the
                 // application learns from its errors.
                 while core.poll_event().is_some() {}
-                let generation = core.client.cluster_generation();
-                if generation != self.published {
-                    self.published = generation;
-                    *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) =
-                        core.client.cluster_snapshot();
-                }
+                self.core.publish_cluster(&mut core);
             }
             self.core.run_callbacks();
             if self.io.is_empty() {

@@ -137,7 +137,6 @@ struct Shared {
     tx: SyncSender<Msg>,
     /// The core, shared with the driver and the producers.
     core: Arc<grete_facade::Shared>,
-    cluster: Arc<Mutex<Arc<Cluster>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The longest an operation can take (the core finishes every one by then).
     op_limit: Duration,
@@ -168,10 +167,9 @@ impl KafkaClient {
         };
         let op_limit = config.request_timeout + config.connect_timeout + Duration::from_secs(5);
         let client = Client::new(config)?;
-        let cluster = Arc::new(Mutex::new(client.cluster_snapshot()));
         let (tx, rx) = mpsc::sync_channel(QUEUE);
         let core = driver::share(client, tx.clone());
-        let driver = Driver::new(core.clone(), rx, tx.clone(), tls, cluster.clone());
+        let driver = Driver::new(core.clone(), rx, tx.clone(), tls);
         let thread = thread::Builder::new()
             .name("grete-driver".into())
             .spawn(move || driver.run())
@@ -180,7 +178,6 @@ impl KafkaClient {
             shared: Arc::new(Shared {
                 tx,
                 core,
-                cluster,
                 thread: Mutex::new(Some(thread)),
                 op_limit,
             }),
@@ -228,13 +225,7 @@ impl KafkaClient {
     /// The metadata cache as the driver shares it: the same `Arc` until the cache changes,
     /// never copied to read it.
     pub fn cluster_snapshot(&self) -> Arc<Cluster> {
-        Arc::clone(
-            &self
-                .shared
-                .cluster
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
+        self.shared.core.cluster_snapshot()
     }
 
     fn with_cluster<T>(&self, f: impl FnOnce(&Cluster) -> T) -> T {

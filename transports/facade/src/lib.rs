@@ -25,6 +25,7 @@ use grete::client::{
     Client, DeliveryError, DeliveryReport, Event, OpId, Output, ProduceError, ProduceRecord,
     ProducerId, RecordId,
 };
+use grete::cluster::Cluster;
 use grete::error::Error;
 use grete::producer::ProducerConfig;
 
@@ -40,6 +41,9 @@ pub const STREAM_REPORTS: usize = 4096;
 pub struct Shared {
     core: Mutex<Core>,
     wake_driver: Box<dyn Fn() + Send + Sync>,
+    /// The metadata cache as the handles read it without the core's lock: the same `Arc`
+    /// until the cache changes ([`Shared::publish_cluster`]).
+    cluster: Mutex<Arc<Cluster>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -53,7 +57,9 @@ impl Shared {
     /// (it must not block nor take the lock).
     pub fn new(client: Client, wake_driver: impl Fn() + Send + Sync + 'static) -> Arc<Shared> {
         Arc::new(Shared {
+            cluster: Mutex::new(client.cluster_snapshot()),
             core: Mutex::new(Core {
+                published: client.cluster_generation(),
                 client,
                 books: BTreeMap::new(),
                 ops: BTreeMap::new(),
@@ -65,6 +71,23 @@ impl Shared {
             }),
             wake_driver: Box::new(wake_driver),
         })
+    }
+
+    /// The metadata cache, shared: cloning the `Arc` is all it costs.
+    pub fn cluster_snapshot(&self) -> Arc<Cluster> {
+        Arc::clone(&self.cluster.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Publishes the client's metadata cache to [`cluster_snapshot`](Self::cluster_snapshot)
+    /// if it changed. Drivers call it in each drain, under `core`'s lock and before the
+    /// waiters they woke can take it, so a caller sees what its operation did.
+    pub fn publish_cluster(&self, core: &mut Core) {
+        let generation = core.client.cluster_generation();
+        if generation != core.published {
+            core.published = generation;
+            *self.cluster.lock().unwrap_or_else(PoisonError::into_inner) =
+                core.client.cluster_snapshot();
+        }
     }
 
     /// Locks the core. Never hold it across IO.
@@ -148,6 +171,8 @@ impl Shared {
 
 /// The core client plus the producers' books.
 pub struct Core {
+    /// The cluster generation [`Shared::cluster_snapshot`] holds.
+    published: u64,
     /// The IO-free client. Drivers feed and drain it; after a `handle_*` call, drain
     /// events with [`Core::poll_event`], not `client.poll_event`.
     pub client: Client,
@@ -179,14 +204,21 @@ impl Core {
                 Some(e) => e,
                 None => self.client.poll_event()?,
             };
-            match event {
-                Event::Delivery(report) => self.book_report(report),
-                Event::Done { op, result } if self.ops.contains_key(&op) => {
-                    self.finish_op(op, result)
-                }
-                other => return Some(other),
+            if let Some(other) = self.route(event) {
+                return Some(other);
             }
         }
+    }
+
+    /// Books a delivery report or stores an operation's result (waking who waits); gives
+    /// back any other event.
+    fn route(&mut self, event: Event) -> Option<Event> {
+        match event {
+            Event::Delivery(report) => self.book_report(report),
+            Event::Done { op, result } if self.ops.contains_key(&op) => self.finish_op(op, result),
+            other => return Some(other),
+        }
+        None
     }
 
     fn book_report(&mut self, report: DeliveryReport) {
@@ -209,12 +241,8 @@ impl Core {
     /// other events for the driver.
     fn take_reports(&mut self) {
         while let Some(e) = self.client.poll_event() {
-            match e {
-                Event::Delivery(r) => self.book_report(r),
-                Event::Done { op, result } if self.ops.contains_key(&op) => {
-                    self.finish_op(op, result)
-                }
-                other => self.deferred.push_back(other),
+            if let Some(other) = self.route(e) {
+                self.deferred.push_back(other);
             }
         }
     }
