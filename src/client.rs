@@ -210,8 +210,6 @@ pub struct Client {
     produce_indexes: Vec<usize>,
     /// A mutator asked for a drive (`poll_timeout` reports it).
     drive_at: Option<Instant>,
-    /// What `poll_timeout` says: computed at the end of each drive, lowered by mutators.
-    next_timer: Option<Instant>,
 }
 
 impl std::fmt::Debug for Client {
@@ -270,7 +268,6 @@ impl Client {
             produce_scratch: Vec::new(),
             produce_indexes: Vec::new(),
             drive_at: None,
-            next_timer: None,
         })
     }
 
@@ -418,9 +415,6 @@ impl Client {
         buf: &mut Vec<u8>,
     ) -> bool {
         self.fill_connection(now, conn);
-        // Requests just sent have deadlines.
-        let deadline = self.conns.get(&conn).and_then(|c| c.conn.poll_timeout());
-        self.lower_timer(deadline);
         self.conns
             .get_mut(&conn)
             .is_some_and(|c| c.conn.poll_transmit(buf))
@@ -431,22 +425,11 @@ impl Client {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) is next needed. O(1): the instant is
-    /// computed once per drive (every `handle_*` call), and mutators between drives only
-    /// bring it forward (a deadline that went away meanwhile costs one early wake-up).
+    /// When [`handle_timeout`](Self::handle_timeout) is next needed: the earliest of the
+    /// connections', operations', backoffs' and producers' timers (each producer's in
+    /// O(1)), so its cost grows with brokers, operations in flight and producers, never
+    /// with records or partitions.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.next_timer
-    }
-
-    /// Brings the cached next timer forward to `t`.
-    fn lower_timer(&mut self, t: Option<Instant>) {
-        if let Some(t) = t {
-            self.next_timer = Some(self.next_timer.map_or(t, |n| n.min(t)));
-        }
-    }
-
-    /// The earliest of every timer: what the last drive caches for `poll_timeout`.
-    fn compute_timeout(&self) -> Option<Instant> {
         let conns = self.conns.values().filter_map(|c| match c.conn.state() {
             ConnectionState::Connecting => Some(c.connect_deadline),
             _ => c.conn.poll_timeout(),
@@ -639,7 +622,6 @@ impl Client {
         self.refresh_wanted = false;
         self.zk = ZkState::Idle;
         self.zk_deadline = None;
-        self.next_timer = self.compute_timeout();
     }
 
     // ---- internals -------------------------------------------------------------------------
@@ -728,7 +710,6 @@ impl Client {
     /// [`poll_timeout`](Self::poll_timeout) asks for at once (mutators do no work).
     fn drive_soon(&mut self, now: Instant) {
         self.drive_at = Some(self.drive_at.map_or(now, |t| t.min(now)));
-        self.lower_timer(Some(now));
     }
 
     /// Everything the client does after an input: bounded passes until nothing changes.
@@ -774,7 +755,6 @@ impl Client {
                 break;
             }
         }
-        self.next_timer = self.compute_timeout();
     }
 
     /// Idle connections opened without asking for API versions whose fallback period is

@@ -117,13 +117,7 @@ impl Client {
         let Some(p) = self.producers.get_mut(&id) else {
             return Err(ProduceError::Closed);
         };
-        let produced = p.produce(now, record);
-        if let Ok((_, true)) = produced {
-            // A batch opened (its linger and delivery deadlines) or filled: O(1).
-            let t = p.poll_timeout();
-            self.lower_timer(t);
-        }
-        produced
+        p.produce(now, record)
     }
 
     /// Sends every open batch of producer `id` without waiting for its linger; its reports
