@@ -19,6 +19,7 @@ mod backoff;
 mod ops;
 mod produce;
 mod route;
+mod timers;
 mod types;
 mod zookeeper;
 
@@ -32,6 +33,7 @@ pub use crate::producer::machine::{
 use backoff::Backoff;
 use ops::{OpKind, Spec};
 use produce::ProducerRequest;
+use timers::{TimerKey, Timers};
 use zookeeper::ZkState;
 
 struct Conn {
@@ -210,6 +212,8 @@ pub struct Client {
     produce_indexes: Vec<usize>,
     /// A mutator asked for a drive (`poll_timeout` reports it).
     drive_at: Option<Instant>,
+    /// Every owner's next timer (`poll_timeout` is its first entry).
+    timers: Timers,
 }
 
 impl std::fmt::Debug for Client {
@@ -218,6 +222,7 @@ impl std::fmt::Debug for Client {
             .field("connections", &self.conns.len())
             .field("operations", &self.ops.len())
             .field("requests", &self.reqs.len())
+            .field("timers", &self.timers.len())
             .finish_non_exhaustive()
     }
 }
@@ -268,6 +273,7 @@ impl Client {
             produce_scratch: Vec::new(),
             produce_indexes: Vec::new(),
             drive_at: None,
+            timers: Timers::default(),
         })
     }
 
@@ -415,9 +421,12 @@ impl Client {
         buf: &mut Vec<u8>,
     ) -> bool {
         self.fill_connection(now, conn);
-        self.conns
+        let some = self
+            .conns
             .get_mut(&conn)
-            .is_some_and(|c| c.conn.poll_transmit(buf))
+            .is_some_and(|c| c.conn.poll_transmit(buf));
+        self.sync_conn_timer(conn);
+        some
     }
 
     /// The next event for the application.
@@ -425,23 +434,38 @@ impl Client {
         self.events.pop_front()
     }
 
-    /// When [`handle_timeout`](Self::handle_timeout) is next needed: the earliest of the
-    /// connections', operations', backoffs' and producers' timers (each producer's in
-    /// O(1)), so its cost grows with brokers, operations in flight and producers, never
-    /// with records or partitions.
+    /// When [`handle_timeout`](Self::handle_timeout) is next needed: the first entry of
+    /// the client's timer table, O(log n). Each owner (connection, operation, producer,
+    /// the client's own bookkeeping) keeps one entry, moved where its timer changes.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let conns = self.conns.values().filter_map(|c| match c.conn.state() {
+        self.timers.next()
+    }
+
+    /// A connection's timer: its connect deadline, its requests' deadlines, or when an
+    /// idle pinned connection's fallback period ends (it is then closed; busy ones are
+    /// looked at again when their requests finish).
+    fn conn_timeout(&self, c: &Conn) -> Option<Instant> {
+        let own = match c.conn.state() {
             ConnectionState::Connecting => Some(c.connect_deadline),
             _ => c.conn.poll_timeout(),
-        });
-        let ops = self.ops.values().map(|o| o.deadline);
+        };
+        let idle_pin = c.pinned
+            && c.conn.in_flight() == 0
+            && c.conn.queued() == 0
+            && c.conn.state() == ConnectionState::Ready;
+        let pin = self.no_probe.get(&c.addr).copied().filter(|_| idle_pin);
+        own.into_iter().chain(pin).min()
+    }
+
+    /// The client's own timers: a drive asked for, parked requests, reconnect backoffs
+    /// (while an operation's request or a producer's batches wait for a connection), the
+    /// metadata age and refresh rate limit, and ZooKeeper. `waiting`: a producer waits.
+    fn client_timeout(&self, producer_waiting: bool) -> Option<Instant> {
         let reqs = self.reqs.values().filter_map(|r| match r.state {
             ReqState::Parked => Some(r.not_before.unwrap_or(r.deadline)),
             ReqState::Sent => None,
         });
-        // Backoffs matter while something waits for a connection: an operation's request
-        // or a producer's batches.
-        let waiting = !self.reqs.is_empty() || self.producers.values().any(|p| p.is_waiting());
+        let waiting = !self.reqs.is_empty() || producer_waiting;
         let backoff = self
             .backoff
             .values()
@@ -458,26 +482,51 @@ impl Client {
         };
         let refresh_retry = self.refresh_not_before.filter(|_| self.refresh_wanted);
         let zk = self.zk_not_before.filter(|_| waiting);
-        let zk_deadline = self.zk_deadline;
-        // Busy pinned connections are looked at again when their requests finish.
-        let pins = self
-            .conns
-            .values()
-            .filter(|c| c.pinned && c.conn.in_flight() == 0 && c.conn.queued() == 0)
-            .filter(|c| c.conn.state() == ConnectionState::Ready)
-            .filter_map(|c| self.no_probe.get(&c.addr).copied());
-        let producers = self.producers_timeout();
-        conns
-            .chain(self.drive_at)
-            .chain(producers)
-            .chain(ops)
+        self.drive_at
+            .into_iter()
             .chain(reqs)
             .chain(backoff)
             .chain(refresh)
             .chain(refresh_retry)
             .chain(zk)
-            .chain(zk_deadline)
-            .chain(pins)
+            .chain(self.zk_deadline)
+            .min()
+    }
+
+    /// Rewrites every connection's, producer's and the client's own timer entry (after a
+    /// drive, which may have touched any of them; operations' entries are written when
+    /// they start and finish).
+    fn sync_timers(&mut self) {
+        let mut timers = std::mem::take(&mut self.timers);
+        for (h, c) in &self.conns {
+            timers.set(TimerKey::Conn(*h), self.conn_timeout(c));
+        }
+        let mut producer_waiting = false;
+        for (id, p) in &self.producers {
+            timers.set(TimerKey::Producer(*id), p.poll_timeout());
+            producer_waiting |= p.is_waiting();
+        }
+        timers.set(TimerKey::Client, self.client_timeout(producer_waiting));
+        self.timers = timers;
+    }
+
+    /// Rewrites connection `h`'s timer entry.
+    fn sync_conn_timer(&mut self, h: ConnectionHandle) {
+        let at = self.conns.get(&h).and_then(|c| self.conn_timeout(c));
+        self.timers.set(TimerKey::Conn(h), at);
+    }
+
+    /// Every timer computed from scratch: what the table must never be later than.
+    #[cfg(any(test, feature = "mock"))]
+    pub(crate) fn scan_timeout(&self) -> Option<Instant> {
+        let conns = self.conns.values().filter_map(|c| self.conn_timeout(c));
+        let ops = self.ops.values().map(|o| o.deadline);
+        let producers = self.producers.values().filter_map(|p| p.poll_timeout());
+        let waiting = self.producers.values().any(|p| p.is_waiting());
+        conns
+            .chain(ops)
+            .chain(producers)
+            .chain(self.client_timeout(waiting))
             .min()
     }
 
@@ -622,6 +671,8 @@ impl Client {
         self.refresh_wanted = false;
         self.zk = ZkState::Idle;
         self.zk_deadline = None;
+        self.timers.clear();
+        self.sync_timers();
     }
 
     // ---- internals -------------------------------------------------------------------------
@@ -650,6 +701,7 @@ impl Client {
                 last_error: None,
             },
         );
+        self.timers.set(TimerKey::Op(op), Some(deadline));
         for (spec, route) in reqs {
             self.add_req(now, Some(op), spec, route, deadline);
         }
@@ -694,6 +746,7 @@ impl Client {
         if self.ops.remove(&op).is_none() {
             return;
         }
+        self.timers.set(TimerKey::Op(op), None);
         self.reqs
             .retain(|_, r| r.op != Some(op) || matches!(r.state, ReqState::Sent));
         for r in self.reqs.values_mut() {
@@ -710,6 +763,7 @@ impl Client {
     /// [`poll_timeout`](Self::poll_timeout) asks for at once (mutators do no work).
     fn drive_soon(&mut self, now: Instant) {
         self.drive_at = Some(self.drive_at.map_or(now, |t| t.min(now)));
+        self.timers.lower(TimerKey::Client, now);
     }
 
     /// Everything the client does after an input: bounded passes until nothing changes.
@@ -755,6 +809,7 @@ impl Client {
                 break;
             }
         }
+        self.sync_timers();
     }
 
     /// Idle connections opened without asking for API versions whose fallback period is
@@ -875,6 +930,7 @@ impl Client {
                 .get(&h)
                 .is_some_and(|c| c.conn.state() == ConnectionState::Closed)
             {
+                self.timers.set(TimerKey::Conn(h), None);
                 if let Some(c) = self.conns.remove(&h) {
                     if self.by_addr.get(&c.addr) == Some(&h) {
                         self.by_addr.remove(&c.addr);

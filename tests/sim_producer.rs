@@ -588,7 +588,7 @@ fn acks_zero_batches_are_reported_once_written() {
 
 #[test]
 fn poll_timeout_follows_a_batch_opened_between_drives() {
-    // poll_timeout is cached per drive; a record that opens a batch must bring it forward
+    // poll_timeout reads the timer table; a record that opens a batch must bring it forward
     // to the batch's linger, or the batch would wait for an unrelated timer.
     let config = ProducerConfig {
         linger: Duration::from_millis(5),

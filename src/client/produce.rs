@@ -6,6 +6,7 @@
 
 use std::time::Instant;
 
+use super::timers::TimerKey;
 use super::{Client, ConnectionHandle, Event, Target};
 use crate::connection::{ConnectionEvent, ConnectionState, RequestId, VersionChoice};
 use crate::error::Error;
@@ -117,7 +118,13 @@ impl Client {
         let Some(p) = self.producers.get_mut(&id) else {
             return Err(ProduceError::Closed);
         };
-        p.produce(now, record)
+        let (record, drive) = p.produce(now, record)?;
+        if drive {
+            // A batch opened (its linger starts) or filled.
+            let at = p.poll_timeout();
+            self.timers.set(TimerKey::Producer(id), at);
+        }
+        Ok((record, drive))
     }
 
     /// Sends every open batch of producer `id` without waiting for its linger; its reports
@@ -125,6 +132,8 @@ impl Client {
     pub fn flush(&mut self, _now: Instant, id: ProducerId) {
         if let Some(p) = self.producers.get_mut(&id) {
             p.flush();
+            let at = p.poll_timeout();
+            self.timers.set(TimerKey::Producer(id), at);
         }
     }
 
@@ -132,20 +141,13 @@ impl Client {
     /// [`ProduceError::Closed`]'s meaning (in-flight ones as possibly written). Flush and
     /// wait for the reports first to close cleanly.
     pub fn remove_producer(&mut self, _now: Instant, id: ProducerId) {
+        self.timers.set(TimerKey::Producer(id), None);
         if let Some(mut p) = self.producers.remove(&id) {
             p.abort(&Error::Misuse("the producer was closed".into()));
             while let Some(r) = p.poll_report() {
                 self.events.push_back(Event::Delivery(r));
             }
         }
-    }
-
-    /// The earliest timer of the producers.
-    pub(super) fn producers_timeout(&self) -> Option<Instant> {
-        self.producers
-            .values()
-            .filter_map(Producer::poll_timeout)
-            .min()
     }
 
     /// Producer timers, new partitions from the metadata, then requests for every leader
@@ -277,6 +279,9 @@ impl Client {
                 self.settle_written(now, h);
             }
             self.drain_reports(id);
+            // Sealing moves its timers (an acks=0 failure may start a retry backoff).
+            let at = self.producers.get(&id).and_then(Producer::poll_timeout);
+            self.timers.set(TimerKey::Producer(id), at);
         }
         self.produce_scratch = ready;
         self.produce_indexes = indexes;

@@ -139,6 +139,15 @@ pub enum SimError {
         /// Virtual time elapsed.
         elapsed: Duration,
     },
+    /// The client's `poll_timeout` (its timer table) is later than one of its timers
+    /// computed from scratch: a transport sleeping until it would stall.
+    #[error("simulation (seed {seed}) at {elapsed:?}: poll_timeout is later than a due timer")]
+    LateTimer {
+        /// The seed, to replay the run.
+        seed: u64,
+        /// Virtual time elapsed.
+        elapsed: Duration,
+    },
     /// Nothing is left to happen (no timer, no bytes in flight) and the goal is not met.
     #[error("simulation (seed {seed}) went idle after {elapsed:?} before its goal")]
     Idle {
@@ -773,6 +782,14 @@ impl Sim {
             self.cluster.handle_timeout(now);
         }
         self.drain();
+        if let Some(truth) = self.client.scan_timeout() {
+            if self.client.poll_timeout().map_or(true, |t| t > truth) {
+                return Err(SimError::LateTimer {
+                    seed: self.config.seed,
+                    elapsed: self.elapsed(),
+                });
+            }
+        }
         Ok(true)
     }
 
