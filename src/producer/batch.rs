@@ -2,10 +2,12 @@
 //! the leader's wire format when a Produce request is built.
 //!
 //! The builder holds the records section uncompressed, in the layout of its
-//! [`RecordFormat`] (v2 records, or magic 0 / 1 messages with relative offsets). Sealing
-//! writes the batch header (or the compressed wrapper message) in front of a copy or the
-//! compressed form of that section, so the producer id, epoch and sequence number are
-//! chosen at sealing time, and a sealed batch can be sent again byte for byte.
+//! [`RecordFormat`] (v2 records after room for the batch header, or magic 0 / 1 messages
+//! with relative offsets). Sealing writes the batch header (or the compressed wrapper
+//! message) in front of a copy or the compressed form of that section, or, uncompressed,
+//! into the room left for it (`seal_in_place`: no copy, the buffer becomes the sealed
+//! bytes), so the producer id, epoch and sequence number are chosen at sealing time, and a
+//! sealed batch can be sent again byte for byte.
 //!
 //! Appending a record writes it once, straight into the buffer; once the buffer has grown to
 //! the largest batch seen, appending allocates nothing (`tests/batch_alloc.rs` counts).
@@ -13,7 +15,8 @@
 use crate::protocol::compression::{CompressOptions, Compression};
 use crate::protocol::error::EncodeError;
 use crate::protocol::records::batch::{
-    encode_record, seal_batch, BatchHeader, BatchSummary, HeaderSource, HEADER_LEN,
+    encode_record, seal_batch, seal_batch_in_place, BatchHeader, BatchSummary, HeaderSource,
+    HEADER_LEN,
 };
 use crate::protocol::records::legacy::{encode_message, seal_message_set, MessageSetOptions};
 use crate::protocol::records::TimestampType;
@@ -50,6 +53,14 @@ impl RecordFormat {
 
     /// What the format adds around the records: the v2 batch header, or one message's
     /// overhead (the compressed wrapper) for message sets.
+    /// Bytes reserved in front of the records for sealing in place: a v2 batch header.
+    fn head(self) -> usize {
+        match self {
+            RecordFormat::RecordBatch => HEADER_LEN,
+            _ => 0,
+        }
+    }
+
     fn overhead(self) -> usize {
         match self {
             RecordFormat::MessageSetV0 => 26,
@@ -95,10 +106,13 @@ pub struct Seal {
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     format: RecordFormat,
+    /// `format.head()` reserved bytes (once a record is in), then the records.
     records: Vec<u8>,
     count: i32,
     base_timestamp: i64,
     max_timestamp: i64,
+    /// Sealed in place: the buffer left with the sealed bytes, which are this size.
+    spent: Option<usize>,
 }
 
 impl BatchBuilder {
@@ -110,6 +124,7 @@ impl BatchBuilder {
             count: 0,
             base_timestamp: -1,
             max_timestamp: -1,
+            spent: None,
         }
     }
 
@@ -120,6 +135,7 @@ impl BatchBuilder {
         self.count = 0;
         self.base_timestamp = -1;
         self.max_timestamp = -1;
+        self.spent = None;
     }
 
     /// The format records are written in.
@@ -140,7 +156,10 @@ impl BatchBuilder {
     /// The batch's size on the wire if sealed without compression (an upper bound for a
     /// compressed one, but for incompressible data plus the codec's framing).
     pub fn size(&self) -> usize {
-        self.format.overhead() + self.records.len()
+        match self.spent {
+            Some(size) => size,
+            None => self.format.overhead() + self.records.len().saturating_sub(self.format.head()),
+        }
     }
 
     /// The buffer's capacity (what a recycled builder can take without growing).
@@ -159,6 +178,12 @@ impl BatchBuilder {
     ) -> Result<(), EncodeError> {
         if self.count == i32::MAX {
             return Err(EncodeError::TooLong("record batch"));
+        }
+        if self.spent.is_some() {
+            return Err(EncodeError::Invalid("record appended to a sealed batch"));
+        }
+        if self.records.is_empty() {
+            self.records.resize(self.format.head(), 0);
         }
         let at = self.records.len();
         let result = match self.format {
@@ -212,23 +237,13 @@ impl BatchBuilder {
         if self.count == 0 {
             return Ok(0);
         }
+        if self.spent.is_some() {
+            return Err(EncodeError::Invalid("batch already sealed in place"));
+        }
+        let records = &self.records[self.format.head()..];
         match self.format {
             RecordFormat::RecordBatch => {
-                let header = BatchHeader {
-                    compression: seal.compression,
-                    compress_options: seal.compress_options,
-                    producer_id: seal.stamp.producer_id,
-                    producer_epoch: seal.stamp.producer_epoch,
-                    base_sequence: seal.stamp.base_sequence,
-                    ..BatchHeader::default()
-                };
-                let summary = BatchSummary {
-                    count: self.count,
-                    last_offset_delta: self.count - 1,
-                    base_timestamp: self.base_timestamp,
-                    max_timestamp: self.max_timestamp,
-                };
-                seal_batch(out, &header, &self.records, &summary)
+                seal_batch(out, &self.header(seal), records, &self.summary())
             }
             format => {
                 let options = MessageSetOptions {
@@ -245,11 +260,70 @@ impl BatchBuilder {
                 seal_message_set(
                     out,
                     &options,
-                    &self.records,
+                    records,
                     i64::from(self.count - 1),
                     max_timestamp,
                 )
             }
+        }
+    }
+
+    /// Seals an uncompressed batch without copying it: the header is written into the
+    /// bytes reserved in front of the records and the buffer itself is returned (the same
+    /// bytes [`seal`](Self::seal) would give). The builder is then spent: it keeps its
+    /// size and count but no records until [`restore`](Self::restore) or
+    /// [`recycle`](Self::recycle). `None` (and nothing changed) for a compressed seal.
+    pub fn seal_in_place(&mut self, seal: &Seal) -> Result<Option<Vec<u8>>, EncodeError> {
+        if self.count == 0 || self.spent.is_some() || seal.compression != Compression::None {
+            return Ok(None);
+        }
+        if self.format == RecordFormat::RecordBatch {
+            let (header, summary) = (self.header(seal), self.summary());
+            seal_batch_in_place(&mut self.records, &header, &summary)?;
+        }
+        self.spent = Some(self.records.len());
+        Ok(Some(std::mem::take(&mut self.records)))
+    }
+
+    /// Whether the records left with [`seal_in_place`](Self::seal_in_place).
+    pub fn is_spent(&self) -> bool {
+        self.spent.is_some()
+    }
+
+    /// Takes back the records of a spent builder from the bytes it sealed (copied: to seal
+    /// them again with another stamp or format).
+    pub fn restore(&mut self, sealed: &[u8]) {
+        if self.spent.take().is_some() {
+            self.records.clear();
+            self.records.extend_from_slice(sealed);
+        }
+    }
+
+    /// Gives a spent builder its buffer back (the sealed bytes, once nobody holds them), so
+    /// that the next batch reuses the allocation. The builder still needs a `reset`.
+    pub fn recycle(&mut self, buffer: Vec<u8>) {
+        if self.spent.is_some() && self.records.capacity() < buffer.capacity() {
+            self.records = buffer;
+        }
+    }
+
+    fn header(&self, seal: &Seal) -> BatchHeader {
+        BatchHeader {
+            compression: seal.compression,
+            compress_options: seal.compress_options,
+            producer_id: seal.stamp.producer_id,
+            producer_epoch: seal.stamp.producer_epoch,
+            base_sequence: seal.stamp.base_sequence,
+            ..BatchHeader::default()
+        }
+    }
+
+    fn summary(&self) -> BatchSummary {
+        BatchSummary {
+            count: self.count,
+            last_offset_delta: self.count - 1,
+            base_timestamp: self.base_timestamp,
+            max_timestamp: self.max_timestamp,
         }
     }
 }

@@ -209,6 +209,16 @@ struct Batch {
     expired: bool,
 }
 
+impl Batch {
+    /// Forgets the sealed bytes (to seal again with another stamp or format), taking the
+    /// records back into the builder if they left with them.
+    fn unseal(&mut self) {
+        if let Some((bytes, _)) = self.sealed.take() {
+            self.builder.restore(&bytes);
+        }
+    }
+}
+
 struct Partition {
     id: i32,
     open: Option<Batch>,
@@ -778,6 +788,11 @@ impl Producer {
             }),
         });
         let mut builder = batch.builder;
+        // Sealed in place: the buffer comes back once no request holds the bytes (the
+        // frame encoder copied them), without a copy.
+        if let Some(Ok(bytes)) = batch.sealed.map(|(b, _)| b.try_into_mut()) {
+            builder.recycle(Vec::from(bytes));
+        }
         if builder.capacity() <= 2 * self.config.batch_max_bytes && self.pool.len() < 64 {
             builder.reset(self.format);
             self.pool.push(builder);
@@ -852,7 +867,7 @@ impl Producer {
                             .partition(|b| bump && b.maybe_written);
                     p.queue = sure;
                     for b in p.queue.iter_mut() {
-                        b.sealed = None;
+                        b.unseal();
                     }
                     for b in unsure {
                         let error = self.bump_reason.clone().unwrap_or_else(|| {
@@ -1048,6 +1063,7 @@ impl Producer {
                 return Ok(bytes.clone());
             }
         }
+        batch.unseal();
         if batch.builder.format() != format {
             batch.builder = convert(&batch.builder, format)?;
         }
@@ -1064,8 +1080,14 @@ impl Producer {
             compress_options: CompressOptions::default(),
             stamp,
         };
-        let mut out = Vec::with_capacity(batch.builder.size() + 16);
-        batch.builder.seal(&mut out, &seal)?;
+        let out = match batch.builder.seal_in_place(&seal)? {
+            Some(out) => out,
+            None => {
+                let mut out = Vec::with_capacity(batch.builder.size() + 16);
+                batch.builder.seal(&mut out, &seal)?;
+                out
+            }
+        };
         // Sealed: the sequence numbers are taken (not before, so a failure leaves no gap).
         batch.stamp = stamp;
         if stamp.base_sequence >= 0 {

@@ -294,6 +294,23 @@ fn compress_records(out: &mut Vec<u8>, header: &BatchHeader, records: &[u8]) -> 
     compression::compress(header.compression, records, out, &options)
 }
 
+/// Seals in place a v2 batch whose uncompressed records follow [`HEADER_LEN`] bytes
+/// reserved at the start of `buf`: the header, length and CRC are written over the reserved
+/// bytes (whatever they held). Returns the batch's size. `header.compression` must be
+/// `None` (a compressed batch cannot be written in place).
+pub fn seal_batch_in_place(
+    buf: &mut [u8],
+    header: &BatchHeader,
+    summary: &BatchSummary,
+) -> Result<usize, EncodeError> {
+    if buf.len() < HEADER_LEN || header.compression != Compression::None {
+        return Err(EncodeError::Invalid(
+            "in-place sealing needs uncompressed records after a reserved header",
+        ));
+    }
+    fill_header(buf, 0, header, summary)
+}
+
 /// Fills in the header, length and CRC of the batch that starts at `start` and ends the
 /// buffer; returns its size.
 fn fill_header(
