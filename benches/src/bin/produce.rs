@@ -26,6 +26,10 @@ use grete::mock::MockConfig;
 use grete::producer::{Acks, ProducerConfig};
 use grete::protocol::compression::Compression;
 
+#[path = "../harness.rs"]
+mod harness;
+use harness::{measure, rusage, thread_cpu, Measure};
+
 #[derive(Debug, Clone)]
 struct Options {
     brokers: String,
@@ -163,93 +167,6 @@ impl Options {
             a.push(v.clone());
         }
         a
-    }
-}
-
-/// What one client measured.
-#[derive(Debug, Clone, Copy, Default)]
-struct Measure {
-    records: u64,
-    delivered: u64,
-    failed: u64,
-    wall: Duration,
-    user: Duration,
-    sys: Duration,
-}
-
-impl Measure {
-    fn cpu(&self) -> Duration {
-        self.user + self.sys
-    }
-
-    fn line(&self) -> String {
-        format!(
-            "result records={} delivered={} failed={} wall_ns={} user_ns={} sys_ns={}",
-            self.records,
-            self.delivered,
-            self.failed,
-            self.wall.as_nanos(),
-            self.user.as_nanos(),
-            self.sys.as_nanos()
-        )
-    }
-
-    fn parse(text: &str) -> Option<Measure> {
-        let line = text.lines().find(|l| l.starts_with("result "))?;
-        let field = |name: &str| -> Option<u64> {
-            line.split(' ')
-                .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))?
-                .parse()
-                .ok()
-        };
-        Some(Measure {
-            records: field("records")?,
-            delivered: field("delivered")?,
-            failed: field("failed")?,
-            wall: Duration::from_nanos(field("wall_ns")?),
-            user: Duration::from_nanos(field("user_ns")?),
-            sys: Duration::from_nanos(field("sys_ns")?),
-        })
-    }
-}
-
-/// The process's user and system CPU time so far.
-fn rusage() -> (Duration, Duration) {
-    // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    (tv(usage.ru_utime), tv(usage.ru_stime))
-}
-
-/// This thread's CPU time.
-fn thread_cpu() -> Duration {
-    // SAFETY: clock_gettime only writes the struct it is given.
-    let ts = unsafe {
-        let mut ts: libc::timespec = std::mem::zeroed();
-        libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts);
-        ts
-    };
-    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
-}
-
-/// Measures `phase` (which returns delivered and failed counts).
-fn measure(records: u64, phase: impl FnOnce() -> (u64, u64)) -> Measure {
-    let (user0, sys0) = rusage();
-    let start = Instant::now();
-    let (delivered, failed) = phase();
-    let wall = start.elapsed();
-    let (user1, sys1) = rusage();
-    Measure {
-        records,
-        delivered,
-        failed,
-        wall,
-        user: user1.saturating_sub(user0),
-        sys: sys1.saturating_sub(sys0),
     }
 }
 
@@ -499,32 +416,6 @@ fn run_core(o: &Options) -> (Measure, Duration) {
     (m, thread_cpu() - cpu0)
 }
 
-fn report(name: &str, m: &Measure, size: usize) -> String {
-    let secs = m.wall.as_secs_f64();
-    format!(
-        "{name:<8} {:>10.0} rec/s {:>7.1} MB/s  wall {:>7.3} s  CPU {:>7.3} s (user {:.3} sys {:.3})  {:>6.3} us/rec  delivered {} failed {}",
-        m.records as f64 / secs,
-        (m.records * size as u64) as f64 / secs / 1e6,
-        secs,
-        m.cpu().as_secs_f64(),
-        m.user.as_secs_f64(),
-        m.sys.as_secs_f64(),
-        m.cpu().as_secs_f64() * 1e6 / m.records as f64,
-        m.delivered,
-        m.failed
-    )
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
-}
-
 fn main() {
     let o = Options::parse();
     match o.client.as_deref() {
@@ -602,61 +493,10 @@ fn parent(o: &Options) {
         "{} records of {} bytes, acks {}, linger {} ms, compression {}, topic {} on {}",
         o.count, o.size, o.acks, o.linger_ms, o.compression, o.topic, o.brokers
     );
-    let mut all: Vec<(String, Vec<Measure>)> =
-        o.clients.iter().map(|c| (c.clone(), Vec::new())).collect();
-    for run in 1..=o.runs {
-        for (client, measures) in &mut all {
-            let out = Command::new(&exe)
-                .args(o.child_args(client))
-                .output()
-                .expect("run the child");
-            let stdout = String::from_utf8_lossy(&out.stdout);
-            let Some(m) = Measure::parse(&stdout).filter(|_| out.status.success()) else {
-                eprintln!(
-                    "{client} failed ({}):\n{stdout}\n{}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-                std::process::exit(1);
-            };
-            println!("run {run} {}", report(client, &m, o.size));
-            if client == "core" {
-                println!(
-                    "run {run} core     {:.1} ns/rec wall, {:.1} ns/rec CPU",
-                    m.wall.as_nanos() as f64 / m.records as f64,
-                    m.cpu().as_nanos() as f64 / m.records as f64
-                );
-            }
-            measures.push(m);
-        }
-    }
-    println!("median of {} run(s):", o.runs);
-    println!("| client | records/s | MB/s | CPU s (user+sys) | CPU us/record | wall ns/record |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
-    for (client, ms) in &all {
-        let rate = median(
-            ms.iter()
-                .map(|m| m.records as f64 / m.wall.as_secs_f64())
-                .collect(),
-        );
-        let mbs = median(
-            ms.iter()
-                .map(|m| (m.records * o.size as u64) as f64 / m.wall.as_secs_f64() / 1e6)
-                .collect(),
-        );
-        let cpu = median(ms.iter().map(|m| m.cpu().as_secs_f64()).collect());
-        let per = median(
-            ms.iter()
-                .map(|m| m.cpu().as_secs_f64() * 1e6 / m.records as f64)
-                .collect(),
-        );
-        let wall_ns = median(
-            ms.iter()
-                .map(|m| m.wall.as_nanos() as f64 / m.records as f64)
-                .collect(),
-        );
-        println!("| {client} | {rate:.0} | {mbs:.1} | {cpu:.3} | {per:.3} | {wall_ns:.1} |");
-    }
+    let all = harness::run_clients(&o.clients, o.runs, o.size, |client| {
+        Command::new(&exe).args(o.child_args(client)).output()
+    });
+    harness::print_medians(&all, o.runs, o.size);
     if o.create_partitions.is_some() && o.delete_after {
         create_or_delete_topic(o, None);
     }
