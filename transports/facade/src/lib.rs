@@ -8,16 +8,21 @@
 //! the handles lock it to append a record (O(1), no channel message) and wake the driver
 //! only when a batch opened or filled.
 //!
-//! Everything here is `poll`-shaped (`std::task::Context` and `Poll`): the async
-//! transports await it, the blocking one parks its thread with a waker that unparks it
-//! ([`ThreadWaker`]). The runtimes add only sockets, timers and spawning.
+//! Everything here is `poll`-shaped or a future: the async transports await it, the
+//! blocking one parks its thread with a waker that unparks it ([`block_on`]). The client's
+//! calls are written once in [`admin`], the drivers' drain and timers in [`driver`], the
+//! ZooKeeper reads in [`zk`]. The runtimes add only sockets, timers and spawning.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod driver;
+pub mod zk;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +33,8 @@ use grete::client::{
 use grete::cluster::Cluster;
 use grete::error::Error;
 use grete::producer::ProducerConfig;
+
+pub use driver::{Links, Wake};
 
 /// How many batch reports each partition's book keeps for records whose outcome is asked
 /// for later (a handle awaited long after its record was acknowledged).
@@ -40,7 +47,7 @@ pub const STREAM_REPORTS: usize = 4096;
 /// The core and the application's waiting state, behind one lock.
 pub struct Shared {
     core: Mutex<Core>,
-    wake_driver: Box<dyn Fn() + Send + Sync>,
+    wake: Box<dyn Fn(Wake) + Send + Sync>,
     /// The metadata cache as the handles read it without the core's lock: the same `Arc`
     /// until the cache changes ([`Shared::publish_cluster`]).
     cluster: Mutex<Arc<Cluster>>,
@@ -56,6 +63,11 @@ impl Shared {
     /// Shares `client`; `wake_driver` makes the transport's driver drive the client soon
     /// (it must not block nor take the lock).
     pub fn new(client: Client, wake_driver: impl Fn() + Send + Sync + 'static) -> Arc<Shared> {
+        Shared::with_wake(client, move |_| wake_driver())
+    }
+
+    /// [`new`](Self::new), with a driver that tells a drive from a drain.
+    pub fn with_wake(client: Client, wake: impl Fn(Wake) + Send + Sync + 'static) -> Arc<Shared> {
         Arc::new(Shared {
             cluster: Mutex::new(client.cluster_snapshot()),
             core: Mutex::new(Core {
@@ -69,7 +81,7 @@ impl Shared {
                 closed: false,
                 wall_clock: WallClock::default(),
             }),
-            wake_driver: Box::new(wake_driver),
+            wake: Box::new(wake),
         })
     }
 
@@ -97,7 +109,7 @@ impl Shared {
 
     /// Asks the driver to drive the client.
     pub fn wake_driver(&self) {
-        (self.wake_driver)()
+        (self.wake)(Wake::Drive)
     }
 
     /// Starts an operation (`start` calls one of the client's operation methods) and wakes
@@ -509,6 +521,8 @@ pub struct ProducerHandle {
     shared: Arc<Shared>,
     id: ProducerId,
     block_on_queue_full: bool,
+    /// What keeps the transport's driver running while the producer is used.
+    _driver: Option<Arc<dyn Send + Sync>>,
 }
 
 impl std::fmt::Debug for ProducerHandle {
@@ -540,7 +554,14 @@ impl ProducerHandle {
             shared: shared.clone(),
             id,
             block_on_queue_full,
+            _driver: None,
         })
+    }
+
+    /// Keeps `driver` (a transport's client handle) alive as long as the producer.
+    pub fn keeping(mut self, driver: Arc<dyn Send + Sync>) -> ProducerHandle {
+        self._driver = Some(driver);
+        self
     }
 
     /// The producer's id in the core.
@@ -755,7 +776,7 @@ impl ProducerHandle {
 #[derive(Debug)]
 pub struct ThreadWaker(pub Thread);
 
-impl Wake for ThreadWaker {
+impl std::task::Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
         self.0.unpark();
     }

@@ -24,7 +24,8 @@
 //!
 //! ZooKeeper bootstrap (feature `zookeeper`, on by default) uses zookeeper-async, which
 //! only runs on tokio: its futures run on a small private tokio runtime (one worker
-//! thread, started the first time a client bootstraps from ZooKeeper).
+//! thread, started the first time a client bootstraps from ZooKeeper; see
+//! `Runtime::spawn_zookeeper`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -77,31 +78,4 @@ impl Runtime for Smol {
             smol::Timer::at(deadline).await;
         })
     }
-
-    #[cfg(feature = "zookeeper")]
-    fn spawn_zookeeper(&self, task: BoxFuture<()>) -> Result<(), String> {
-        let handle = zookeeper_runtime()
-            .map_err(|e| format!("cannot start the private tokio runtime for ZooKeeper: {e}"))?;
-        handle.spawn(task);
-        Ok(())
-    }
-}
-
-/// The private tokio runtime zookeeper-async runs on.
-#[cfg(feature = "zookeeper")]
-fn zookeeper_runtime() -> Result<&'static tokio::runtime::Handle, String> {
-    use std::sync::OnceLock;
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("grete-smol-zookeeper")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map(tokio::runtime::Runtime::handle)
-        .map_err(Clone::clone)
 }
