@@ -29,6 +29,19 @@ pub use grete;
 pub use grete_facade::{Delivered, Record, SendError};
 pub use producer::{DeliveryFuture, Producer, Reports, SyncProducer};
 
+/// What `grete-tokio` and `grete-smol` both export, besides their runtime.
+pub mod exports {
+    pub use crate::{
+        Delivered, DeliveryFuture, Producer, Record, Reports, Runtime, SendError, SyncProducer,
+    };
+    pub use grete;
+    pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
+    pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
+    pub use grete::config::{self, ClientConfig, TlsConfig};
+    pub use grete::error::{Error, TransportError, TransportErrorKind};
+    pub use grete::producer::{Acks, Partitioning, ProducerConfig};
+}
+
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 

@@ -27,16 +27,10 @@
 //!
 //! # Producing
 //!
-//! [`Topic::producer`] gives a batching [`Producer`]: [`send`](Producer::send) copies the
-//! record into its partition's open batch under the lock and returns at once (it waits
-//! only for room when the queue is full and `block_on_queue_full` is set;
-//! [`try_send`](Producer::try_send) never waits). It wakes the driver only when a batch
-//! opens or fills, and allocates nothing once the producer's buffers have grown. Batches
-//! go when full, when their linger passes, or on [`flush`](Producer::flush). Every record
-//! gets exactly one outcome: [`wait`](DeliveryHandle::wait) on its [`DeliveryHandle`],
-//! and/or read the [`reports`](Producer::reports) iterator (one report per batch).
-//! [`Topic::sync_producer`] gives a [`SyncProducer`], whose `send` returns once the record
-//! is acknowledged. The client's driver keeps running while a producer exists.
+//! [`Topic::producer`] gives a batching [`Producer`] (each record's outcome through its
+//! [`DeliveryHandle`], the [`reports`](Producer::reports) iterator, or a callback);
+//! [`Topic::sync_producer`] a [`SyncProducer`], whose `send` returns once the record is
+//! acknowledged.
 //!
 //! ```no_run
 //! use std::time::{Duration, Instant};

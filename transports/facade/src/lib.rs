@@ -285,11 +285,6 @@ impl Core {
             }
         }
     }
-
-    /// Whether [`close`](Self::close) was called.
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
 }
 
 /// A record to produce. Borrowed: `send` copies it once into its batch.
@@ -765,16 +760,10 @@ impl ProducerHandle {
         self.shared.wake_driver();
         after - before
     }
-
-    /// Forgets the producer's book (its handles then see it closed).
-    pub fn forget(&self) {
-        self.shared.lock().books.remove(&self.id);
-    }
 }
 
-/// A waker that unparks a thread: the blocking transport waits with it.
-#[derive(Debug)]
-pub struct ThreadWaker(pub Thread);
+/// A waker that unparks a thread: [`block_on`] waits with it.
+struct ThreadWaker(Thread);
 
 impl std::task::Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
