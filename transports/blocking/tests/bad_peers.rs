@@ -4,10 +4,10 @@
 //! modern one (ApiVersions first).
 
 mod common;
-use common::open_sockets_to;
+use common::{fake_server, is_protocol, is_timeout_naming, open_sockets_to, read_request};
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -52,20 +52,6 @@ fn connect_fails(config: ClientConfig) -> Error {
     err
 }
 
-/// Whether `err` is the timeout of an operation whose connections kept failing with the
-/// retriable transport error `kind`: the client retries until the operation's deadline,
-/// and the timeout names the last error.
-fn is_timeout_naming(err: &Error, kind: TransportErrorKind) -> bool {
-    matches!(err, Error::Timeout { what } if what.contains(&format!("{kind:?}")))
-}
-
-/// Whether `e` is a protocol error whose message contains `what`. A peer that does not
-/// speak Kafka fails the connection before it was ever ready with an error retrying cannot
-/// fix, so the operation fails at once with it (not at its deadline).
-fn is_protocol(err: &Error, what: &str) -> bool {
-    matches!(err, Error::Protocol(d) if d.to_string().contains(what))
-}
-
 /// Waits (polling, at most `limit`) until no socket to `port` is held any more.
 fn released(port: u16, limit: Duration) -> bool {
     let end = Instant::now() + limit;
@@ -76,34 +62,6 @@ fn released(port: u16, limit: Duration) -> bool {
         thread::sleep(Duration::from_millis(50));
     }
     true
-}
-
-/// A server answering every connection with `respond` (bounded: it stops after 50
-/// connections or when the test ends).
-fn serve(respond: fn(&mut TcpStream)) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    thread::spawn(move || {
-        for stream in listener.incoming().take(50) {
-            let Ok(mut stream) = stream else { return };
-            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-            thread::spawn(move || respond(&mut stream));
-        }
-    });
-    port
-}
-
-/// Reads one request frame (size prefix and body), bounded.
-fn read_request(stream: &mut TcpStream) -> Option<Vec<u8>> {
-    let mut size = [0u8; 4];
-    stream.read_exact(&mut size).ok()?;
-    let n = u32::from_be_bytes(size) as usize;
-    if n > 1 << 20 {
-        return None;
-    }
-    let mut body = vec![0u8; n];
-    stream.read_exact(&mut body).ok()?;
-    Some(body)
 }
 
 #[test]
@@ -123,8 +81,8 @@ fn refused_port() {
 
 #[test]
 fn non_kafka_server() {
-    let port = serve(|s| {
-        let _ = read_request(s);
+    let port = fake_server(|mut s| {
+        let _ = read_request(&mut s);
         let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
     });
     for (name, config) in both(port) {
@@ -136,8 +94,10 @@ fn non_kafka_server() {
 
 #[test]
 fn broker_closes_mid_response() {
-    let port = serve(|s| {
-        let Some(req) = read_request(s) else { return };
+    let port = fake_server(|mut s| {
+        let Some(req) = read_request(&mut s) else {
+            return;
+        };
         // Size 100, the correlation id, then only a few bytes before closing.
         let mut out = 100u32.to_be_bytes().to_vec();
         out.extend_from_slice(&req[4..8]);
@@ -158,8 +118,10 @@ fn broker_closes_mid_response() {
 
 #[test]
 fn two_gib_size_prefix() {
-    let port = serve(|s| {
-        let Some(req) = read_request(s) else { return };
+    let port = fake_server(|mut s| {
+        let Some(req) = read_request(&mut s) else {
+            return;
+        };
         let mut out = 0x7fff_ffffu32.to_be_bytes().to_vec();
         out.extend_from_slice(&req[4..8]);
         out.extend_from_slice(&[0; 64]);
@@ -175,8 +137,8 @@ fn two_gib_size_prefix() {
 
 #[test]
 fn silent_server_times_out() {
-    let port = serve(|s| {
-        let _ = read_request(s);
+    let port = fake_server(|mut s| {
+        let _ = read_request(&mut s);
         thread::sleep(Duration::from_secs(8));
     });
     for (name, config) in both(port) {
@@ -192,7 +154,7 @@ fn silent_server_times_out() {
 #[test]
 fn slow_loris_tls_handshake_gives_up_at_the_connect_timeout() {
     // Trickles for 40 s: far beyond the connect timeout (1 s) plus any slack.
-    let port = serve(|s| {
+    let port = fake_server(|mut s| {
         let mut hello = [0u8; 512];
         let _ = s.read(&mut hello);
         // A handshake record announcing 16 KiB, then its body a byte at a time.

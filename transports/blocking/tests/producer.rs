@@ -3,14 +3,12 @@
 //! shared with the async transports (`transports/testsupport/producing.rs`).
 
 mod common;
-use common::mock::{client, MockServer};
-use common::open_sockets_to;
 use common::producing::{self, ready};
+use common::{client, open_sockets_to, MockServer};
 
 use std::thread;
 use std::time::{Duration, Instant};
 
-use grete::mock::MockConfig;
 use grete_blocking::{
     Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, Delivered, KafkaClient, ProduceError,
     ProducerConfig, Record, Topic,
@@ -28,7 +26,7 @@ fn held(config: ProducerConfig) -> ProducerConfig {
 /// brokers), a client of it, and the topic.
 fn mock(brokers: usize, partitions: i32) -> (MockServer, KafkaClient, Topic) {
     let rf = i16::try_from(brokers).expect("a few brokers");
-    let server = MockServer::start(MockConfig::new(brokers).with_topic("t", partitions, rf));
+    let server = MockServer::start(brokers, |c| c.with_topic("t", partitions, rf));
     let client = client(&server);
     let topic = client.topic("t").expect("topic");
     (server, client, topic)
@@ -36,7 +34,7 @@ fn mock(brokers: usize, partitions: i32) -> (MockServer, KafkaClient, Topic) {
 
 #[test]
 fn mock_cluster_over_tcp_producer_survives_a_broker_down() {
-    let server = MockServer::start(MockConfig::new(3).with_topic("t", 4, 3));
+    let server = MockServer::start(3, |c| c.with_topic("t", 4, 3));
     let client = KafkaClient::connect(ClientConfig {
         bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&server.bootstrap()).unwrap()),
         broker_version: BrokerVersion::new(2, 8, 0),
@@ -52,8 +50,8 @@ fn mock_cluster_over_tcp_producer_survives_a_broker_down() {
     let leader = topic.partitions()[0].leader.expect("leader");
     ready(producing::through_a_broker_down(
         producer,
-        || server.cluster().broker_down(Instant::now(), leader),
-        || (0..4).map(|p| server.cluster().records("t", p).len()).sum(),
+        || server.with_cluster(move |c, now| c.broker_down(now, leader)),
+        || server.with_cluster(|c, _| (0..4).map(|p| c.records("t", p).len()).sum()),
     ));
     client.close();
 }

@@ -9,7 +9,7 @@
 //! requests and responses, per batch, and are not the hot path.
 
 mod common;
-use common::mock::{client, MockServer};
+use common::{client, MockServer};
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use grete::mock::MockConfig;
 use grete_blocking::{ProduceError, Producer, ProducerConfig, Record};
 
 struct Counting;
@@ -107,7 +106,7 @@ fn counted(producer: &Producer, from: u32, to: u32, blocking: bool, end: Instant
 #[test]
 fn sending_a_record_allocates_nothing_in_steady_state() {
     let end = Instant::now() + LIMIT;
-    let server = MockServer::start(MockConfig::new(1).with_topic("t", 1, 1));
+    let server = MockServer::start(1, |c| c.with_topic("t", 1, 1));
     let client = client(&server);
     let topic = client.topic("t").expect("topic");
     let producer = topic
@@ -149,6 +148,7 @@ fn sending_a_record_allocates_nothing_in_steady_state() {
 
     // Every record is delivered, once.
     assert_eq!(producer.close(Duration::from_secs(60)), 0);
-    assert_eq!(server.cluster().records("t", 0).len(), sent as usize);
+    let written = server.with_cluster(|c, _| c.records("t", 0).len());
+    assert_eq!(written, sent as usize);
     client.close();
 }
