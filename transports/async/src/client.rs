@@ -5,23 +5,23 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_channel::{mpsc, oneshot};
 use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
 use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 use grete::config::ClientConfig;
 use grete::error::Error;
 use grete::producer::ProducerConfig;
 use grete::protocol::messages::{RequestBody, ResponseBody};
-use grete_facade::{ProducerHandle, Shared};
+use grete_facade::{Owner, ProducerHandle, Shared};
+use std::future::poll_fn;
 
-use crate::driver::{self, Close};
+use crate::driver;
 use crate::producer::{Producer, SyncProducer};
 use crate::Runtime;
 
 /// The non-generic part of a client handle.
 #[derive(Clone)]
 struct Handle {
-    close: mpsc::UnboundedSender<Close>,
+    owner: Arc<Owner>,
     shared: Arc<Shared>,
     rt: Arc<dyn Runtime>,
 }
@@ -66,9 +66,13 @@ impl<R: Runtime> KafkaClient<R> {
     /// [`connect`](Self::connect) with an explicit runtime value.
     pub async fn connect_with(runtime: R, config: ClientConfig) -> Result<Self, Error> {
         let rt: Arc<dyn Runtime> = Arc::new(runtime);
-        let (close, shared) = driver::start(rt.clone(), config)?;
+        let shared = driver::start(rt.clone(), config)?;
         let client = KafkaClient {
-            handle: Handle { close, shared, rt },
+            handle: Handle {
+                owner: Owner::new(&shared),
+                shared,
+                rt,
+            },
             runtime: PhantomData,
         };
         match client.update_cluster().await {
@@ -147,10 +151,9 @@ impl<R: Runtime> KafkaClient<R> {
     /// Stops the driver: unfinished operations fail, connections close. Other handles'
     /// calls then fail with [`Error::Misuse`].
     pub async fn close(self) {
-        let (done, finished) = oneshot::channel();
-        if self.handle.close.unbounded_send(Close(done)).is_ok() {
-            let _ = finished.await;
-        }
+        let shared = self.handle.shared.clone();
+        shared.request_close();
+        poll_fn(|cx| shared.poll_stopped(cx)).await
     }
 }
 
@@ -198,8 +201,8 @@ impl<R: Runtime> Topic<R> {
     /// says otherwise.
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer, Error> {
         let handle = &self.client.handle;
-        let keep = Arc::new(handle.close.clone());
-        let producer = ProducerHandle::start(&handle.shared, &self.name, config)?.keeping(keep);
+        let producer = ProducerHandle::start(&handle.shared, &self.name, config)?;
+        let producer = producer.keeping(handle.owner.clone());
         Ok(Producer::new(producer, handle.rt.clone()))
     }
 

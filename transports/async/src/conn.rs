@@ -18,6 +18,8 @@ use futures_util::io::{AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use futures_util::task::AtomicWaker;
 use grete::client::ConnectionHandle;
 use grete::error::{TransportError, TransportErrorKind};
+#[cfg(test)]
+use grete_facade::Link as _;
 
 use crate::tls::Tls;
 use crate::{BoxStream, Runtime};
@@ -44,19 +46,19 @@ pub(crate) struct Link {
     closed: AtomicBool,
 }
 
-impl Link {
-    /// The core may have bytes for this connection: an idle writer asks.
-    pub(crate) fn wake_writer(&self) {
+impl grete_facade::Link for Link {
+    fn wake_writer(&self) {
         self.wanted.store(true, Ordering::Release);
         self.waker.wake();
     }
 
-    /// The driver closed the connection: the task ends (also in the middle of a write).
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.waker.wake();
     }
+}
 
+impl Link {
     fn is_closed(&self, cx: &mut Context<'_>) -> bool {
         self.waker.register(cx.waker());
         self.closed.load(Ordering::Acquire)

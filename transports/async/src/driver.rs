@@ -1,91 +1,49 @@
-//! The driver task: sleeps until the core's next timer or a wake-up, then lets
-//! [`Shared::settle`] drain the core; its [`Links`] are the connection tasks.
+//! The driver task: [`grete_facade::Driver`] over connection tasks, sleeping until the
+//! core's next timer or a wake-up.
 
-use std::collections::HashMap;
 use std::future::poll_fn;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use futures_channel::{mpsc, oneshot};
-use futures_util::task::AtomicWaker;
-use futures_util::StreamExt;
-use grete::client::{Client, ConnectionHandle, Io};
+use grete::client::{Client, ConnectionHandle};
 use grete::config::ClientConfig;
 use grete::error::Error;
 use grete_facade::zk::ZooKeeper;
-use grete_facade::{Links, Shared, Wake};
+use grete_facade::{Driver, Input, Shared, Transport};
 
-use crate::conn::{self, ConnectSpec};
+use crate::conn::{self, ConnectSpec, Link};
 use crate::tls::Tls;
 use crate::Runtime;
 
-/// Closes the client; the channel closing when every handle is gone stops the driver too.
-pub(crate) struct Close(pub(crate) oneshot::Sender<()>);
-
-/// Wakes the driver task from any thread, to drive or only to drain the client.
-#[derive(Default)]
-struct Notify {
-    drive: AtomicBool,
-    drain: AtomicBool,
-    waker: AtomicWaker,
-}
-
-struct Conns {
+/// Connections as tasks on the runtime.
+struct Tasks {
     rt: Arc<dyn Runtime>,
     shared: Arc<Shared>,
     write_timeout: Duration,
     tls: Option<Arc<Tls>>,
-    zk: ZooKeeper,
-    links: HashMap<ConnectionHandle, Arc<conn::Link>>,
 }
 
-impl Links for Conns {
-    fn poke(&mut self, client: &Client) {
-        // A connection the core has forgotten ended: drop its link.
-        self.links.retain(|h, link| {
-            let known = client.connection_state(*h).is_some();
-            if !known {
-                link.close();
-            } else if client.wants_transmit(*h) {
-                link.wake_writer();
-            }
-            known
-        });
-    }
+impl Transport for Tasks {
+    type Link = Link;
 
-    fn carry_out(&mut self, io: Io) {
-        match io {
-            Io::Connect { conn, host, port } => {
-                let link = Arc::new(conn::Link::default());
-                self.links.insert(conn, link.clone());
-                let spec = ConnectSpec {
-                    conn,
-                    host,
-                    port,
-                    write_timeout: self.write_timeout,
-                    tls: self.tls.clone(),
-                };
-                let task = conn::run(self.rt.clone(), spec, link, self.shared.clone());
-                self.rt.spawn(Box::pin(task));
-            }
-            Io::Close { conn } => {
-                if let Some(link) = self.links.remove(&conn) {
-                    link.close();
-                }
-            }
-            Io::ZooKeeper { op, request } => self.zk.read(&self.shared, op, request),
-            _ => {}
-        }
+    fn connect(&mut self, conn: ConnectionHandle, host: String, port: u16) -> Arc<Link> {
+        let link = Arc::new(Link::default());
+        let spec = ConnectSpec {
+            conn,
+            host,
+            port,
+            write_timeout: self.write_timeout,
+            tls: self.tls.clone(),
+        };
+        let task = conn::run(self.rt.clone(), spec, link.clone(), self.shared.clone());
+        self.rt.spawn(Box::pin(task));
+        link
     }
 }
 
-/// Validates `config`, spawns the driver and returns the close channel and the core.
-pub(crate) fn start(
-    rt: Arc<dyn Runtime>,
-    config: ClientConfig,
-) -> Result<(mpsc::UnboundedSender<Close>, Arc<Shared>), Error> {
+/// Validates `config` and spawns the driver.
+pub(crate) fn start(rt: Arc<dyn Runtime>, config: ClientConfig) -> Result<Arc<Shared>, Error> {
     rt.check()?;
     let tls = match &config.tls {
         Some(t) => Some(Arc::new(Tls::new(t)?)),
@@ -101,70 +59,35 @@ pub(crate) fn start(
     let zk = ZooKeeper::new(&config, spawn);
     let client = Client::new(config)?;
     let write_timeout = client.config().write_timeout();
-    let notify = Arc::new(Notify::default());
-    let wake = notify.clone();
-    let shared = Shared::with_wake(client, move |why| {
-        let flag = match why {
-            Wake::Drive => &wake.drive,
-            Wake::Drain => &wake.drain,
-        };
-        flag.store(true, Ordering::Release);
-        wake.waker.wake();
-    });
-    let (close_tx, close_rx) = mpsc::unbounded();
-    let conns = Conns {
+    let shared = Shared::new(client, || {});
+    let tasks = Tasks {
         rt: rt.clone(),
         shared: shared.clone(),
         write_timeout,
         tls,
-        zk,
-        links: HashMap::new(),
     };
-    rt.spawn(Box::pin(run(conns, notify, close_rx)));
-    Ok((close_tx, shared))
+    rt.spawn(Box::pin(run(
+        Driver::new(shared.clone(), tasks, zk),
+        rt.clone(),
+    )));
+    Ok(shared)
 }
 
-enum Input {
-    Drive,
-    Drain,
-    /// `None`: every handle is gone.
-    Close(Option<Close>),
-}
-
-async fn run(mut conns: Conns, notify: Arc<Notify>, mut close: mpsc::UnboundedReceiver<Close>) {
-    let shared = conns.shared.clone();
-    let reply = loop {
-        let mut sleep = shared.settle(&mut conns).map(|at| conns.rt.sleep_until(at));
-        let input = poll_fn(|cx| {
-            notify.waker.register(cx.waker());
-            if notify.drive.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(Input::Drive);
-            }
-            if notify.drain.swap(false, Ordering::AcqRel) {
-                return Poll::Ready(Input::Drain);
-            }
-            if let Poll::Ready(c) = close.poll_next_unpin(cx) {
-                return Poll::Ready(Input::Close(c));
-            }
-            match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
-                // `settle` runs the timers that are due.
-                Some(Poll::Ready(())) => Poll::Ready(Input::Drain),
+async fn run(mut driver: Driver<Tasks>, rt: Arc<dyn Runtime>) {
+    loop {
+        let mut sleep = driver.settle().map(|at| rt.sleep_until(at));
+        let input = poll_fn(|cx| match driver.shared().poll_input(cx) {
+            // `settle` runs the timers that are due.
+            Poll::Pending => match sleep.as_mut().map(|s| s.as_mut().poll(cx)) {
+                Some(Poll::Ready(())) => Poll::Ready(Input::Work),
                 _ => Poll::Pending,
-            }
+            },
+            ready => ready,
         })
         .await;
-        match input {
-            Input::Drive => shared.drive(),
-            Input::Drain => {}
-            Input::Close(reply) => break reply,
+        if input == Input::Close {
+            break;
         }
-    };
-    shared.shut_down(&mut conns);
-    for (_, link) in conns.links.drain() {
-        link.close();
     }
-    conns.zk.close();
-    if let Some(Close(done)) = reply {
-        let _ = done.send(());
-    }
+    driver.shut_down();
 }

@@ -92,7 +92,6 @@ mod tls;
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::mpsc::{self, SyncSender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -111,12 +110,8 @@ pub use grete::protocol::messages::{RequestBody, ResponseBody};
 pub use grete_facade::{Delivered, Record, SendError};
 pub use producer::{DeliveryHandle, Producer, Reports, SyncProducer};
 
-use driver::{Driver, Msg};
 use grete::client::Client;
-use grete_facade::{block_on, ProducerHandle};
-
-/// How many messages may wait for the driver before senders block.
-const QUEUE: usize = 1024;
+use grete_facade::{block_on, Driver, Owner, ProducerHandle};
 
 /// A Kafka client: a handle on the driver thread. Cheap to clone; the driver stops when
 /// the last handle (and every [`Topic`]) is dropped, or at [`close`](Self::close).
@@ -126,20 +121,11 @@ pub struct KafkaClient {
 }
 
 struct Inner {
-    tx: SyncSender<Msg>,
     shared: Arc<grete_facade::Shared>,
+    owner: Arc<Owner>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The longest an operation can take (the core finishes every one by then).
     op_limit: Duration,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        let (done, _) = mpsc::channel();
-        // The driver drains its queue continuously, so this waits briefly at most; it
-        // fails at once if the driver is gone.
-        let _ = self.tx.send(Msg::Close(done));
-    }
 }
 
 impl std::fmt::Debug for KafkaClient {
@@ -157,17 +143,23 @@ impl KafkaClient {
             None => None,
         };
         let op_limit = config.request_timeout + config.connect_timeout + Duration::from_secs(5);
+        let zk = driver::zookeeper(&config);
         let client = Client::new(config)?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let shared = driver::share(client, tx.clone());
-        let driver = Driver::new(shared.clone(), tx.clone(), tls);
+        let threads = driver::Threads {
+            connect_timeout: client.config().connect_timeout,
+            write_timeout: client.config().write_timeout(),
+            shared: grete_facade::Shared::new(client, || {}),
+            tls,
+        };
+        let shared = threads.shared.clone();
+        let driver = Driver::new(shared.clone(), threads, zk);
         let thread = thread::Builder::new()
             .name("grete-driver".into())
-            .spawn(move || driver.run(rx))
+            .spawn(move || driver::run(driver))
             .map_err(|e| Error::Transport(TransportError::from(e)))?;
         let client = KafkaClient {
             inner: Arc::new(Inner {
-                tx,
+                owner: Owner::new(&shared),
                 shared,
                 thread: Mutex::new(Some(thread)),
                 op_limit,
@@ -257,10 +249,10 @@ impl KafkaClient {
     /// Closes the client: unfinished operations fail with `Error::Misuse`, connections
     /// close, and the driver thread ends before this returns.
     pub fn close(self) {
-        let (done, rx) = mpsc::channel();
-        if self.inner.tx.send(Msg::Close(done)).is_ok() {
-            let _ = rx.recv_timeout(Duration::from_secs(10));
-        }
+        let shared = self.shared();
+        shared.request_close();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        block_on(Some(deadline), |cx| shared.poll_stopped(cx));
         let thread = self
             .inner
             .thread
@@ -315,9 +307,10 @@ impl Topic {
     /// 0.11+), with idempotence where the brokers support it unless the configuration
     /// says otherwise. The client's driver keeps running while the producer exists.
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer, Error> {
-        let keep = Arc::new(self.client.clone());
         let handle = ProducerHandle::start(&self.client.inner.shared, &self.name, config)?;
-        Ok(Producer::new(handle.keeping(keep)))
+        Ok(Producer::new(
+            handle.keeping(self.client.inner.owner.clone()),
+        ))
     }
 
     /// A producer whose `send` returns once the record is acknowledged (PyKafka's

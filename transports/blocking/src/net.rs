@@ -5,7 +5,8 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -16,32 +17,51 @@ use grete::error::{TransportError, TransportErrorKind};
 use grete_facade::Shared;
 use rustls::ClientConnection;
 
-use crate::driver::Msg;
 use crate::tls;
 
 /// The largest single read from a socket.
 const READ_BUF: usize = 64 * 1024;
 
-/// What the driver keeps of an open connection.
-#[derive(Debug)]
+/// What the driver keeps of a connection: its socket once connected (to shut it down)
+/// and the writer's nudge.
+#[derive(Debug, Default)]
 pub struct Link {
-    /// Nudges the writer: the core may have bytes for it.
-    writer: Sender<()>,
-    /// A handle on the socket, to shut it down.
-    socket: TcpStream,
+    open: Mutex<Option<(TcpStream, Sender<()>)>>,
+    closed: AtomicBool,
+}
+
+impl grete_facade::Link for Link {
+    fn wake_writer(&self) {
+        if let Some((_, writer)) = &*self.open.lock().unwrap_or_else(PoisonError::into_inner) {
+            // A closed writer reports the closure itself.
+            let _ = writer.send(());
+        }
+    }
+
+    /// The reader wakes up with an error, and the writer stops once the reader is gone.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let open = self
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((socket, _)) = open {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
 }
 
 impl Link {
-    /// The core may have bytes for this connection: an idle writer asks for them.
-    pub fn nudge(&self) {
-        // A closed writer reports the closure itself.
-        let _ = self.writer.send(());
-    }
-
-    /// Closes the connection: the reader wakes up with an error, and the writer stops once
-    /// the link is dropped.
-    pub fn close(&self) {
-        let _ = self.socket.shutdown(Shutdown::Both);
+    /// Connected: keeps the socket and the writer's nudge; `false` if the driver closed
+    /// the connection meanwhile.
+    fn opened(&self, socket: TcpStream, writer: Sender<()>) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        *open = Some((socket, writer));
+        true
     }
 }
 
@@ -55,15 +75,17 @@ pub struct Dial {
     pub tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
     /// Where reads go and writes come from.
     pub core: Arc<Shared>,
+    /// What the driver closes it by.
+    pub link: Arc<Link>,
 }
 
-/// Starts a connection attempt; its link arrives at `driver` once connected.
-pub fn dial(dial: Dial, driver: SyncSender<Msg>) {
+/// Starts a connection attempt.
+pub fn dial(dial: Dial) {
     let (conn, core) = (dial.conn, dial.core.clone());
     let name = format!("grete-conn-{}", conn.0);
     if let Err(e) = thread::Builder::new()
         .name(name)
-        .spawn(move || run_connection(dial, driver))
+        .spawn(move || run_connection(dial))
     {
         failed(&core, conn, TransportError::from(e));
     }
@@ -73,7 +95,7 @@ fn failed(core: &Shared, conn: ConnectionHandle, error: TransportError) {
     core.handle(|c, now| c.handle_connect_failed(now, conn, error));
 }
 
-fn run_connection(dial: Dial, driver: SyncSender<Msg>) {
+fn run_connection(dial: Dial) {
     let conn = dial.conn;
     let deadline = Instant::now() + dial.connect_timeout;
     let stream = match open(&dial.host, dial.port, deadline) {
@@ -88,7 +110,7 @@ fn run_connection(dial: Dial, driver: SyncSender<Msg>) {
             match tls::handshake(config.clone(), tls_config, &dial.host, &mut s, deadline) {
                 Ok(session) => {
                     let _ = s.set_read_timeout(None);
-                    return finish(dial, s, Some(session), driver);
+                    return finish(dial, s, Some(session));
                 }
                 Err(e) => {
                     let _ = s.shutdown(Shutdown::Both);
@@ -97,16 +119,11 @@ fn run_connection(dial: Dial, driver: SyncSender<Msg>) {
             }
         }
     };
-    finish(dial, stream, session, driver);
+    finish(dial, stream, session);
 }
 
 /// Connected (and through the handshake): start the writer, tell the driver, then read.
-fn finish(
-    dial: Dial,
-    stream: TcpStream,
-    session: Option<ClientConnection>,
-    driver: SyncSender<Msg>,
-) {
+fn finish(dial: Dial, stream: TcpStream, session: Option<ClientConnection>) {
     let conn = dial.conn;
     let clones = (stream.try_clone(), stream.try_clone());
     let (Ok(write_half), Ok(handle)) = clones else {
@@ -132,19 +149,14 @@ fn finish(
         return failed(&dial.core, conn, TransportError::from(e));
     }
     let nudge = tx.clone();
-    let link = Link {
-        writer: tx,
-        socket: handle,
-    };
-    // Tell the core before reading anything (a peer may speak first), and let the writer
-    // send what the core has for the new connection (ApiVersions, SASL); the driver only
-    // keeps the link, to close it.
-    dial.core.handle(|c, now| c.handle_connected(now, conn));
-    link.nudge();
-    if driver.send(Msg::Connected(conn, link)).is_err() {
+    if !dial.link.opened(handle, tx) {
         let _ = stream.shutdown(Shutdown::Both);
         return;
     }
+    // Tell the core before reading anything (a peer may speak first), and let the writer
+    // send what the core has for the new connection (ApiVersions, SASL).
+    dial.core.handle(|c, now| c.handle_connected(now, conn));
+    grete_facade::Link::wake_writer(&*dial.link);
     run_reader(conn, stream, session, nudge, &dial.core);
 }
 
@@ -272,7 +284,7 @@ fn run_writer(
     core: &Shared,
 ) {
     let mut bytes = Vec::new();
-    // Ends when the driver drops its link and the reader its nudge sender.
+    // Ends once the link is closed and the reader gone (their senders dropped).
     while rx.recv().is_ok() {
         while rx.try_recv().is_ok() {}
         // Idle: ask the core until it has nothing more.

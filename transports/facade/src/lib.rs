@@ -34,7 +34,7 @@ use grete::cluster::Cluster;
 use grete::error::Error;
 use grete::producer::ProducerConfig;
 
-pub use driver::{Links, Wake};
+pub use driver::{Driver, Input, Link, Owner, Transport};
 
 /// How many batch reports each partition's book keeps for records whose outcome is asked
 /// for later (a handle awaited long after its record was acknowledged).
@@ -47,7 +47,9 @@ pub const STREAM_REPORTS: usize = 4096;
 /// The core and the application's waiting state, behind one lock.
 pub struct Shared {
     core: Mutex<Core>,
-    wake: Box<dyn Fn(Wake) + Send + Sync>,
+    signals: driver::Signals,
+    /// Called on each [`wake_driver`](Self::wake_driver), besides waking the driver.
+    on_wake: Box<dyn Fn() + Send + Sync>,
     /// The metadata cache as the handles read it without the core's lock: the same `Arc`
     /// until the cache changes ([`Shared::publish_cluster`]).
     cluster: Mutex<Arc<Cluster>>,
@@ -60,14 +62,9 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Shares `client`; `wake_driver` makes the transport's driver drive the client soon
-    /// (it must not block nor take the lock).
-    pub fn new(client: Client, wake_driver: impl Fn() + Send + Sync + 'static) -> Arc<Shared> {
-        Shared::with_wake(client, move |_| wake_driver())
-    }
-
-    /// [`new`](Self::new), with a driver that tells a drive from a drain.
-    pub fn with_wake(client: Client, wake: impl Fn(Wake) + Send + Sync + 'static) -> Arc<Shared> {
+    /// Shares `client`, for a [`Driver`]; `on_wake` is called whenever a handle wakes the
+    /// driver (it must not block nor take the lock; drivers pass `|| {}`).
+    pub fn new(client: Client, on_wake: impl Fn() + Send + Sync + 'static) -> Arc<Shared> {
         Arc::new(Shared {
             cluster: Mutex::new(client.cluster_snapshot()),
             core: Mutex::new(Core {
@@ -81,7 +78,8 @@ impl Shared {
                 closed: false,
                 wall_clock: WallClock::default(),
             }),
-            wake: Box::new(wake),
+            signals: driver::Signals::default(),
+            on_wake: Box::new(on_wake),
         })
     }
 
@@ -109,7 +107,8 @@ impl Shared {
 
     /// Asks the driver to drive the client.
     pub fn wake_driver(&self) {
-        (self.wake)(Wake::Drive)
+        self.signals.raise(|s| &s.drive);
+        (self.on_wake)()
     }
 
     /// Starts an operation (`start` calls one of the client's operation methods) and wakes
