@@ -103,7 +103,9 @@ impl Shared {
         if stopped.0 {
             return Poll::Ready(());
         }
-        stopped.1.push(cx.waker().clone());
+        if !stopped.1.iter().any(|w| w.will_wake(cx.waker())) {
+            stopped.1.push(cx.waker().clone());
+        }
         Poll::Pending
     }
 }

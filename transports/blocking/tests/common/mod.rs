@@ -1,13 +1,8 @@
-//! Helpers shared by the blocking transport's integration tests: those of every
-//! transport (`transports/testsupport/`) and a client of the mock cluster.
+//! Helpers of the blocking transport's own tests: those of every transport
+//! (`transports/testsupport/common.rs`) and a client of the mock cluster.
 
 #![allow(dead_code, unused_imports)]
 
-pub mod adapters;
-#[path = "../../../testsupport/producing.rs"]
-pub mod producing;
-#[path = "../../../testsupport/readback.rs"]
-pub mod readback;
 #[path = "../../../testsupport/common.rs"]
 mod shared;
 

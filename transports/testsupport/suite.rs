@@ -4,7 +4,7 @@
 //! use grete_tokio as transport;          // gives transport::KafkaClient
 //! fn block_on(test: impl std::future::Future<Output = ()>) { /* run it on the runtime */ }
 //! fn alive_tasks() -> Option<usize> { /* tasks alive on the runtime, if it can tell */ }
-//! #[path = "../../async/testsuite/suite.rs"]
+//! #[path = "../../testsupport/suite.rs"]
 //! mod suite;
 //! ```
 //!
@@ -69,6 +69,7 @@ tests!(
     tls_with_a_wrong_server_name_fails_clearly,
     refused_connection_is_a_typed_error,
     refused_connection_is_a_typed_error_modern,
+    unresolvable_host_is_a_resolve_error,
     hanging_connect_is_a_connect_timeout,
     non_kafka_server_is_a_protocol_error,
     non_kafka_server_is_a_protocol_error_modern,
@@ -94,6 +95,7 @@ tests!(
     mock_cluster_over_tcp_sasl_plain_and_scram,
     mock_cluster_over_tcp_sasl_wrong_password_is_a_clear_error,
     peer_that_never_reads_releases_the_socket_and_task,
+    dropping_every_handle_closes_the_connections,
 );
 
 // The producer against real brokers, read back by other clients.
@@ -107,9 +109,9 @@ tests!(
     mock_cluster_over_tcp_producer_callback_and_report_stream,
 );
 
-#[path = "../../testsupport/common.rs"]
+#[path = "common.rs"]
 mod common;
-#[path = "../../testsupport/readback.rs"]
+#[path = "readback.rs"]
 mod readback;
 use common::*;
 
@@ -869,6 +871,15 @@ mod bodies {
         assert!(is_timeout_naming(&e, TransportErrorKind::Refused), "{e:?}");
     }
 
+    pub async fn unresolvable_host_is_a_resolve_error() {
+        let config = ClientConfig {
+            bootstrap: Bootstrap::Brokers(vec![BrokerAddress::new("no-such-host.invalid", 9092)]),
+            ..impatient(9092)
+        };
+        let e = connect_fails(config).await;
+        assert!(is_timeout_naming(&e, TransportErrorKind::Resolve), "{e:?}");
+    }
+
     pub async fn refused_connection_is_a_typed_error() {
         refused_connection(impatient).await;
     }
@@ -1038,6 +1049,7 @@ mod bodies {
             .await
             .expect_err("a certificate without its key");
         assert!(matches!(e, Error::Config(_)), "{e:?}");
+        assert!(e.to_string().contains("client_key_file"), "{e}");
     }
 
     pub async fn plaintext_to_the_tls_port_fails_within_the_timeout() {
@@ -1221,6 +1233,22 @@ mod bodies {
     /// the socket buffers blocks the connection's write; at the request's deadline the
     /// core closes the connection, which must interrupt the write and release the socket
     /// and the task, on every reconnect.
+    pub async fn dropping_every_handle_closes_the_connections() {
+        let server = MockServer::start(2, |c| c.with_topic("t", 2, 1));
+        let client = connect(modern(&server.bootstrap())).await;
+        let topic = client.topic("t").await.expect("topic");
+        offsets(topic.latest_offsets().await);
+        let open =
+            move || server.with_cluster(|c, _| c.connection_count(0) + c.connection_count(1));
+        assert!(open() > 0);
+        drop(topic);
+        drop(client);
+        assert!(
+            eventually(Duration::from_secs(10), || open() == 0).await,
+            "connections stay open"
+        );
+    }
+
     pub async fn peer_that_never_reads_releases_the_socket_and_task() {
         use grete::protocol::messages::produce_request;
         let server = MockServer::start_with(2, &[1], |c| c.with_topic("t", 2, 1));
@@ -1481,7 +1509,7 @@ mod bodies {
 }
 
 /// The shared producer tests (`transports/testsupport/producing.rs`) on this transport.
-#[path = "../../testsupport/producing.rs"]
+#[path = "producing.rs"]
 mod producing;
 
 mod adapters {
@@ -1490,5 +1518,5 @@ mod adapters {
     };
     use super::producing::{Sending, Transport};
 
-    super::producing::adapters!(DeliveryFuture, [.await], [.await]);
+    super::producing::adapters!(DeliveryFuture);
 }
