@@ -391,6 +391,45 @@ async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 mod bodies {
     use super::*;
 
+    /// Bad-peer tests, each run with the 0.9 configuration and with a modern one (every
+    /// connection starts with ApiVersions).
+    macro_rules! both_configurations {
+        ($($body:ident: $old:ident, $modern:ident;)*) => {$(
+            pub async fn $old() {
+                $body(impatient).await;
+            }
+
+            pub async fn $modern() {
+                $body(impatient_modern).await;
+            }
+        )*};
+    }
+
+    both_configurations! {
+        refused_connection:
+            refused_connection_is_a_typed_error,
+            refused_connection_is_a_typed_error_modern;
+        non_kafka_server:
+            non_kafka_server_is_a_protocol_error,
+            non_kafka_server_is_a_protocol_error_modern;
+        broker_closing_mid_response:
+            broker_closing_mid_response_is_a_typed_error,
+            broker_closing_mid_response_is_a_typed_error_modern;
+        oversize_frame:
+            oversize_frame_is_a_protocol_error,
+            oversize_frame_is_a_protocol_error_modern;
+        negative_frame_size:
+            negative_frame_size_is_a_protocol_error,
+            negative_frame_size_is_a_protocol_error_modern;
+        silent_server: silent_server_is_a_timeout, silent_server_is_a_timeout_modern;
+        tls_handshake_without_answer:
+            tls_handshake_without_answer_is_a_connect_timeout,
+            tls_handshake_without_answer_is_a_connect_timeout_modern;
+        slow_loris_tls:
+            slow_loris_tls_handshake_is_a_connect_timeout,
+            slow_loris_tls_handshake_is_a_connect_timeout_modern;
+    }
+
     pub async fn kafka09_single_metadata_and_auto_create() {
         let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
             return;
@@ -880,14 +919,6 @@ mod bodies {
         assert!(is_timeout_naming(&e, TransportErrorKind::Resolve), "{e:?}");
     }
 
-    pub async fn refused_connection_is_a_typed_error() {
-        refused_connection(impatient).await;
-    }
-
-    pub async fn refused_connection_is_a_typed_error_modern() {
-        refused_connection(impatient_modern).await;
-    }
-
     pub async fn hanging_connect_is_a_connect_timeout() {
         // A listener that never accepts: once its accept queue is full, further
         // handshakes go unanswered and connecting hangs.
@@ -931,14 +962,6 @@ mod bodies {
         assert!(is_protocol(&e, ""), "{e:?}");
     }
 
-    pub async fn non_kafka_server_is_a_protocol_error() {
-        non_kafka_server(impatient).await;
-    }
-
-    pub async fn non_kafka_server_is_a_protocol_error_modern() {
-        non_kafka_server(impatient_modern).await;
-    }
-
     async fn broker_closing_mid_response(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
             if read_request(&mut s).is_some() {
@@ -950,14 +973,6 @@ mod bodies {
         });
         let e = connect_fails(config(port)).await;
         assert!(is_timeout_after(&e, TransportErrorKind::Closed), "{e:?}");
-    }
-
-    pub async fn broker_closing_mid_response_is_a_typed_error() {
-        broker_closing_mid_response(impatient).await;
-    }
-
-    pub async fn broker_closing_mid_response_is_a_typed_error_modern() {
-        broker_closing_mid_response(impatient_modern).await;
     }
 
     async fn oversize_frame(config: fn(u16) -> ClientConfig) {
@@ -973,14 +988,6 @@ mod bodies {
         assert!(is_protocol(&e, "2147483647 bytes"), "{e:?}");
     }
 
-    pub async fn oversize_frame_is_a_protocol_error() {
-        oversize_frame(impatient).await;
-    }
-
-    pub async fn oversize_frame_is_a_protocol_error_modern() {
-        oversize_frame(impatient_modern).await;
-    }
-
     async fn negative_frame_size(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
             if read_request(&mut s).is_some() {
@@ -992,14 +999,6 @@ mod bodies {
         assert!(is_protocol(&e, "invalid length -2147483648"), "{e:?}");
     }
 
-    pub async fn negative_frame_size_is_a_protocol_error() {
-        negative_frame_size(impatient).await;
-    }
-
-    pub async fn negative_frame_size_is_a_protocol_error_modern() {
-        negative_frame_size(impatient_modern).await;
-    }
-
     async fn silent_server(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
             let _ = read_request(&mut s);
@@ -1008,14 +1007,6 @@ mod bodies {
         let e = connect_fails(config(port)).await;
         // What timed out (the request, ApiVersions, or the operation) depends on timing.
         assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
-    }
-
-    pub async fn silent_server_is_a_timeout() {
-        silent_server(impatient).await;
-    }
-
-    pub async fn silent_server_is_a_timeout_modern() {
-        silent_server(impatient_modern).await;
     }
 
     pub async fn tls_without_verification_is_explicit_and_works() {
@@ -1330,14 +1321,6 @@ mod bodies {
         );
     }
 
-    pub async fn tls_handshake_without_answer_is_a_connect_timeout() {
-        tls_handshake_without_answer(impatient).await;
-    }
-
-    pub async fn tls_handshake_without_answer_is_a_connect_timeout_modern() {
-        tls_handshake_without_answer(impatient_modern).await;
-    }
-
     /// A TLS peer that trickles handshake bytes, each well before any read timeout, for
     /// far longer than the connect timeout: the handshake gives up at the connect timeout
     /// as a whole, and the connection's socket is released long before the peer stops.
@@ -1371,14 +1354,6 @@ mod bodies {
             eventually(Duration::from_secs(15), || open_sockets_to(port) == 0).await,
             "the TLS handshake is still running"
         );
-    }
-
-    pub async fn slow_loris_tls_handshake_is_a_connect_timeout() {
-        slow_loris_tls(impatient).await;
-    }
-
-    pub async fn slow_loris_tls_handshake_is_a_connect_timeout_modern() {
-        slow_loris_tls(impatient_modern).await;
     }
 
     // ---- producer (the bodies are shared with the blocking transport) ---------------
