@@ -10,8 +10,10 @@
 //!
 //! Everything here is `poll`-shaped or a future: the async transports await it, the
 //! blocking one parks its thread with a waker that unparks it ([`block_on`]). The client's
-//! calls are written once in [`admin`], the drivers' drain and timers in [`driver`], the
-//! ZooKeeper reads in [`zk`]. The runtimes add only sockets, timers and spawning.
+//! calls are written once in [`admin`]; the driver (wake-ups, drain, timers, IO
+//! instructions, closing) in [`driver`]; the ZooKeeper reads in [`zk`]. A transport adds
+//! only sockets (a [`Transport`] opening connections as tasks or threads), its timer and
+//! its spawning.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
