@@ -96,30 +96,27 @@ fn failed(core: &Shared, conn: ConnectionHandle, error: TransportError) {
 }
 
 fn run_connection(dial: Dial) {
-    let conn = dial.conn;
     let deadline = Instant::now() + dial.connect_timeout;
-    let stream = match open(&dial.host, dial.port, deadline) {
-        Ok(s) => s,
-        Err(e) => return failed(&dial.core, conn, e),
-    };
-    let _ = stream.set_nodelay(true);
-    let session = match &dial.tls {
-        None => None,
-        Some((config, tls_config)) => {
-            let mut s = stream;
-            match tls::handshake(config.clone(), tls_config, &dial.host, &mut s, deadline) {
-                Ok(session) => {
-                    let _ = s.set_read_timeout(None);
-                    return finish(dial, s, Some(session));
-                }
-                Err(e) => {
-                    let _ = s.shutdown(Shutdown::Both);
-                    return failed(&dial.core, conn, e);
-                }
+    let connected = open(&dial.host, dial.port, deadline).and_then(|mut stream| {
+        let _ = stream.set_nodelay(true);
+        let Some((config, tls)) = &dial.tls else {
+            return Ok((stream, None));
+        };
+        match tls::handshake(config.clone(), tls, &dial.host, &mut stream, deadline) {
+            Ok(session) => {
+                let _ = stream.set_read_timeout(None);
+                Ok((stream, Some(session)))
+            }
+            Err(e) => {
+                let _ = stream.shutdown(Shutdown::Both);
+                Err(e)
             }
         }
-    };
-    finish(dial, stream, session);
+    });
+    match connected {
+        Ok((stream, session)) => finish(dial, stream, session),
+        Err(e) => failed(&dial.core, dial.conn, e),
+    }
 }
 
 /// Connected (and through the handshake): start the writer, tell the driver, then read.
