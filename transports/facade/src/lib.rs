@@ -125,13 +125,7 @@ impl Shared {
             return Err(Error::Misuse("the client is closed".into()));
         }
         let op = start(&mut core.client, Instant::now());
-        core.ops.insert(
-            op,
-            OpSlot {
-                waker: None,
-                result: None,
-            },
-        );
+        core.ops.insert(op, OpSlot::default());
         drop(core);
         self.wake_driver();
         Ok(op)
@@ -331,6 +325,7 @@ pub struct Delivered {
     pub offset: i64,
 }
 
+#[derive(Default)]
 struct OpSlot {
     waker: Option<Waker>,
     result: Option<Result<Output, Error>>,
@@ -350,6 +345,7 @@ struct PartitionBook {
     waiters: Vec<(u64, Waker)>,
 }
 
+#[derive(Default)]
 struct Book {
     partitions: BTreeMap<i32, PartitionBook>,
     stream: VecDeque<DeliveryReport>,
@@ -363,20 +359,6 @@ struct Book {
 }
 
 impl Book {
-    fn new() -> Book {
-        Book {
-            partitions: BTreeMap::new(),
-            stream: VecDeque::new(),
-            lagged: 0,
-            stream_waker: None,
-            room_waiters: Vec::new(),
-            idle_waiters: Vec::new(),
-            failed_records: 0,
-            removed: false,
-            callback: None,
-        }
-    }
-
     fn record(&mut self, report: DeliveryReport, queued: usize) {
         if report.result.is_err() {
             self.failed_records += u64::from(report.count);
@@ -542,7 +524,7 @@ impl ProducerHandle {
             return Err(Error::Misuse("the client is closed".into()));
         }
         let id = core.client.add_producer(Instant::now(), topic, config)?;
-        core.books.insert(id, Book::new());
+        core.books.insert(id, Book::default());
         drop(core);
         // It may need a producer id first.
         shared.wake_driver();
