@@ -246,6 +246,7 @@ impl<T: Transport> Driver<T> {
     pub fn shut_down(mut self) {
         self.close_core();
         self.settle();
+        self.zk.close();
         self.stop();
     }
 
@@ -260,7 +261,6 @@ impl<T: Transport> Driver<T> {
         for (_, link) in self.links.drain() {
             link.close();
         }
-        self.zk.close();
         let waiters = {
             let signals = &self.shared.signals;
             let mut stopped = signals
@@ -278,7 +278,8 @@ impl<T: Transport> Driver<T> {
 
 impl<T: Transport> Drop for Driver<T> {
     /// A driver dropped without shutting down (its runtime went away): its connections
-    /// close and whoever waits for it stops waiting.
+    /// close and whoever waits for it stops waiting. Nothing is spawned (there may be no
+    /// runtime left to spawn on): the ZooKeeper session, if any, just ends.
     fn drop(&mut self) {
         if !self.stopped {
             self.close_core();
