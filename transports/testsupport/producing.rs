@@ -3,16 +3,11 @@
 //! read back. A transport's tests implement [`Transport`] for its client and [`Sending`]
 //! for its producers with [`adapters!`], then call the bodies here.
 //!
-//! Included with `#[path]` next to `readback.rs`, which it uses as `super::readback`. The
-//! traits are async: the async transports await them; a blocking transport's methods
-//! block and are ready at once, and it runs the bodies with [`ready`].
+//! Included with `#[path]` next to `readback.rs`, which it uses as `super::readback`.
 
 #![allow(dead_code, async_fn_in_trait)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
-use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use grete::client::{NewTopic, PartitionOffset};
@@ -61,25 +56,25 @@ pub trait Sending {
 }
 
 /// Implements [`Transport`] and [`Sending`] for a transport's `KafkaClient`, `Producer`
-/// and `SyncProducer`: the same one-line adapters for every transport, written once. The
-/// call site has in scope `Transport`, `Sending`, `KafkaClient`, `Topic`, `Producer`,
-/// `SyncProducer`, `Record`, `Delivered` and the per-record outcome type it names first;
-/// then come the tokens after a call that may wait (`[.await]`, or `[]` for a blocking
-/// transport) and those that wait for that outcome (`[.await]`, or `[.wait()]`).
+/// and `SyncProducer`, whose per-record outcome type the call site names. It has in scope
+/// `Transport`, `Sending`, `KafkaClient`, `Topic`, `Producer`, `SyncProducer`, `Record` and
+/// `Delivered`.
 macro_rules! adapters {
-    ($pending:ident, [$($aw:tt)*], [$($wait:tt)*]) => {
+    ($pending:ident) => {
         impl Transport for KafkaClient {
             type Topic = Topic;
             type Producer = Producer;
             type SyncProducer = SyncProducer;
 
             async fn topic_named(&self, name: &str) -> Topic {
-                self.topic(name) $($aw)* .expect("topic")
+                self.topic(name).await.expect("topic")
             }
 
             async fn create(&self, topics: Vec<::grete::client::NewTopic>) {
                 let timeout = ::std::time::Duration::from_secs(5);
-                self.create_topics(topics, timeout) $($aw)* .expect("create_topics");
+                self.create_topics(topics, timeout)
+                    .await
+                    .expect("create_topics");
             }
 
             fn partitions(topic: &Topic) -> &[::grete::cluster::PartitionInfo] {
@@ -87,7 +82,7 @@ macro_rules! adapters {
             }
 
             async fn latest(topic: &Topic) -> Vec<::grete::client::PartitionOffset> {
-                topic.latest_offsets() $($aw)* .expect("offsets")
+                topic.latest_offsets().await.expect("offsets")
             }
 
             fn producer(topic: &Topic, config: ::grete::producer::ProducerConfig) -> Producer {
@@ -106,8 +101,12 @@ macro_rules! adapters {
             type Pending = $pending;
 
             async fn put(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> $pending {
-                let record = Record { key, value, ..Record::default() };
-                self.send(record) $($aw)* .expect("send")
+                let record = Record {
+                    key,
+                    value,
+                    ..Record::default()
+                };
+                self.send(record).await.expect("send")
             }
 
             fn partition_of(pending: &$pending) -> i32 {
@@ -115,16 +114,16 @@ macro_rules! adapters {
             }
 
             async fn flush_all(&self) {
-                self.flush() $($aw)*;
+                self.flush().await;
             }
 
             async fn outcome(pending: $pending) -> (i32, i64) {
-                let d = pending $($wait)* .expect("delivered");
+                let d = pending.await.expect("delivered");
                 (d.partition, d.offset)
             }
 
             async fn finish(self, timeout: ::std::time::Duration) -> u64 {
-                self.close(timeout) $($aw)*
+                self.close(timeout).await
             }
         }
 
@@ -132,8 +131,12 @@ macro_rules! adapters {
             type Pending = Delivered;
 
             async fn put(&self, key: Option<&[u8]>, value: Option<&[u8]>) -> Delivered {
-                let record = Record { key, value, ..Record::default() };
-                self.send(record) $($aw)* .expect("send")
+                let record = Record {
+                    key,
+                    value,
+                    ..Record::default()
+                };
+                self.send(record).await.expect("send")
             }
 
             fn partition_of(pending: &Delivered) -> i32 {
@@ -147,27 +150,12 @@ macro_rules! adapters {
             }
 
             async fn finish(self, timeout: ::std::time::Duration) -> u64 {
-                self.close(timeout) $($aw)*
+                self.close(timeout).await
             }
         }
     };
 }
 pub(crate) use adapters;
-
-/// Runs `test` on this thread for a blocking transport, whose every await is ready at once
-/// (it blocks inside instead): a pending await fails the test.
-pub fn ready<F: Future>(test: F) -> F::Output {
-    struct Unused;
-    impl Wake for Unused {
-        fn wake(self: Arc<Self>) {}
-    }
-    let waker = Waker::from(Arc::new(Unused));
-    let mut cx = Context::from_waker(&waker);
-    match std::pin::pin!(test).poll(&mut cx) {
-        Poll::Ready(out) => out,
-        Poll::Pending => panic!("a blocking transport's future was pending"),
-    }
-}
 
 /// A topic name no other run uses.
 pub fn unique(prefix: &str) -> String {

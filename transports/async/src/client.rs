@@ -1,105 +1,29 @@
 //! The application's handles: [`KafkaClient`] and [`Topic`].
 
 use std::fmt;
-use std::future::poll_fn;
 use std::marker::PhantomData;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures_channel::{mpsc, oneshot};
-use grete::client::{Client, NewTopic, OpId, Output, PartitionOffset, Target, TopicResult};
+use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
 use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 use grete::config::ClientConfig;
 use grete::error::Error;
+use grete::producer::ProducerConfig;
 use grete::protocol::messages::{RequestBody, ResponseBody};
+use grete_facade::{Owner, ProducerHandle, Shared};
+use std::future::poll_fn;
 
-use crate::driver::{self, Command, Shared};
+use crate::driver;
 use crate::producer::{Producer, SyncProducer};
 use crate::Runtime;
-use grete::producer::ProducerConfig;
-use grete_facade::ProducerHandle;
 
 /// The non-generic part of a client handle.
 #[derive(Clone)]
 struct Handle {
-    commands: mpsc::UnboundedSender<Command>,
+    owner: Arc<Owner>,
     shared: Arc<Shared>,
     rt: Arc<dyn Runtime>,
-}
-
-/// Waiting for an operation; forgets it if the caller stops waiting.
-struct OpWait<'a> {
-    core: &'a grete_facade::Shared,
-    op: OpId,
-    done: bool,
-}
-
-impl Drop for OpWait<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            self.core.forget_op(self.op);
-        }
-    }
-}
-
-impl Handle {
-    /// Starts an operation on the shared core and waits for its result (a waker per
-    /// operation; no channel message).
-    async fn op(&self, start: impl FnOnce(&mut Client, Instant) -> OpId) -> Result<Output, Error> {
-        let core = &self.shared.core;
-        let op = core.start_op(start)?;
-        let mut wait = OpWait {
-            core,
-            op,
-            done: false,
-        };
-        poll_fn(|cx| {
-            let r = wait.core.poll_op(cx, wait.op);
-            wait.done = r.is_ready();
-            r
-        })
-        .await
-    }
-
-    async fn update_cluster(&self) -> Result<(), Error> {
-        self.op(|c, now| c.update_cluster(now)).await.map(|_| ())
-    }
-
-    async fn topic_partitions(&self, name: &str) -> Result<Vec<PartitionInfo>, Error> {
-        let names = vec![name.to_owned()];
-        let output = self.op(|c, now| c.topic_metadata(now, names, true)).await?;
-        self.shared
-            .with_cluster(|c| output.into_topic_partitions(name, c))
-    }
-
-    async fn offsets(
-        &self,
-        topic: &str,
-        partitions: &[PartitionInfo],
-        timestamp: i64,
-    ) -> Result<Vec<PartitionOffset>, Error> {
-        let partitions: Vec<(i32, i64)> = partitions.iter().map(|p| (p.id, timestamp)).collect();
-        self.op(|c, now| c.list_offsets(now, topic, partitions))
-            .await?
-            .into_offsets()
-    }
-
-    async fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
-        self.op(|c, now| c.send(now, target, body))
-            .await?
-            .into_response()
-    }
-
-    async fn close(self) {
-        let (done, finished) = oneshot::channel();
-        if self
-            .commands
-            .unbounded_send(Command::Close { done })
-            .is_ok()
-        {
-            let _ = finished.await;
-        }
-    }
 }
 
 /// A Kafka client on runtime `R`: a cheap handle (clone it freely) to a driver task that
@@ -124,7 +48,7 @@ impl<R> fmt::Debug for KafkaClient<R> {
         f.debug_struct("KafkaClient")
             .field(
                 "brokers",
-                &self.handle.shared.with_cluster(|c| c.brokers().count()),
+                &self.handle.shared.cluster_snapshot().brokers().count(),
             )
             .finish_non_exhaustive()
     }
@@ -142,10 +66,10 @@ impl<R: Runtime> KafkaClient<R> {
     /// [`connect`](Self::connect) with an explicit runtime value.
     pub async fn connect_with(runtime: R, config: ClientConfig) -> Result<Self, Error> {
         let rt: Arc<dyn Runtime> = Arc::new(runtime);
-        let (commands, shared) = driver::start(rt.clone(), config)?;
+        let shared = driver::start(rt.clone(), config)?;
         let client = KafkaClient {
             handle: Handle {
-                commands,
+                owner: Owner::new(&shared),
                 shared,
                 rt,
             },
@@ -163,15 +87,13 @@ impl<R: Runtime> KafkaClient<R> {
     /// The names of the topics in the cached metadata (internal topics hidden unless
     /// `exclude_internal_topics` is off).
     pub fn topics(&self) -> Vec<String> {
-        self.handle
-            .shared
-            .with_cluster(|c| c.topics().map(|t| t.name.clone()).collect())
+        self.handle.shared.topics()
     }
 
     /// Fetches the metadata of topic `name` (the broker creates it first if it is
     /// configured to auto-create topics) and returns a handle to it.
     pub async fn topic(&self, name: &str) -> Result<Topic<R>, Error> {
-        let partitions = self.handle.topic_partitions(name).await?;
+        let partitions = self.handle.shared.topic_partitions(name).await?;
         Ok(Topic {
             client: self.clone(),
             name: name.to_owned(),
@@ -181,9 +103,7 @@ impl<R: Runtime> KafkaClient<R> {
 
     /// The brokers in the cached metadata.
     pub fn brokers(&self) -> Vec<BrokerInfo> {
-        self.handle
-            .shared
-            .with_cluster(|c| c.brokers().cloned().collect())
+        self.handle.shared.brokers()
     }
 
     /// A snapshot of the metadata cache.
@@ -199,7 +119,7 @@ impl<R: Runtime> KafkaClient<R> {
 
     /// Refreshes the metadata of every topic.
     pub async fn update_cluster(&self) -> Result<(), Error> {
-        self.handle.update_cluster().await
+        self.handle.shared.update_cluster().await
     }
 
     /// Creates topics (CreateTopics, through the controller). On brokers without the API
@@ -209,10 +129,7 @@ impl<R: Runtime> KafkaClient<R> {
         topics: Vec<NewTopic>,
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
-        self.handle
-            .op(|c, now| c.create_topics(now, topics, timeout))
-            .await?
-            .into_topics()
+        self.handle.shared.create_topics(topics, timeout).await
     }
 
     /// Deletes topics (DeleteTopics, through the controller). On brokers without the API
@@ -222,22 +139,21 @@ impl<R: Runtime> KafkaClient<R> {
         names: Vec<String>,
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
-        self.handle
-            .op(|c, now| c.delete_topics(now, names, timeout))
-            .await?
-            .into_topics()
+        self.handle.shared.delete_topics(names, timeout).await
     }
 
     /// Sends any request to `target` (in the highest version both sides support) and
     /// returns the broker's response: the escape hatch.
     pub async fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
-        self.handle.send(target, body).await
+        self.handle.shared.send(target, body).await
     }
 
     /// Stops the driver: unfinished operations fail, connections close. Other handles'
     /// calls then fail with [`Error::Misuse`].
     pub async fn close(self) {
-        self.handle.close().await
+        let shared = self.handle.shared.clone();
+        shared.request_close();
+        poll_fn(|cx| shared.poll_stopped(cx)).await
     }
 }
 
@@ -284,9 +200,10 @@ impl<R: Runtime> Topic<R> {
     /// 0.11+), with idempotence where the brokers support it unless the configuration
     /// says otherwise.
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer, Error> {
-        let handle = ProducerHandle::start(&self.client.handle.shared.core, &self.name, config)?;
-        let keep: Arc<dyn Send + Sync> = Arc::new(self.client.handle.commands.clone());
-        Ok(Producer::new(handle, self.client.handle.rt.clone(), keep))
+        let handle = &self.client.handle;
+        let producer = ProducerHandle::start(&handle.shared, &self.name, config)?;
+        let producer = producer.keeping(handle.owner.clone());
+        Ok(Producer::new(producer, handle.rt.clone()))
     }
 
     /// A producer whose `send` returns once the record is acknowledged (PyKafka's
@@ -309,9 +226,7 @@ impl<R: Runtime> Topic<R> {
     /// latest, `-2` earliest), ListOffsets v0 semantics on 0.9 brokers (the start of the
     /// segment before `timestamp`).
     pub async fn offsets_before(&self, timestamp_ms: i64) -> Result<Vec<PartitionOffset>, Error> {
-        self.client
-            .handle
-            .offsets(&self.name, &self.partitions, timestamp_ms)
-            .await
+        let shared = &self.client.handle.shared;
+        (shared.offsets_before(&self.name, &self.partitions, timestamp_ms)).await
     }
 }

@@ -1,21 +1,10 @@
 //! One connection's task: resolve, connect, TLS, then read and write until the peer or
-//! the driver ends it. The task is IO only, and talks to the core directly (it is shared
-//! behind one lock, see `grete_facade`):
-//!
-//! - what it reads goes into one reused buffer and is handed to the core under the lock
-//!   (no copy, no channel message), then the driver is woken to drain the core;
-//! - its writer asks the core for bytes only when it is idle, so the producers' batches
-//!   are sealed at that moment and keep growing while the socket is busy; it never writes
-//!   while holding the lock;
-//! - it reports how it ended (connected, failed, closed by the peer) to the core itself.
-//!
-//! Connecting has no timer here: the core abandons a connection not established by its
-//! connect deadline, and the driver then closes the [`Link`], which ends the task.
-//!
-//! Nothing here waits without a bound: a write that makes no progress (no byte accepted by
-//! the socket) for `ClientConfig::write_timeout()` ends the connection, and the driver
-//! closing the link ends the task at once, even in the middle of a write to a peer that
-//! stopped reading. The task owns the socket, so when the task ends the socket is closed.
+//! the driver ends it. IO only: it hands reads to the core from one reused buffer, its
+//! writer asks for bytes only when idle, and it reports how it ended to the core itself
+//! (see `grete_facade`). Connecting has no timer here: the core abandons a connection not
+//! established by its deadline, and the driver then closes the [`Link`], ending the task.
+//! A write that makes no progress for `ClientConfig::write_timeout()` ends the connection,
+//! and closing the link ends the task at once, even in the middle of a write.
 
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
@@ -29,6 +18,8 @@ use futures_util::io::{AsyncReadExt, AsyncWrite, ReadHalf, WriteHalf};
 use futures_util::task::AtomicWaker;
 use grete::client::ConnectionHandle;
 use grete::error::{TransportError, TransportErrorKind};
+#[cfg(test)]
+use grete_facade::Link as _;
 
 use crate::tls::Tls;
 use crate::{BoxStream, Runtime};
@@ -55,19 +46,19 @@ pub(crate) struct Link {
     closed: AtomicBool,
 }
 
-impl Link {
-    /// The core may have bytes for this connection: an idle writer asks.
-    pub(crate) fn wake_writer(&self) {
+impl grete_facade::Link for Link {
+    fn wake_writer(&self) {
         self.wanted.store(true, Ordering::Release);
         self.waker.wake();
     }
 
-    /// The driver closed the connection: the task ends (also in the middle of a write).
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.waker.wake();
     }
+}
 
+impl Link {
     fn is_closed(&self, cx: &mut Context<'_>) -> bool {
         self.waker.register(cx.waker());
         self.closed.load(Ordering::Acquire)
@@ -101,51 +92,24 @@ pub(crate) trait Core: Send + Sync + 'static {
 
 /// The shared core as the connection tasks see it: each input drives the client, then the
 /// driver only needs to drain it.
-pub(crate) struct SharedCore {
-    pub(crate) core: Arc<grete_facade::Shared>,
-    pub(crate) notify: Arc<crate::driver::Notify>,
-}
-
-impl Core for SharedCore {
+impl Core for grete_facade::Shared {
     fn connected(&self, conn: ConnectionHandle, failed: Option<TransportError>) {
-        {
-            let mut core = self.core.lock();
-            let now = Instant::now();
-            match failed {
-                None => core.client.handle_connected(now, conn),
-                Some(error) => core.client.handle_connect_failed(now, conn, error),
-            }
-        }
-        self.notify.wake_to_drain();
+        self.handle(|c, now| match failed {
+            None => c.handle_connected(now, conn),
+            Some(error) => c.handle_connect_failed(now, conn, error),
+        })
     }
 
     fn data(&self, conn: ConnectionHandle, data: &[u8]) {
-        self.core
-            .lock()
-            .client
-            .handle_data(Instant::now(), conn, data);
-        self.notify.wake_to_drain();
+        self.handle(|c, now| c.handle_data(now, conn, data))
     }
 
     fn closed(&self, conn: ConnectionHandle, error: Option<TransportError>) {
-        self.core
-            .lock()
-            .client
-            .handle_closed(Instant::now(), conn, error);
-        self.notify.wake_to_drain();
+        self.handle(|c, now| c.handle_closed(now, conn, error))
     }
 
     fn transmit(&self, conn: ConnectionHandle, buf: &mut Vec<u8>) -> bool {
-        let got = self
-            .core
-            .lock()
-            .client
-            .poll_transmit_to(Instant::now(), conn, buf);
-        if got {
-            // Sealing batches may have produced reports (acks=0) for the driver to hand out.
-            self.notify.wake_to_drain();
-        }
-        got
+        grete_facade::Shared::transmit(self, conn, buf)
     }
 }
 

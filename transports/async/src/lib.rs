@@ -1,17 +1,11 @@
 //! grete-async: the runtime-generic driver shared by `grete-tokio` and `grete-smol`.
 //!
-//! The driver task owns the IO-free core [`Client`](grete::client::Client): it reads the
-//! clock, feeds it what the connections and the application send, drains it in the
-//! documented order and sleeps until its next timer. Each connection is one task that
-//! connects (TCP, then TLS if configured), then forwards what it reads to the driver and
-//! writes what the driver hands it. The application talks to the driver through
-//! [`KafkaClient`], a cheap handle whose calls are commands with a reply channel.
-//!
-//! A runtime is a small [`Runtime`] implementation (spawn, resolve, TCP connect, timer,
-//! and where the tokio-based ZooKeeper client runs); the driver itself is compiled once,
-//! against `dyn Runtime`, not once per runtime. This crate is an implementation detail:
-//! use `grete-tokio` or `grete-smol`, which give [`KafkaClient`] and [`Topic`] for their
-//! runtime.
+//! The handles and the driver are [`grete_facade`]'s, awaited: this crate adds the driver
+//! task (its wake-ups and timer) and one task per connection (TCP, then TLS if configured).
+//! A runtime is a small [`Runtime`] implementation (spawn, resolve, TCP connect, timer, and
+//! where the tokio-based ZooKeeper client runs); the rest is compiled once, against
+//! `dyn Runtime`. This crate is an implementation detail: use `grete-tokio` or
+//! `grete-smol`, which give [`KafkaClient`] and [`Topic`] for their runtime.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -29,13 +23,24 @@ mod conn;
 mod driver;
 mod producer;
 mod tls;
-#[cfg(feature = "zookeeper")]
-mod zk;
 
 pub use client::{KafkaClient, Topic};
 pub use grete;
 pub use grete_facade::{Delivered, Record, SendError};
 pub use producer::{DeliveryFuture, Producer, Reports, SyncProducer};
+
+/// What `grete-tokio` and `grete-smol` both export, besides their runtime.
+pub mod exports {
+    pub use crate::{
+        Delivered, DeliveryFuture, Producer, Record, Reports, Runtime, SendError, SyncProducer,
+    };
+    pub use grete;
+    pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
+    pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
+    pub use grete::config::{self, ClientConfig, TlsConfig};
+    pub use grete::error::{Error, TransportError, TransportErrorKind};
+    pub use grete::producer::{Acks, Partitioning, ProducerConfig};
+}
 
 /// A boxed, sendable future.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
@@ -69,7 +74,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn sleep_until(&self, deadline: Instant) -> BoxFuture<()>;
 
     /// Runs `task`, which needs a tokio context (zookeeper-async), in the background, or
-    /// says why it cannot.
+    /// says why it cannot. By default on a small private tokio runtime.
     #[cfg(feature = "zookeeper")]
-    fn spawn_zookeeper(&self, task: BoxFuture<()>) -> Result<(), String>;
+    fn spawn_zookeeper(&self, task: BoxFuture<()>) -> Result<(), String> {
+        grete_facade::zk::spawn_private(task)
+    }
 }

@@ -27,8 +27,6 @@ use crate::Runtime;
 pub struct Producer {
     handle: ProducerHandle,
     rt: Arc<dyn Runtime>,
-    /// Keeps the driver running while the producer is used.
-    _client: Arc<dyn Send + Sync>,
 }
 
 impl fmt::Debug for Producer {
@@ -40,16 +38,8 @@ impl fmt::Debug for Producer {
 }
 
 impl Producer {
-    pub(crate) fn new(
-        handle: ProducerHandle,
-        rt: Arc<dyn Runtime>,
-        client: Arc<dyn Send + Sync>,
-    ) -> Producer {
-        Producer {
-            handle,
-            rt,
-            _client: client,
-        }
+    pub(crate) fn new(handle: ProducerHandle, rt: Arc<dyn Runtime>) -> Producer {
+        Producer { handle, rt }
     }
 
     /// Queues a record; with `block_on_queue_full` waits for room when the queue is full,

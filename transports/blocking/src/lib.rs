@@ -1,14 +1,12 @@
 //! grete-blocking: drives the IO-free [grete] core with std threads and blocking sockets.
 //!
-//! The core [`Client`] lives behind one lock (in
-//! [`grete_facade::Shared`]), shared by a driver thread and the application's handles. The
-//! driver locks it for each input (bytes read, a connection opened or lost, a timer, an
-//! operation started) and the drain that follows, and never does IO while holding it: each
-//! connection has a reader thread (which first connects, bounded by `connect_timeout`, and
-//! runs the TLS handshake with rustls if `tls` is configured) and a writer thread fed
-//! through a channel, so neither the driver nor a producer ever waits on a socket.
-//! ZooKeeper bootstrap (feature `zookeeper`, on by default) runs zookeeper-async on a
-//! private current-thread tokio runtime in one more thread.
+//! The handles and the driver's logic are [`grete_facade`]'s, waited on by parking the
+//! calling thread. This crate adds a driver thread (timers, IO instructions, callbacks)
+//! and two threads per connection: a reader (which first connects, bounded by
+//! `connect_timeout`, and runs the TLS handshake with rustls if `tls` is configured) and a
+//! writer, so neither the driver nor a producer ever waits on a socket. ZooKeeper
+//! bootstrap (feature `zookeeper`, on by default) runs zookeeper-async on a small private
+//! tokio runtime.
 //!
 //! ```no_run
 //! use grete_blocking::{ClientConfig, KafkaClient, Bootstrap, BrokerAddress};
@@ -29,16 +27,10 @@
 //!
 //! # Producing
 //!
-//! [`Topic::producer`] gives a batching [`Producer`]: [`send`](Producer::send) copies the
-//! record into its partition's open batch under the lock and returns at once (it waits
-//! only for room when the queue is full and `block_on_queue_full` is set;
-//! [`try_send`](Producer::try_send) never waits). It wakes the driver only when a batch
-//! opens or fills, and allocates nothing once the producer's buffers have grown. Batches
-//! go when full, when their linger passes, or on [`flush`](Producer::flush). Every record
-//! gets exactly one outcome: [`wait`](DeliveryHandle::wait) on its [`DeliveryHandle`],
-//! and/or read the [`reports`](Producer::reports) iterator (one report per batch).
-//! [`Topic::sync_producer`] gives a [`SyncProducer`], whose `send` returns once the record
-//! is acknowledged. The client's driver keeps running while a producer exists.
+//! [`Topic::producer`] gives a batching [`Producer`] (each record's outcome through its
+//! [`DeliveryHandle`], the [`reports`](Producer::reports) iterator, or a callback);
+//! [`Topic::sync_producer`] a [`SyncProducer`], whose `send` returns once the record is
+//! acknowledged.
 //!
 //! ```no_run
 //! use std::time::{Duration, Instant};
@@ -97,10 +89,9 @@ mod driver;
 mod net;
 mod producer;
 mod tls;
-#[cfg(feature = "zookeeper")]
-mod zk;
 
-use std::sync::mpsc::{self, SyncSender};
+use std::future::Future;
+use std::pin::pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -119,36 +110,22 @@ pub use grete::protocol::messages::{RequestBody, ResponseBody};
 pub use grete_facade::{Delivered, Record, SendError};
 pub use producer::{DeliveryHandle, Producer, Reports, SyncProducer};
 
-use driver::{Driver, Msg};
-use grete::client::{Client, OpId, Output};
-use grete_facade::ProducerHandle;
-
-/// How many messages may wait for the driver before senders block.
-const QUEUE: usize = 1024;
+use grete::client::Client;
+use grete_facade::{block_on, Driver, Owner, ProducerHandle};
 
 /// A Kafka client: a handle on the driver thread. Cheap to clone; the driver stops when
 /// the last handle (and every [`Topic`]) is dropped, or at [`close`](Self::close).
 #[derive(Clone)]
 pub struct KafkaClient {
-    shared: Arc<Shared>,
+    inner: Arc<Inner>,
 }
 
-struct Shared {
-    tx: SyncSender<Msg>,
-    /// The core, shared with the driver and the producers.
-    core: Arc<grete_facade::Shared>,
+struct Inner {
+    shared: Arc<grete_facade::Shared>,
+    owner: Arc<Owner>,
     thread: Mutex<Option<JoinHandle<()>>>,
     /// The longest an operation can take (the core finishes every one by then).
     op_limit: Duration,
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        let (done, _) = mpsc::channel();
-        // The driver drains its queue continuously, so this waits briefly at most; it
-        // fails at once if the driver is gone.
-        let _ = self.tx.send(Msg::Close(done));
-    }
 }
 
 impl std::fmt::Debug for KafkaClient {
@@ -166,18 +143,24 @@ impl KafkaClient {
             None => None,
         };
         let op_limit = config.request_timeout + config.connect_timeout + Duration::from_secs(5);
+        let zk = driver::zookeeper(&config);
         let client = Client::new(config)?;
-        let (tx, rx) = mpsc::sync_channel(QUEUE);
-        let core = driver::share(client, tx.clone());
-        let driver = Driver::new(core.clone(), rx, tx.clone(), tls);
+        let threads = driver::Threads {
+            connect_timeout: client.config().connect_timeout,
+            write_timeout: client.config().write_timeout(),
+            shared: grete_facade::Shared::new(client, || {}),
+            tls,
+        };
+        let shared = threads.shared.clone();
+        let driver = Driver::new(shared.clone(), threads, zk);
         let thread = thread::Builder::new()
             .name("grete-driver".into())
-            .spawn(move || driver.run())
+            .spawn(move || driver::run(driver))
             .map_err(|e| Error::Transport(TransportError::from(e)))?;
         let client = KafkaClient {
-            shared: Arc::new(Shared {
-                tx,
-                core,
+            inner: Arc::new(Inner {
+                owner: Owner::new(&shared),
+                shared,
                 thread: Mutex::new(Some(thread)),
                 op_limit,
             }),
@@ -191,62 +174,51 @@ impl KafkaClient {
         }
     }
 
-    /// Starts an operation on the shared core and waits for its result (parked with a
-    /// waker; no channel message). The core finishes every operation by its deadline;
-    /// `op_limit` is only a safety net against a driver that stopped.
-    fn op(&self, start: impl FnOnce(&mut Client, Instant) -> OpId) -> Result<Output, Error> {
-        let core = &self.shared.core;
-        let op = core.start_op(start)?;
-        let deadline = Instant::now() + self.shared.op_limit;
-        match grete_facade::block_on(Some(deadline), |cx| core.poll_op(cx, op)) {
-            Some(result) => result,
-            None => {
-                core.forget_op(op);
-                Err(Error::timeout("operation (driver unresponsive)"))
-            }
-        }
+    fn shared(&self) -> &grete_facade::Shared {
+        &self.inner.shared
+    }
+
+    /// Waits for one of the facade's calls. The core finishes every operation by its
+    /// deadline; `op_limit` is only a safety net against a driver that stopped.
+    fn wait<T>(&self, call: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
+        let mut call = pin!(call);
+        let deadline = Instant::now() + self.inner.op_limit;
+        block_on(Some(deadline), |cx| call.as_mut().poll(cx))
+            .unwrap_or_else(|| Err(Error::timeout("operation (driver unresponsive)")))
     }
 
     /// Topic names from the cached metadata.
     pub fn topics(&self) -> Vec<String> {
-        self.with_cluster(|c| c.topics().map(|t| t.name.clone()).collect())
+        self.shared().topics()
     }
 
     /// The brokers from the cached metadata.
     pub fn brokers(&self) -> Vec<BrokerInfo> {
-        self.with_cluster(|c| c.brokers().cloned().collect())
+        self.shared().brokers()
     }
 
     /// A snapshot of the metadata cache.
     pub fn cluster(&self) -> Cluster {
-        self.with_cluster(Cluster::clone)
+        self.shared().cluster()
     }
 
     /// The metadata cache as the driver shares it: the same `Arc` until the cache changes,
     /// never copied to read it.
     pub fn cluster_snapshot(&self) -> Arc<Cluster> {
-        self.shared.core.cluster_snapshot()
-    }
-
-    fn with_cluster<T>(&self, f: impl FnOnce(&Cluster) -> T) -> T {
-        f(&self.cluster_snapshot())
+        self.shared().cluster_snapshot()
     }
 
     /// Refreshes the metadata of all topics.
     pub fn update_cluster(&self) -> Result<(), Error> {
-        self.op(|c, now| c.update_cluster(now)).map(|_| ())
+        self.wait(self.shared().update_cluster())
     }
 
     /// The metadata of topic `name`, asking the broker for it (which auto-creates it where
     /// the broker allows).
     pub fn topic(&self, name: &str) -> Result<Topic, Error> {
-        let wanted = name.to_owned();
-        let names = vec![wanted.clone()];
-        let out = self.op(move |c, now| c.topic_metadata(now, names, true))?;
-        let partitions = self.with_cluster(|c| out.into_topic_partitions(&wanted, c))?;
         Ok(Topic {
-            name: wanted,
-            partitions,
+            partitions: self.wait(self.shared().topic_partitions(name))?,
+            name: name.to_owned(),
             client: self.clone(),
         })
     }
@@ -257,8 +229,7 @@ impl KafkaClient {
         topics: Vec<NewTopic>,
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
-        self.op(move |c, now| c.create_topics(now, topics, timeout))?
-            .into_topics()
+        self.wait(self.shared().create_topics(topics, timeout))
     }
 
     /// Deletes topics (through the controller); one result per topic.
@@ -267,25 +238,23 @@ impl KafkaClient {
         names: Vec<String>,
         timeout: Duration,
     ) -> Result<Vec<TopicResult>, Error> {
-        self.op(move |c, now| c.delete_topics(now, names, timeout))?
-            .into_topics()
+        self.wait(self.shared().delete_topics(names, timeout))
     }
 
     /// Sends any request to `target` and returns the broker's response (the escape hatch).
     pub fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
-        self.op(move |c, now| c.send(now, target, body))?
-            .into_response()
+        self.wait(self.shared().send(target, body))
     }
 
     /// Closes the client: unfinished operations fail with `Error::Misuse`, connections
     /// close, and the driver thread ends before this returns.
     pub fn close(self) {
-        let (done, rx) = mpsc::channel();
-        if self.shared.tx.send(Msg::Close(done)).is_ok() {
-            let _ = rx.recv_timeout(Duration::from_secs(10));
-        }
+        let shared = self.shared();
+        shared.request_close();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        block_on(Some(deadline), |cx| shared.poll_stopped(cx));
         let thread = self
-            .shared
+            .inner
             .thread
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
@@ -293,16 +262,6 @@ impl KafkaClient {
         if let Some(t) = thread {
             let _ = t.join();
         }
-    }
-
-    fn offsets(
-        &self,
-        topic: &str,
-        partitions: Vec<(i32, i64)>,
-    ) -> Result<Vec<PartitionOffset>, Error> {
-        let topic = topic.to_owned();
-        self.op(move |c, now| c.list_offsets(now, &topic, partitions))?
-            .into_offsets()
     }
 }
 
@@ -339,12 +298,8 @@ impl Topic {
     /// brokers with timestamps (0.10.1+); on 0.9, the start of the last segment before
     /// it. `-1` and `-2` mean latest and earliest.
     pub fn offsets_before(&self, timestamp_ms: i64) -> Result<Vec<PartitionOffset>, Error> {
-        let partitions = self
-            .partitions
-            .iter()
-            .map(|p| (p.id, timestamp_ms))
-            .collect();
-        self.client.offsets(&self.name, partitions)
+        let shared = self.client.shared();
+        (self.client).wait(shared.offsets_before(&self.name, &self.partitions, timestamp_ms))
     }
 
     /// A batching producer for this topic (see [`Producer`]). Its batches are written in
@@ -352,8 +307,10 @@ impl Topic {
     /// 0.11+), with idempotence where the brokers support it unless the configuration
     /// says otherwise. The client's driver keeps running while the producer exists.
     pub fn producer(&self, config: ProducerConfig) -> Result<Producer, Error> {
-        let handle = ProducerHandle::start(&self.client.shared.core, &self.name, config)?;
-        Ok(Producer::new(handle, self.client.clone()))
+        let handle = ProducerHandle::start(&self.client.inner.shared, &self.name, config)?;
+        Ok(Producer::new(
+            handle.keeping(self.client.inner.owner.clone()),
+        ))
     }
 
     /// A producer whose `send` returns once the record is acknowledged (PyKafka's

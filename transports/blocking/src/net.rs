@@ -1,13 +1,12 @@
-//! Connections: a thread per connection attempt that connects (bounded by
-//! `connect_timeout`), runs the TLS handshake if configured, then stays on as the
-//! connection's reader, handing what it reads to the shared core from one reused buffer;
-//! a writer thread per connection, nudged by the driver, pulls the bytes to write from the
-//! core when it is idle (that is when producers' batches are sealed), so the driver never
-//! blocks on a socket and nobody writes while holding the core's lock.
+//! Connections: a thread per connection that connects (bounded by `connect_timeout`), runs
+//! the TLS handshake if configured, then stays on as its reader, handing reads to the core
+//! from one reused buffer; a writer thread, nudged by the driver, pulls bytes from the core
+//! when idle. Both report how the connection ended to the core themselves.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
-use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -15,34 +14,54 @@ use std::time::{Duration, Instant};
 use grete::client::ConnectionHandle;
 use grete::config::TlsConfig;
 use grete::error::{TransportError, TransportErrorKind};
+use grete_facade::Shared;
 use rustls::ClientConnection;
 
-use crate::driver::Msg;
 use crate::tls;
 
 /// The largest single read from a socket.
 const READ_BUF: usize = 64 * 1024;
 
-/// What the driver keeps of an open connection.
-#[derive(Debug)]
+/// What the driver keeps of a connection: its socket once connected (to shut it down)
+/// and the writer's nudge.
+#[derive(Debug, Default)]
 pub struct Link {
-    /// Nudges the writer: the core may have bytes for it.
-    writer: Sender<()>,
-    /// A handle on the socket, to shut it down.
-    socket: TcpStream,
+    open: Mutex<Option<(TcpStream, Sender<()>)>>,
+    closed: AtomicBool,
+}
+
+impl grete_facade::Link for Link {
+    fn wake_writer(&self) {
+        if let Some((_, writer)) = &*self.open.lock().unwrap_or_else(PoisonError::into_inner) {
+            // A closed writer reports the closure itself.
+            let _ = writer.send(());
+        }
+    }
+
+    /// The reader wakes up with an error, and the writer stops once the reader is gone.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        let open = self
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some((socket, _)) = open {
+            let _ = socket.shutdown(Shutdown::Both);
+        }
+    }
 }
 
 impl Link {
-    /// The core may have bytes for this connection: an idle writer asks for them.
-    pub fn nudge(&self) {
-        // A closed writer reports the closure itself.
-        let _ = self.writer.send(());
-    }
-
-    /// Closes the connection: the writer stops, the reader wakes up with an error.
-    pub fn close(self) {
-        drop(self.writer);
-        let _ = self.socket.shutdown(Shutdown::Both);
+    /// Connected: keeps the socket and the writer's nudge; `false` if the driver closed
+    /// the connection meanwhile.
+    fn opened(&self, socket: TcpStream, writer: Sender<()>) -> bool {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.closed.load(Ordering::Acquire) {
+            return false;
+        }
+        *open = Some((socket, writer));
+        true
     }
 }
 
@@ -55,121 +74,87 @@ pub struct Dial {
     pub write_timeout: Duration,
     pub tls: Option<(Arc<rustls::ClientConfig>, TlsConfig)>,
     /// Where reads go and writes come from.
-    pub core: Arc<grete_facade::Shared>,
+    pub core: Arc<Shared>,
+    /// What the driver closes it by.
+    pub link: Arc<Link>,
 }
 
-/// Starts a connection attempt; the outcome and then everything read arrive at `driver`.
-pub fn dial(dial: Dial, driver: SyncSender<Msg>) {
-    let conn = dial.conn;
+/// Starts a connection attempt.
+pub fn dial(dial: Dial) {
+    let (conn, core) = (dial.conn, dial.core.clone());
     let name = format!("grete-conn-{}", conn.0);
-    let spawned = thread::Builder::new().name(name).spawn({
-        let driver = driver.clone();
-        move || run_connection(dial, driver)
-    });
-    if let Err(e) = spawned {
-        // No thread for it: report the failure from here (the driver's channel has room or
-        // the application is dropping the client anyway).
-        let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(conn, TransportError::from(e))));
+    if let Err(e) = thread::Builder::new()
+        .name(name)
+        .spawn(move || run_connection(dial))
+    {
+        failed(&core, conn, TransportError::from(e));
     }
 }
 
-/// Messages from connection threads to the driver.
-#[derive(Debug)]
-pub enum IoMsg {
-    Connected(ConnectionHandle, Link),
-    ConnectFailed(ConnectionHandle, TransportError),
-    Closed(ConnectionHandle, Option<TransportError>),
+fn failed(core: &Shared, conn: ConnectionHandle, error: TransportError) {
+    core.handle(|c, now| c.handle_connect_failed(now, conn, error));
 }
 
-fn run_connection(dial: Dial, driver: SyncSender<Msg>) {
-    let conn = dial.conn;
+fn run_connection(dial: Dial) {
     let deadline = Instant::now() + dial.connect_timeout;
-    let stream = match open(&dial.host, dial.port, deadline) {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(conn, e)));
-            return;
-        }
-    };
-    let _ = stream.set_nodelay(true);
-    let session = match &dial.tls {
-        None => None,
-        Some((config, tls_config)) => {
-            let mut s = stream;
-            match tls::handshake(config.clone(), tls_config, &dial.host, &mut s, deadline) {
-                Ok(session) => {
-                    let _ = s.set_read_timeout(None);
-                    return finish(dial, s, Some(session), driver);
-                }
-                Err(e) => {
-                    let _ = s.shutdown(Shutdown::Both);
-                    let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(conn, e)));
-                    return;
-                }
+    let connected = open(&dial.host, dial.port, deadline).and_then(|mut stream| {
+        let _ = stream.set_nodelay(true);
+        let Some((config, tls)) = &dial.tls else {
+            return Ok((stream, None));
+        };
+        match tls::handshake(config.clone(), tls, &dial.host, &mut stream, deadline) {
+            Ok(session) => {
+                let _ = stream.set_read_timeout(None);
+                Ok((stream, Some(session)))
+            }
+            Err(e) => {
+                let _ = stream.shutdown(Shutdown::Both);
+                Err(e)
             }
         }
-    };
-    finish(dial, stream, session, driver);
+    });
+    match connected {
+        Ok((stream, session)) => finish(dial, stream, session),
+        Err(e) => failed(&dial.core, dial.conn, e),
+    }
 }
 
 /// Connected (and through the handshake): start the writer, tell the driver, then read.
-fn finish(
-    dial: Dial,
-    stream: TcpStream,
-    session: Option<ClientConnection>,
-    driver: SyncSender<Msg>,
-) {
+fn finish(dial: Dial, stream: TcpStream, session: Option<ClientConnection>) {
     let conn = dial.conn;
     let clones = (stream.try_clone(), stream.try_clone());
     let (Ok(write_half), Ok(handle)) = clones else {
-        let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(
+        let kind = TransportErrorKind::Io(ErrorKind::Other);
+        return failed(
+            &dial.core,
             conn,
-            TransportError::new(
-                TransportErrorKind::Io(ErrorKind::Other),
-                "cannot duplicate the socket",
-            ),
-        )));
-        return;
+            TransportError::new(kind, "cannot duplicate the socket"),
+        );
     };
     let _ = write_half.set_write_timeout(Some(dial.write_timeout.max(Duration::from_millis(1))));
     let session = session.map(|s| Arc::new(Mutex::new(s)));
     let (tx, rx) = mpsc::channel::<()>();
     let writer = {
-        let driver = driver.clone();
         let session = session.clone();
-        let nudge = tx.clone();
         let core = dial.core.clone();
         thread::Builder::new()
             .name(format!("grete-write-{}", conn.0))
-            .spawn(move || run_writer(conn, write_half, session, rx, &core, driver))
-            .map(|_| nudge)
+            .spawn(move || run_writer(conn, write_half, session, rx, &core))
     };
-    let nudge = match writer {
-        Ok(n) => n,
-        Err(e) => {
-            let _ = stream.shutdown(Shutdown::Both);
-            let _ = driver.send(Msg::Io(IoMsg::ConnectFailed(conn, TransportError::from(e))));
-            return;
-        }
-    };
-    let link = Link {
-        writer: tx,
-        socket: handle,
-    };
-    // Tell the core before reading anything (a peer may speak first), and let the writer
-    // send what the core has for the new connection (ApiVersions, SASL); the driver only
-    // keeps the link, to close it.
-    dial.core
-        .lock()
-        .client
-        .handle_connected(Instant::now(), conn);
-    link.nudge();
-    let _ = driver.try_send(Msg::Drain);
-    if driver.send(Msg::Io(IoMsg::Connected(conn, link))).is_err() {
+    if let Err(e) = writer {
+        let _ = stream.shutdown(Shutdown::Both);
+        return failed(&dial.core, conn, TransportError::from(e));
+    }
+    let nudge = tx.clone();
+    if !dial.link.opened(handle, tx) {
         let _ = stream.shutdown(Shutdown::Both);
         return;
     }
-    run_reader(conn, stream, session, nudge, &dial.core, driver);
+    // Tell the core before reading anything (a peer may speak first), and let the writer
+    // send what the core has for the new connection (ApiVersions, SASL).
+    dial.core.handle(|c, now| c.handle_connected(now, conn));
+    grete_facade::Link::wake_writer(&*dial.link);
+    run_reader(conn, stream, session, nudge, &dial.core);
 }
 
 /// Resolves `host:port`, giving up at `deadline`. The system resolver cannot be
@@ -251,8 +236,7 @@ fn run_reader(
     mut stream: TcpStream,
     session: Option<Arc<Mutex<ClientConnection>>>,
     nudge: Sender<()>,
-    core: &grete_facade::Shared,
-    driver: SyncSender<Msg>,
+    core: &Shared,
 ) {
     let mut buf = vec![0u8; READ_BUF];
     let error = loop {
@@ -282,14 +266,11 @@ fn run_reader(
         let data = plain.as_deref().unwrap_or(&buf[..n]);
         if !data.is_empty() {
             // Straight to the core (no copy, no message), then the driver drains it.
-            core.lock().client.handle_data(Instant::now(), conn, data);
-            // It drove the client already: the driver only drains (a full channel means
-            // it is busy and will).
-            let _ = driver.try_send(Msg::Drain);
+            core.handle(|c, now| c.handle_data(now, conn, data));
         }
     };
     let _ = stream.shutdown(Shutdown::Both);
-    let _ = driver.send(Msg::Io(IoMsg::Closed(conn, Some(error))));
+    core.handle(|c, now| c.handle_closed(now, conn, Some(error)));
 }
 
 fn run_writer(
@@ -297,24 +278,16 @@ fn run_writer(
     mut stream: TcpStream,
     session: Option<Arc<Mutex<ClientConnection>>>,
     rx: Receiver<()>,
-    core: &grete_facade::Shared,
-    driver: SyncSender<Msg>,
+    core: &Shared,
 ) {
     let mut bytes = Vec::new();
-    // Ends when the driver drops its sender (close) and the reader's nudge sender goes.
+    // Ends once the link is closed and the reader gone (their senders dropped).
     while rx.recv().is_ok() {
         while rx.try_recv().is_ok() {}
-        // Idle: ask the core until it has nothing more (never writing under its lock).
+        // Idle: ask the core until it has nothing more.
         loop {
             bytes.clear();
-            let got = core
-                .lock()
-                .client
-                .poll_transmit_to(Instant::now(), conn, &mut bytes);
-            if got {
-                // Sealing batches may have produced reports (acks=0) to hand out.
-                let _ = driver.try_send(Msg::Drain);
-            }
+            let got = core.transmit(conn, &mut bytes);
             let result = match &session {
                 None if bytes.is_empty() => Ok(()),
                 None => write(&mut stream, &bytes),
@@ -334,8 +307,7 @@ fn run_writer(
             };
             if let Err(e) = result {
                 let _ = stream.shutdown(Shutdown::Both);
-                let _ = driver.send(Msg::Io(IoMsg::Closed(conn, Some(e))));
-                return;
+                return core.handle(|c, now| c.handle_closed(now, conn, Some(e)));
             }
             if !got {
                 break;

@@ -9,8 +9,6 @@ use std::time::{Duration, Instant};
 use grete::client::{DeliveryError, DeliveryReport, ProduceError, RecordId};
 use grete_facade::{block_on, Delivered, ProducerHandle, Record, SendError};
 
-use crate::KafkaClient;
-
 /// A batching producer for one topic (`Topic::producer`). Cheap to clone and to share
 /// between threads; every clone appends to the same batches.
 ///
@@ -23,8 +21,6 @@ use crate::KafkaClient;
 #[derive(Clone)]
 pub struct Producer {
     handle: ProducerHandle,
-    /// Keeps the driver running while the producer is used.
-    _client: KafkaClient,
 }
 
 impl fmt::Debug for Producer {
@@ -41,11 +37,8 @@ fn forever<T>(value: Option<T>) -> T {
 }
 
 impl Producer {
-    pub(crate) fn new(handle: ProducerHandle, client: KafkaClient) -> Producer {
-        Producer {
-            handle,
-            _client: client,
-        }
+    pub(crate) fn new(handle: ProducerHandle) -> Producer {
+        Producer { handle }
     }
 
     /// Queues a record; with `block_on_queue_full` waits for room when the queue is full,

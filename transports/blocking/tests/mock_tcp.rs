@@ -1,31 +1,16 @@
-//! grete-blocking against grete's in-memory mock cluster served over real TCP sockets on
-//! 127.0.0.1: runs everywhere (no brokers needed) and exercises the threads, the sockets
-//! and the driver loop with several brokers, admin requests and broker failures.
+//! grete-blocking's threads sharing one client, against grete's in-memory mock cluster
+//! served over TCP on 127.0.0.1: many callers at once, and callers served while another
+//! waits on a peer that never reads (what every transport is tested for is in the shared
+//! suite, `suite_blocking.rs`).
 
 mod common;
-use common::mock::{client, MockServer};
-use common::open_sockets_to;
+use common::{client, open_sockets_to, MockServer};
 
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use grete::mock::MockConfig;
-use grete::protocol::records::Record;
-use grete_blocking::{
-    Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, KafkaClient, NewTopic,
-};
-
-fn records(n: i64) -> Vec<Record> {
-    (0..n)
-        .map(|i| Record {
-            offset: i,
-            value: Some(Bytes::from_static(b"x")),
-            ..Default::default()
-        })
-        .collect()
-}
+use grete_blocking::{Bootstrap, BrokerAddress, ClientConfig, KafkaClient};
 
 fn latest(topic: &grete_blocking::Topic) -> Vec<(i32, i64)> {
     topic
@@ -37,122 +22,8 @@ fn latest(topic: &grete_blocking::Topic) -> Vec<(i32, i64)> {
 }
 
 #[test]
-fn three_brokers_topics_offsets_and_admin() {
-    let server = MockServer::start(MockConfig::new(3).with_topic("events", 4, 2));
-    for p in 0..4 {
-        let now = Instant::now();
-        server
-            .cluster()
-            .append_records(now, "events", p, &records(i64::from(p) + 1))
-            .expect("append");
-    }
-    let client = client(&server);
-    assert_eq!(client.brokers().len(), 3);
-    assert_eq!(client.topics(), vec!["events".to_owned()]);
-    let topic = client.topic("events").expect("topic");
-    assert_eq!(topic.partitions().len(), 4);
-    assert_eq!(latest(&topic), vec![(0, 1), (1, 2), (2, 3), (3, 4)]);
-    let earliest: Vec<i64> = topic
-        .earliest_offsets()
-        .unwrap()
-        .into_iter()
-        .map(|o| o.result.unwrap())
-        .collect();
-    assert_eq!(earliest, vec![0; 4]);
-
-    let created = client
-        .create_topics(
-            vec![NewTopic {
-                name: "made".into(),
-                num_partitions: 2,
-                replication_factor: 3,
-                configs: Vec::new(),
-            }],
-            Duration::from_secs(5),
-        )
-        .expect("create");
-    assert_eq!(created[0].error, None);
-    client.update_cluster().unwrap();
-    assert!(client.topics().contains(&"made".to_owned()));
-    assert_eq!(server.cluster().partition_count("made"), Some(2));
-    let deleted = client
-        .delete_topics(vec!["made".into()], Duration::from_secs(5))
-        .expect("delete");
-    assert_eq!(deleted[0].error, None);
-    client.update_cluster().unwrap();
-    assert!(!client.topics().contains(&"made".to_owned()));
-    client.close();
-}
-
-/// Issue #6, item 7: the driver copied the whole cluster into the handles' snapshot after
-/// every operation. Operations that leave the metadata alone now share one.
-#[test]
-fn cluster_is_not_copied_after_every_operation() {
-    let server = MockServer::start(MockConfig::new(3).with_topic("events", 4, 2));
-    let client = KafkaClient::connect(ClientConfig {
-        bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&server.bootstrap()).unwrap()),
-        // No refresh by age during the test, however slow the machine.
-        metadata_max_age: Duration::from_secs(24 * 3600),
-        broker_version: BrokerVersion::new(2, 8, 0),
-        ..ClientConfig::default()
-    })
-    .expect("connect");
-    let topic = client.topic("events").expect("topic");
-    let before = client.cluster_snapshot();
-    for _ in 0..20 {
-        assert_eq!(latest(&topic), vec![(0, 0), (1, 0), (2, 0), (3, 0)]);
-    }
-    assert!(Arc::ptr_eq(&before, &client.cluster_snapshot()));
-    // A change is published, once.
-    client.update_cluster().expect("update_cluster");
-    let after = client.cluster_snapshot();
-    assert!(!Arc::ptr_eq(&before, &after));
-    assert!(Arc::ptr_eq(&after, &client.cluster_snapshot()));
-}
-
-#[test]
-fn leader_down_fails_over() {
-    let server = MockServer::start(MockConfig::new(3).with_topic("events", 3, 3));
-    let client = client(&server);
-    let topic = client.topic("events").expect("topic");
-    assert_eq!(latest(&topic), vec![(0, 0), (1, 0), (2, 0)]);
-    let leader = server.cluster().leader("events", 0).unwrap();
-    let now = Instant::now();
-    server.cluster().broker_down(now, leader);
-    // The client sees the connection go, refreshes the metadata and asks the new leader.
-    assert_eq!(latest(&topic), vec![(0, 0), (1, 0), (2, 0)]);
-    client.update_cluster().unwrap();
-    let moved = client.cluster().leader("events", 0);
-    assert!(moved.is_some() && moved != Some(leader), "{moved:?}");
-    client.close();
-}
-
-#[test]
-fn dropping_every_handle_closes_the_connections() {
-    let server = MockServer::start(MockConfig::new(2).with_topic("t", 2, 1));
-    let client = client(&server);
-    let topic = client.topic("t").unwrap();
-    latest(&topic);
-    let open = |s: &MockServer| {
-        let c = s.cluster();
-        c.connection_count(0) + c.connection_count(1)
-    };
-    assert!(open(&server) > 0);
-    drop(topic);
-    drop(client);
-    let start = Instant::now();
-    while open(&server) > 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "connections stay open"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-#[test]
 fn many_threads_share_one_client() {
-    let server = MockServer::start(MockConfig::new(3).with_topic("events", 6, 2));
+    let server = MockServer::start(3, |c| c.with_topic("events", 6, 2));
     let client = client(&server);
     let handles: Vec<_> = (0..8)
         .map(|_| {
@@ -176,7 +47,7 @@ fn a_peer_that_never_reads_does_not_block_the_driver() {
     use grete::protocol::messages::{produce_request, ProduceRequest};
     use grete_blocking::{RequestBody, Target};
 
-    let server = MockServer::start_with(MockConfig::new(2).with_topic("t", 2, 1), &[1]);
+    let server = MockServer::start_with(2, &[1], |c| c.with_topic("t", 2, 1));
     // As for a 0.9 broker: no ApiVersions probe, so the connection to broker 1 is ready at
     // once and the big write starts right away.
     let client = KafkaClient::connect(ClientConfig {

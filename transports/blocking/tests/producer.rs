@@ -1,20 +1,13 @@
-//! grete-blocking's producers against the mock cluster served over TCP on 127.0.0.1 (the
-//! interop tests against real brokers are in `real_brokers.rs`). The broker-down body is
-//! shared with the async transports (`transports/testsupport/producing.rs`).
+//! grete-blocking's producer API against the mock cluster served over TCP on 127.0.0.1
+//! (the producer tests every transport runs are in the shared suite, `suite_blocking.rs`).
 
 mod common;
-use common::mock::{client, MockServer};
-use common::open_sockets_to;
-use common::producing::{self, ready};
+use common::{client, open_sockets_to, MockServer};
 
 use std::thread;
 use std::time::{Duration, Instant};
 
-use grete::mock::MockConfig;
-use grete_blocking::{
-    Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, Delivered, KafkaClient, ProduceError,
-    ProducerConfig, Record, Topic,
-};
+use grete_blocking::{Delivered, KafkaClient, ProduceError, ProducerConfig, Record, Topic};
 
 /// What the mock tests use: a linger long enough that only a flush or a full batch sends.
 fn held(config: ProducerConfig) -> ProducerConfig {
@@ -28,34 +21,10 @@ fn held(config: ProducerConfig) -> ProducerConfig {
 /// brokers), a client of it, and the topic.
 fn mock(brokers: usize, partitions: i32) -> (MockServer, KafkaClient, Topic) {
     let rf = i16::try_from(brokers).expect("a few brokers");
-    let server = MockServer::start(MockConfig::new(brokers).with_topic("t", partitions, rf));
+    let server = MockServer::start(brokers, |c| c.with_topic("t", partitions, rf));
     let client = client(&server);
     let topic = client.topic("t").expect("topic");
     (server, client, topic)
-}
-
-#[test]
-fn mock_cluster_over_tcp_producer_survives_a_broker_down() {
-    let server = MockServer::start(MockConfig::new(3).with_topic("t", 4, 3));
-    let client = KafkaClient::connect(ClientConfig {
-        bootstrap: Bootstrap::Brokers(BrokerAddress::parse(&server.bootstrap()).unwrap()),
-        broker_version: BrokerVersion::new(2, 8, 0),
-        request_timeout: Duration::from_secs(3),
-        connect_timeout: Duration::from_secs(2),
-        reconnect_backoff: Duration::from_millis(50),
-        reconnect_backoff_max: Duration::from_millis(200),
-        ..ClientConfig::default()
-    })
-    .expect("connect");
-    let topic = client.topic("t").expect("topic");
-    let producer = topic.producer(ProducerConfig::default()).expect("producer");
-    let leader = topic.partitions()[0].leader.expect("leader");
-    ready(producing::through_a_broker_down(
-        producer,
-        || server.cluster().broker_down(Instant::now(), leader),
-        || (0..4).map(|p| server.cluster().records("t", p).len()).sum(),
-    ));
-    client.close();
 }
 
 #[test]

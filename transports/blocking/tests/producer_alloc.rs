@@ -1,61 +1,23 @@
 //! The producer's hot path allocates nothing per record, counted with a global allocator,
 //! not claimed: `try_send` (and `send` when there is room) takes the core's lock, appends
 //! the record to its partition's open batch (`Client::produce` → `Producer::produce` →
-//! `BatchBuilder::append`) and at most wakes the driver with a message on a bounded
-//! channel. Against the mock cluster served over TCP on 127.0.0.1.
+//! `BatchBuilder::append`) and at most wakes the driver (a flag and a waker). Against the
+//! mock cluster served over TCP on 127.0.0.1.
 //!
 //! Only the sending thread's allocations count (a thread-local flag, set around the
 //! measured loop): the driver, the connection threads and the mock brokers allocate for
 //! requests and responses, per batch, and are not the hot path.
 
 mod common;
-use common::mock::{client, MockServer};
+use common::{client, MockServer};
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use grete::mock::MockConfig;
 use grete_blocking::{ProduceError, Producer, ProducerConfig, Record};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    /// Whether this thread's allocations count (a const thread-local: reading it never
-    /// allocates).
-    static COUNTED: Cell<bool> = const { Cell::new(false) };
-}
-
-fn note() {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note();
-        unsafe { System.alloc_zeroed(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note();
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "../../testsupport/alloc.rs"]
+mod alloc;
 
 const WARM_UP: u32 = 20_000;
 const TRY_SEND: u32 = 50_000;
@@ -70,29 +32,28 @@ const LIMIT: Duration = Duration::from_secs(240);
 fn counted(producer: &Producer, from: u32, to: u32, blocking: bool, end: Instant) -> (u64, bool) {
     let value = [0x5a_u8; 100];
     let mut full = false;
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
-    COUNTED.with(|c| c.set(true));
-    for i in from..to {
-        let key = i.to_be_bytes();
-        let record = Record::keyed(&key, &value);
-        if blocking {
-            let _ = producer.send(record).expect("send");
-            continue;
-        }
-        loop {
-            match producer.try_send(record) {
-                Ok(_) => break,
-                Err(ProduceError::QueueFull { .. }) => {
-                    full = true;
-                    assert!(Instant::now() < end, "the queue stays full");
-                    thread::sleep(Duration::from_millis(1));
+    let (allocations, ()) = alloc::counting(|| {
+        for i in from..to {
+            let key = i.to_be_bytes();
+            let record = Record::keyed(&key, &value);
+            if blocking {
+                let _ = producer.send(record).expect("send");
+                continue;
+            }
+            loop {
+                match producer.try_send(record) {
+                    Ok(_) => break,
+                    Err(ProduceError::QueueFull { .. }) => {
+                        full = true;
+                        assert!(Instant::now() < end, "the queue stays full");
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    Err(e) => panic!("try_send: {e}"),
                 }
-                Err(e) => panic!("try_send: {e}"),
             }
         }
-    }
-    COUNTED.with(|c| c.set(false));
-    (ALLOCATIONS.load(Ordering::Relaxed) - before, full)
+    });
+    (allocations, full)
 }
 
 /// The assertion: at most one allocation per 1,000 records on the sending thread. One
@@ -107,7 +68,7 @@ fn counted(producer: &Producer, from: u32, to: u32, blocking: bool, end: Instant
 #[test]
 fn sending_a_record_allocates_nothing_in_steady_state() {
     let end = Instant::now() + LIMIT;
-    let server = MockServer::start(MockConfig::new(1).with_topic("t", 1, 1));
+    let server = MockServer::start(1, |c| c.with_topic("t", 1, 1));
     let client = client(&server);
     let topic = client.topic("t").expect("topic");
     let producer = topic
@@ -149,6 +110,7 @@ fn sending_a_record_allocates_nothing_in_steady_state() {
 
     // Every record is delivered, once.
     assert_eq!(producer.close(Duration::from_secs(60)), 0);
-    assert_eq!(server.cluster().records("t", 0).len(), sent as usize);
+    let written = server.with_cluster(|c, _| c.records("t", 0).len());
+    assert_eq!(written, sent as usize);
     client.close();
 }

@@ -8,16 +8,23 @@
 //! the handles lock it to append a record (O(1), no channel message) and wake the driver
 //! only when a batch opened or filled.
 //!
-//! Everything here is `poll`-shaped (`std::task::Context` and `Poll`): the async
-//! transports await it, the blocking one parks its thread with a waker that unparks it
-//! ([`ThreadWaker`]). The runtimes add only sockets, timers and spawning.
+//! Everything here is `poll`-shaped or a future: the async transports await it, the
+//! blocking one parks its thread with a waker that unparks it ([`block_on`]). The client's
+//! calls are written once in [`admin`]; the driver (wake-ups, drain, timers, IO
+//! instructions, closing) in [`driver`]; the ZooKeeper reads in [`zk`]. A transport adds
+//! only sockets (a [`Transport`] opening connections as tasks or threads), its timer and
+//! its spawning.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod driver;
+pub mod zk;
+
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::{Context, Poll, Waker};
 use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -28,6 +35,8 @@ use grete::client::{
 use grete::cluster::Cluster;
 use grete::error::Error;
 use grete::producer::ProducerConfig;
+
+pub use driver::{Driver, Input, Link, Owner, Transport};
 
 /// How many batch reports each partition's book keeps for records whose outcome is asked
 /// for later (a handle awaited long after its record was acknowledged).
@@ -40,7 +49,9 @@ pub const STREAM_REPORTS: usize = 4096;
 /// The core and the application's waiting state, behind one lock.
 pub struct Shared {
     core: Mutex<Core>,
-    wake_driver: Box<dyn Fn() + Send + Sync>,
+    signals: driver::Signals,
+    /// Called on each [`wake_driver`](Self::wake_driver), besides waking the driver.
+    on_wake: Box<dyn Fn() + Send + Sync>,
     /// The metadata cache as the handles read it without the core's lock: the same `Arc`
     /// until the cache changes ([`Shared::publish_cluster`]).
     cluster: Mutex<Arc<Cluster>>,
@@ -53,9 +64,9 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    /// Shares `client`; `wake_driver` makes the transport's driver drive the client soon
-    /// (it must not block nor take the lock).
-    pub fn new(client: Client, wake_driver: impl Fn() + Send + Sync + 'static) -> Arc<Shared> {
+    /// Shares `client`, for a [`Driver`]; `on_wake` is called whenever a handle wakes the
+    /// driver (it must not block nor take the lock; drivers pass `|| {}`).
+    pub fn new(client: Client, on_wake: impl Fn() + Send + Sync + 'static) -> Arc<Shared> {
         Arc::new(Shared {
             cluster: Mutex::new(client.cluster_snapshot()),
             core: Mutex::new(Core {
@@ -69,7 +80,8 @@ impl Shared {
                 closed: false,
                 wall_clock: WallClock::default(),
             }),
-            wake_driver: Box::new(wake_driver),
+            signals: driver::Signals::default(),
+            on_wake: Box::new(on_wake),
         })
     }
 
@@ -97,7 +109,8 @@ impl Shared {
 
     /// Asks the driver to drive the client.
     pub fn wake_driver(&self) {
-        (self.wake_driver)()
+        self.signals.raise(|s| &s.drive);
+        (self.on_wake)()
     }
 
     /// Starts an operation (`start` calls one of the client's operation methods) and wakes
@@ -112,13 +125,7 @@ impl Shared {
             return Err(Error::Misuse("the client is closed".into()));
         }
         let op = start(&mut core.client, Instant::now());
-        core.ops.insert(
-            op,
-            OpSlot {
-                waker: None,
-                result: None,
-            },
-        );
+        core.ops.insert(op, OpSlot::default());
         drop(core);
         self.wake_driver();
         Ok(op)
@@ -273,11 +280,6 @@ impl Core {
             }
         }
     }
-
-    /// Whether [`close`](Self::close) was called.
-    pub fn is_closed(&self) -> bool {
-        self.closed
-    }
 }
 
 /// A record to produce. Borrowed: `send` copies it once into its batch.
@@ -323,6 +325,7 @@ pub struct Delivered {
     pub offset: i64,
 }
 
+#[derive(Default)]
 struct OpSlot {
     waker: Option<Waker>,
     result: Option<Result<Output, Error>>,
@@ -342,6 +345,7 @@ struct PartitionBook {
     waiters: Vec<(u64, Waker)>,
 }
 
+#[derive(Default)]
 struct Book {
     partitions: BTreeMap<i32, PartitionBook>,
     stream: VecDeque<DeliveryReport>,
@@ -355,20 +359,6 @@ struct Book {
 }
 
 impl Book {
-    fn new() -> Book {
-        Book {
-            partitions: BTreeMap::new(),
-            stream: VecDeque::new(),
-            lagged: 0,
-            stream_waker: None,
-            room_waiters: Vec::new(),
-            idle_waiters: Vec::new(),
-            failed_records: 0,
-            removed: false,
-            callback: None,
-        }
-    }
-
     fn record(&mut self, report: DeliveryReport, queued: usize) {
         if report.result.is_err() {
             self.failed_records += u64::from(report.count);
@@ -509,6 +499,8 @@ pub struct ProducerHandle {
     shared: Arc<Shared>,
     id: ProducerId,
     block_on_queue_full: bool,
+    /// What keeps the transport's driver running while the producer is used.
+    _driver: Option<Arc<dyn Send + Sync>>,
 }
 
 impl std::fmt::Debug for ProducerHandle {
@@ -532,7 +524,7 @@ impl ProducerHandle {
             return Err(Error::Misuse("the client is closed".into()));
         }
         let id = core.client.add_producer(Instant::now(), topic, config)?;
-        core.books.insert(id, Book::new());
+        core.books.insert(id, Book::default());
         drop(core);
         // It may need a producer id first.
         shared.wake_driver();
@@ -540,7 +532,14 @@ impl ProducerHandle {
             shared: shared.clone(),
             id,
             block_on_queue_full,
+            _driver: None,
         })
+    }
+
+    /// Keeps `driver` (a transport's client handle) alive as long as the producer.
+    pub fn keeping(mut self, driver: Arc<dyn Send + Sync>) -> ProducerHandle {
+        self._driver = Some(driver);
+        self
     }
 
     /// The producer's id in the core.
@@ -744,18 +743,12 @@ impl ProducerHandle {
         self.shared.wake_driver();
         after - before
     }
-
-    /// Forgets the producer's book (its handles then see it closed).
-    pub fn forget(&self) {
-        self.shared.lock().books.remove(&self.id);
-    }
 }
 
-/// A waker that unparks a thread: the blocking transport waits with it.
-#[derive(Debug)]
-pub struct ThreadWaker(pub Thread);
+/// A waker that unparks a thread: [`block_on`] waits with it.
+struct ThreadWaker(Thread);
 
-impl Wake for ThreadWaker {
+impl std::task::Wake for ThreadWaker {
     fn wake(self: Arc<Self>) {
         self.0.unpark();
     }

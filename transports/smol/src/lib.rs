@@ -24,7 +24,8 @@
 //!
 //! ZooKeeper bootstrap (feature `zookeeper`, on by default) uses zookeeper-async, which
 //! only runs on tokio: its futures run on a small private tokio runtime (one worker
-//! thread, started the first time a client bootstraps from ZooKeeper).
+//! thread, started the first time a client bootstraps from ZooKeeper; see
+//! `Runtime::spawn_zookeeper`).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -35,15 +36,7 @@ use std::time::Instant;
 
 use grete_async::{BoxFuture, BoxStream};
 
-pub use grete;
-pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
-pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
-pub use grete::config::{self, ClientConfig, TlsConfig};
-pub use grete::error::{Error, TransportError, TransportErrorKind};
-pub use grete::producer::{Acks, Partitioning, ProducerConfig};
-pub use grete_async::{
-    Delivered, DeliveryFuture, Producer, Record, Reports, Runtime, SendError, SyncProducer,
-};
+pub use grete_async::exports::*;
 
 /// A Kafka client on smol. See [`grete_async::KafkaClient`] for the methods.
 pub type KafkaClient = grete_async::KafkaClient<Smol>;
@@ -77,31 +70,4 @@ impl Runtime for Smol {
             smol::Timer::at(deadline).await;
         })
     }
-
-    #[cfg(feature = "zookeeper")]
-    fn spawn_zookeeper(&self, task: BoxFuture<()>) -> Result<(), String> {
-        let handle = zookeeper_runtime()
-            .map_err(|e| format!("cannot start the private tokio runtime for ZooKeeper: {e}"))?;
-        handle.spawn(task);
-        Ok(())
-    }
-}
-
-/// The private tokio runtime zookeeper-async runs on.
-#[cfg(feature = "zookeeper")]
-fn zookeeper_runtime() -> Result<&'static tokio::runtime::Handle, String> {
-    use std::sync::OnceLock;
-    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
-    RUNTIME
-        .get_or_init(|| {
-            tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(1)
-                .thread_name("grete-smol-zookeeper")
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-        })
-        .as_ref()
-        .map(tokio::runtime::Runtime::handle)
-        .map_err(Clone::clone)
 }

@@ -1,4 +1,4 @@
-//! The shared async transport suite (`transports/async/testsuite/suite.rs`) on smol.
+//! The shared transport suite (`transports/testsupport/suite.rs`) on smol.
 
 use std::future::Future;
 use std::time::Duration;
@@ -30,5 +30,5 @@ fn alive_tasks() -> Option<usize> {
     None
 }
 
-#[path = "../../async/testsuite/suite.rs"]
+#[path = "../../testsupport/suite.rs"]
 mod suite;

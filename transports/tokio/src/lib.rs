@@ -34,15 +34,7 @@ use std::time::Instant;
 use grete_async::{BoxFuture, BoxStream};
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
-pub use grete;
-pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
-pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
-pub use grete::config::{self, ClientConfig, TlsConfig};
-pub use grete::error::{Error, TransportError, TransportErrorKind};
-pub use grete::producer::{Acks, Partitioning, ProducerConfig};
-pub use grete_async::{
-    Delivered, DeliveryFuture, Producer, Record, Reports, Runtime, SendError, SyncProducer,
-};
+pub use grete_async::exports::*;
 
 /// A Kafka client on tokio. See [`grete_async::KafkaClient`] for the methods.
 pub type KafkaClient = grete_async::KafkaClient<Tokio>;

@@ -5,46 +5,13 @@
 //! Needs `GRETE_KAFKA09_BROKERS` (skips without it, fails instead with
 //! `GRETE_REQUIRE_BROKERS=1`, as `scripts/test` runs it).
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use grete_tokio::config::{Bootstrap, BrokerAddress};
 use grete_tokio::{ClientConfig, KafkaClient, ProducerConfig, Record};
 
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-thread_local! {
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-}
-
-// SAFETY: forwards to the system allocator; only counts.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: the caller's contract is the system allocator's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.with(Cell::get) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        // SAFETY: as above.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
+#[path = "../../testsupport/alloc.rs"]
+mod alloc;
 
 const RECORDS: usize = 50_000;
 
@@ -94,10 +61,7 @@ fn try_send_allocates_nothing_per_record() {
         producer.flush().await;
         // Steady state: the sending thread (the driver does not run meanwhile: this is
         // a current-thread runtime and nothing is awaited) allocates nothing.
-        COUNTING.with(|c| c.set(true));
-        send(RECORDS);
-        COUNTING.with(|c| c.set(false));
-        let allocations = ALLOCATIONS.load(Ordering::Relaxed);
+        let (allocations, ()) = alloc::counting(|| send(RECORDS));
         producer.flush().await;
         assert_eq!(producer.close(Duration::from_secs(10)).await, 0);
         client.close().await;

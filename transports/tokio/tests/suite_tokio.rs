@@ -1,4 +1,4 @@
-//! The shared async transport suite (`transports/async/testsuite/suite.rs`) on tokio.
+//! The shared transport suite (`transports/testsupport/suite.rs`) on tokio.
 
 use std::future::Future;
 use std::time::Duration;
@@ -31,7 +31,7 @@ fn alive_tasks() -> Option<usize> {
     )
 }
 
-#[path = "../../async/testsuite/suite.rs"]
+#[path = "../../testsupport/suite.rs"]
 mod suite;
 
 #[test]

@@ -4,7 +4,7 @@
 //! use grete_tokio as transport;          // gives transport::KafkaClient
 //! fn block_on(test: impl std::future::Future<Output = ()>) { /* run it on the runtime */ }
 //! fn alive_tasks() -> Option<usize> { /* tasks alive on the runtime, if it can tell */ }
-//! #[path = "../../async/testsuite/suite.rs"]
+//! #[path = "../../testsupport/suite.rs"]
 //! mod suite;
 //! ```
 //!
@@ -34,8 +34,7 @@ use grete::protocol::records::legacy::{encode_message_set, MessageSetOptions};
 use grete::protocol::records::{Record, TimestampType};
 use grete::protocol::ErrorCode;
 
-use grete::mock::{MockCluster, MockConfig, MockConn, MockTransmit};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use super::transport::{KafkaClient, Topic};
@@ -70,6 +69,7 @@ tests!(
     tls_with_a_wrong_server_name_fails_clearly,
     refused_connection_is_a_typed_error,
     refused_connection_is_a_typed_error_modern,
+    unresolvable_host_is_a_resolve_error,
     hanging_connect_is_a_connect_timeout,
     non_kafka_server_is_a_protocol_error,
     non_kafka_server_is_a_protocol_error_modern,
@@ -95,6 +95,7 @@ tests!(
     mock_cluster_over_tcp_sasl_plain_and_scram,
     mock_cluster_over_tcp_sasl_wrong_password_is_a_clear_error,
     peer_that_never_reads_releases_the_socket_and_task,
+    dropping_every_handle_closes_the_connections,
 );
 
 // The producer against real brokers, read back by other clients.
@@ -108,26 +109,13 @@ tests!(
     mock_cluster_over_tcp_producer_callback_and_report_stream,
 );
 
-#[path = "../../testsupport/readback.rs"]
+#[path = "common.rs"]
+mod common;
+#[path = "readback.rs"]
 mod readback;
+use common::*;
 
 // ---- helpers ------------------------------------------------------------------------
-
-/// The value of `var`, or `None` (skip) when it is unset; a failure instead when
-/// `GRETE_REQUIRE_BROKERS=1`.
-fn env(var: &str) -> Option<String> {
-    match std::env::var(var) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ => {
-            assert!(
-                std::env::var("GRETE_REQUIRE_BROKERS").as_deref() != Ok("1"),
-                "{var} is not set but GRETE_REQUIRE_BROKERS=1"
-            );
-            eprintln!("skipped: {var} is not set (run scripts/test to start the brokers)");
-            None
-        }
-    }
-}
 
 use producing::unique;
 
@@ -180,13 +168,6 @@ async fn connect_fails(config: ClientConfig) -> Error {
     let limit = config.request_timeout + config.connect_timeout;
     let start = Instant::now();
     assert_bounded_failure(KafkaClient::connect(config).await, limit, start)
-}
-
-/// Whether `e` is a protocol error whose message contains `what`. A peer that does not
-/// speak Kafka fails the connection before it was ever ready with an error retrying cannot
-/// fix, so the operation fails at once with it (not at its deadline).
-fn is_protocol(e: &Error, what: &str) -> bool {
-    matches!(e, Error::Protocol(d) if d.to_string().contains(what))
 }
 
 async fn connect(config: ClientConfig) -> KafkaClient {
@@ -330,13 +311,6 @@ fn is_transport(e: &Error, kind: TransportErrorKind) -> bool {
     matches!(e, Error::Transport(t) if t.kind == kind)
 }
 
-/// Whether `e` is the timeout of an operation whose connections kept failing with the
-/// retriable transport error `kind` (refused, connect timeout): the client retries until
-/// the operation's deadline, and the timeout names the last error.
-fn is_timeout_naming(e: &Error, kind: TransportErrorKind) -> bool {
-    matches!(e, Error::Timeout { what } if what.contains(&format!("{kind:?}")))
-}
-
 /// Whether `e` is the timeout of an operation the client retried after connections failed
 /// with `kind`: the timeout names either the request that was in flight at the deadline
 /// or, if none was, the last connection error, which must be of `kind`.
@@ -352,44 +326,6 @@ fn is_timeout_after(e: &Error, kind: TransportErrorKind) -> bool {
 /// Whether `e` is the broker error `code` itself (a refused login fails at once).
 fn is_broker_error(e: &Error, code: ErrorCode) -> bool {
     matches!(e, Error::Broker { code: c, .. } if *c == code)
-}
-
-/// A server on 127.0.0.1 that runs `serve` on each connection (at most 50, for at most
-/// 20 s), in a thread of its own. Returns the port.
-fn fake_server(serve: fn(TcpStream)) -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.set_nonblocking(true).expect("nonblocking");
-    let port = listener.local_addr().expect("addr").port();
-    thread::spawn(move || {
-        let end = Instant::now() + Duration::from_secs(20);
-        let mut served = 0;
-        while served < 50 && Instant::now() < end {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    served += 1;
-                    let _ = stream.set_nonblocking(false);
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
-                    thread::spawn(move || serve(stream));
-                }
-                Err(_) => thread::sleep(Duration::from_millis(10)),
-            }
-        }
-    });
-    port
-}
-
-/// Reads one size-prefixed request (bounded), or gives up.
-fn read_request(stream: &mut TcpStream) -> bool {
-    let mut size = [0u8; 4];
-    if stream.read_exact(&mut size).is_err() {
-        return false;
-    }
-    let n = u32::from_be_bytes(size) as usize;
-    if n > 1 << 20 {
-        return false;
-    }
-    let mut body = vec![0u8; n];
-    stream.read_exact(&mut body).is_ok()
 }
 
 /// Expects `result` to be an error. `limit` is what the configuration allows; the check
@@ -410,42 +346,6 @@ fn assert_bounded_failure(
             e
         }
     }
-}
-
-/// Accepts connections on `listener` and holds them without ever reading, until `stop`
-/// (at most 60 s).
-fn black_hole(listener: TcpListener, stop: Arc<AtomicBool>) {
-    listener.set_nonblocking(true).expect("nonblocking");
-    thread::spawn(move || {
-        let end = Instant::now() + Duration::from_secs(60);
-        let mut held = Vec::new();
-        while !stop.load(Ordering::Relaxed) && Instant::now() < end && held.len() < 100 {
-            match listener.accept() {
-                Ok((stream, _)) => held.push(stream),
-                Err(_) => thread::sleep(Duration::from_millis(5)),
-            }
-        }
-        while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-            thread::sleep(Duration::from_millis(20));
-        }
-    });
-}
-
-/// The sockets of this machine connected to 127.0.0.1:`port` that a process still holds
-/// (from `/proc/net/tcp`; a closed socket still finishing its TCP close has no inode
-/// any more). Each connection's task owns its socket, so when the count drops the task
-/// has ended.
-fn open_sockets_to(port: u16) -> usize {
-    let table = std::fs::read_to_string("/proc/net/tcp").expect("/proc/net/tcp (Linux)");
-    let remote = format!("0100007F:{port:04X}");
-    table
-        .lines()
-        .skip(1)
-        .filter(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            fields.len() > 9 && fields[2] == remote && fields[9] != "0"
-        })
-        .count()
 }
 
 /// Sleeps `d` without blocking the runtime (a helper thread wakes the task).
@@ -488,165 +388,47 @@ async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     }
 }
 
-// ---- the mock cluster served over TCP ------------------------------------------------
-
-type Control = Box<dyn FnOnce(&mut MockCluster, Instant) + Send>;
-
-/// grete's in-memory mock cluster, served over real TCP on 127.0.0.1 by a thread (one
-/// listener per broker), so that the transports can be tested without external brokers.
-/// The thread stops when this is dropped, or after 60 s.
-struct MockServer {
-    ports: Vec<u16>,
-    stop: Arc<AtomicBool>,
-    control: std::sync::mpsc::Sender<Control>,
-}
-
-impl MockServer {
-    fn start(brokers: usize, setup: impl FnOnce(MockConfig) -> MockConfig) -> MockServer {
-        MockServer::start_with(brokers, &[], setup)
-    }
-
-    /// Like [`start`](Self::start), but the brokers at the indexes in `black_holes`
-    /// accept connections and then never read nor answer (for at most 60 s).
-    fn start_with(
-        brokers: usize,
-        black_holes: &[usize],
-        setup: impl FnOnce(MockConfig) -> MockConfig,
-    ) -> MockServer {
-        let mut listeners: Vec<TcpListener> = (0..brokers)
-            .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-            .collect();
-        let ports: Vec<u16> = listeners
-            .iter()
-            .map(|l| l.local_addr().expect("addr").port())
-            .collect();
-        let mut config = setup(MockConfig::new(brokers));
-        for (b, port) in config.brokers.iter_mut().zip(&ports) {
-            b.host = "127.0.0.1".into();
-            b.port = *port;
-        }
-        let stop = Arc::new(AtomicBool::new(false));
-        for &i in black_holes.iter().rev() {
-            black_hole(listeners.remove(i), stop.clone());
-        }
-        let ids: Vec<i32> = config
-            .brokers
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !black_holes.contains(i))
-            .map(|(_, b)| b.id)
-            .collect();
-        let (control, commands) = std::sync::mpsc::channel::<Control>();
-        let stopping = stop.clone();
-        thread::spawn(move || {
-            let mut cluster = MockCluster::new(config);
-            let mut conns: Vec<(TcpStream, MockConn)> = Vec::new();
-            for l in &listeners {
-                l.set_nonblocking(true).expect("nonblocking");
-            }
-            let end = Instant::now() + Duration::from_secs(60);
-            let mut buf = vec![0u8; 64 * 1024];
-            while !stopping.load(Ordering::Relaxed) && Instant::now() < end {
-                let now = Instant::now();
-                for (l, id) in listeners.iter().zip(&ids) {
-                    for _ in 0..16 {
-                        let Ok((stream, _)) = l.accept() else { break };
-                        if let Ok(conn) = cluster.connect(now, *id) {
-                            let _ = stream.set_nonblocking(true);
-                            let _ = stream.set_nodelay(true);
-                            conns.push((stream, conn));
-                        }
-                    }
-                }
-                while let Ok(f) = commands.try_recv() {
-                    f(&mut cluster, now);
-                }
-                if cluster.poll_timeout().is_some_and(|t| t <= now) {
-                    cluster.handle_timeout(now);
-                }
-                conns
-                    .retain_mut(|(stream, conn)| serve(&mut cluster, now, stream, *conn, &mut buf));
-                thread::sleep(Duration::from_millis(1));
-            }
-        });
-        MockServer {
-            ports,
-            stop,
-            control,
-        }
-    }
-
-    fn bootstrap(&self) -> String {
-        let list: Vec<String> = self
-            .ports
-            .iter()
-            .map(|p| format!("127.0.0.1:{p}"))
-            .collect();
-        list.join(",")
-    }
-
-    /// Runs `f` on the cluster in the server thread and waits for it (at most 5 s).
-    fn with_cluster<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut MockCluster, Instant) -> T + Send + 'static,
-    ) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let job: Control = Box::new(move |c, now| {
-            let _ = tx.send(f(c, now));
-        });
-        self.control.send(job).expect("mock server running");
-        rx.recv_timeout(Duration::from_secs(5))
-            .expect("mock server answered")
-    }
-}
-
-impl Drop for MockServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-/// Moves one connection's bytes both ways; false once it is over.
-fn serve(
-    cluster: &mut MockCluster,
-    now: Instant,
-    stream: &mut TcpStream,
-    conn: MockConn,
-    buf: &mut [u8],
-) -> bool {
-    if !cluster.is_open(conn) {
-        return false;
-    }
-    for _ in 0..64 {
-        match stream.read(buf) {
-            Ok(0) => {
-                cluster.close(conn);
-                return false;
-            }
-            Ok(n) => cluster.handle_data(now, conn, &buf[..n]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-            Err(_) => {
-                cluster.close(conn);
-                return false;
-            }
-        }
-    }
-    let mut out = Vec::new();
-    let transmit = cluster.poll_transmit(now, conn, &mut out);
-    if !out.is_empty() {
-        let _ = stream.set_nonblocking(false);
-        let written = stream.write_all(&out);
-        let _ = stream.set_nonblocking(true);
-        if written.is_err() {
-            cluster.close(conn);
-            return false;
-        }
-    }
-    !matches!(transmit, Some(MockTransmit::Closed))
-}
-
 mod bodies {
     use super::*;
+
+    /// Bad-peer tests, each run with the 0.9 configuration and with a modern one (every
+    /// connection starts with ApiVersions).
+    macro_rules! both_configurations {
+        ($($body:ident: $old:ident, $modern:ident;)*) => {$(
+            pub async fn $old() {
+                $body(impatient).await;
+            }
+
+            pub async fn $modern() {
+                $body(impatient_modern).await;
+            }
+        )*};
+    }
+
+    both_configurations! {
+        refused_connection:
+            refused_connection_is_a_typed_error,
+            refused_connection_is_a_typed_error_modern;
+        non_kafka_server:
+            non_kafka_server_is_a_protocol_error,
+            non_kafka_server_is_a_protocol_error_modern;
+        broker_closing_mid_response:
+            broker_closing_mid_response_is_a_typed_error,
+            broker_closing_mid_response_is_a_typed_error_modern;
+        oversize_frame:
+            oversize_frame_is_a_protocol_error,
+            oversize_frame_is_a_protocol_error_modern;
+        negative_frame_size:
+            negative_frame_size_is_a_protocol_error,
+            negative_frame_size_is_a_protocol_error_modern;
+        silent_server: silent_server_is_a_timeout, silent_server_is_a_timeout_modern;
+        tls_handshake_without_answer:
+            tls_handshake_without_answer_is_a_connect_timeout,
+            tls_handshake_without_answer_is_a_connect_timeout_modern;
+        slow_loris_tls:
+            slow_loris_tls_handshake_is_a_connect_timeout,
+            slow_loris_tls_handshake_is_a_connect_timeout_modern;
+    }
 
     pub async fn kafka09_single_metadata_and_auto_create() {
         let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
@@ -1128,12 +910,13 @@ mod bodies {
         assert!(is_timeout_naming(&e, TransportErrorKind::Refused), "{e:?}");
     }
 
-    pub async fn refused_connection_is_a_typed_error() {
-        refused_connection(impatient).await;
-    }
-
-    pub async fn refused_connection_is_a_typed_error_modern() {
-        refused_connection(impatient_modern).await;
+    pub async fn unresolvable_host_is_a_resolve_error() {
+        let config = ClientConfig {
+            bootstrap: Bootstrap::Brokers(vec![BrokerAddress::new("no-such-host.invalid", 9092)]),
+            ..impatient(9092)
+        };
+        let e = connect_fails(config).await;
+        assert!(is_timeout_naming(&e, TransportErrorKind::Resolve), "{e:?}");
     }
 
     pub async fn hanging_connect_is_a_connect_timeout() {
@@ -1179,17 +962,9 @@ mod bodies {
         assert!(is_protocol(&e, ""), "{e:?}");
     }
 
-    pub async fn non_kafka_server_is_a_protocol_error() {
-        non_kafka_server(impatient).await;
-    }
-
-    pub async fn non_kafka_server_is_a_protocol_error_modern() {
-        non_kafka_server(impatient_modern).await;
-    }
-
     async fn broker_closing_mid_response(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
-            if read_request(&mut s) {
+            if read_request(&mut s).is_some() {
                 // A frame announcing 100 bytes, of which 10 come.
                 let mut half = 100u32.to_be_bytes().to_vec();
                 half.extend_from_slice(&[0u8; 10]);
@@ -1200,17 +975,9 @@ mod bodies {
         assert!(is_timeout_after(&e, TransportErrorKind::Closed), "{e:?}");
     }
 
-    pub async fn broker_closing_mid_response_is_a_typed_error() {
-        broker_closing_mid_response(impatient).await;
-    }
-
-    pub async fn broker_closing_mid_response_is_a_typed_error_modern() {
-        broker_closing_mid_response(impatient_modern).await;
-    }
-
     async fn oversize_frame(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
-            if read_request(&mut s) {
+            if read_request(&mut s).is_some() {
                 // 2 GiB - 1: the largest size a frame can announce.
                 let _ = s.write_all(&0x7fff_ffffu32.to_be_bytes());
                 let _ = s.write_all(&[0u8; 64]);
@@ -1221,31 +988,15 @@ mod bodies {
         assert!(is_protocol(&e, "2147483647 bytes"), "{e:?}");
     }
 
-    pub async fn oversize_frame_is_a_protocol_error() {
-        oversize_frame(impatient).await;
-    }
-
-    pub async fn oversize_frame_is_a_protocol_error_modern() {
-        oversize_frame(impatient_modern).await;
-    }
-
     async fn negative_frame_size(config: fn(u16) -> ClientConfig) {
         let port = fake_server(|mut s| {
-            if read_request(&mut s) {
+            if read_request(&mut s).is_some() {
                 let _ = s.write_all(&0x8000_0000u32.to_be_bytes());
                 thread::sleep(Duration::from_millis(500));
             }
         });
         let e = connect_fails(config(port)).await;
         assert!(is_protocol(&e, "invalid length -2147483648"), "{e:?}");
-    }
-
-    pub async fn negative_frame_size_is_a_protocol_error() {
-        negative_frame_size(impatient).await;
-    }
-
-    pub async fn negative_frame_size_is_a_protocol_error_modern() {
-        negative_frame_size(impatient_modern).await;
     }
 
     async fn silent_server(config: fn(u16) -> ClientConfig) {
@@ -1256,14 +1007,6 @@ mod bodies {
         let e = connect_fails(config(port)).await;
         // What timed out (the request, ApiVersions, or the operation) depends on timing.
         assert!(matches!(e, Error::Timeout { .. }), "{e:?}");
-    }
-
-    pub async fn silent_server_is_a_timeout() {
-        silent_server(impatient).await;
-    }
-
-    pub async fn silent_server_is_a_timeout_modern() {
-        silent_server(impatient_modern).await;
     }
 
     pub async fn tls_without_verification_is_explicit_and_works() {
@@ -1297,6 +1040,7 @@ mod bodies {
             .await
             .expect_err("a certificate without its key");
         assert!(matches!(e, Error::Config(_)), "{e:?}");
+        assert!(e.to_string().contains("client_key_file"), "{e}");
     }
 
     pub async fn plaintext_to_the_tls_port_fails_within_the_timeout() {
@@ -1480,6 +1224,22 @@ mod bodies {
     /// the socket buffers blocks the connection's write; at the request's deadline the
     /// core closes the connection, which must interrupt the write and release the socket
     /// and the task, on every reconnect.
+    pub async fn dropping_every_handle_closes_the_connections() {
+        let server = MockServer::start(2, |c| c.with_topic("t", 2, 1));
+        let client = connect(modern(&server.bootstrap())).await;
+        let topic = client.topic("t").await.expect("topic");
+        offsets(topic.latest_offsets().await);
+        let open =
+            move || server.with_cluster(|c, _| c.connection_count(0) + c.connection_count(1));
+        assert!(open() > 0);
+        drop(topic);
+        drop(client);
+        assert!(
+            eventually(Duration::from_secs(10), || open() == 0).await,
+            "connections stay open"
+        );
+    }
+
     pub async fn peer_that_never_reads_releases_the_socket_and_task() {
         use grete::protocol::messages::produce_request;
         let server = MockServer::start_with(2, &[1], |c| c.with_topic("t", 2, 1));
@@ -1561,14 +1321,6 @@ mod bodies {
         );
     }
 
-    pub async fn tls_handshake_without_answer_is_a_connect_timeout() {
-        tls_handshake_without_answer(impatient).await;
-    }
-
-    pub async fn tls_handshake_without_answer_is_a_connect_timeout_modern() {
-        tls_handshake_without_answer(impatient_modern).await;
-    }
-
     /// A TLS peer that trickles handshake bytes, each well before any read timeout, for
     /// far longer than the connect timeout: the handshake gives up at the connect timeout
     /// as a whole, and the connection's socket is released long before the peer stops.
@@ -1602,14 +1354,6 @@ mod bodies {
             eventually(Duration::from_secs(15), || open_sockets_to(port) == 0).await,
             "the TLS handshake is still running"
         );
-    }
-
-    pub async fn slow_loris_tls_handshake_is_a_connect_timeout() {
-        slow_loris_tls(impatient).await;
-    }
-
-    pub async fn slow_loris_tls_handshake_is_a_connect_timeout_modern() {
-        slow_loris_tls(impatient_modern).await;
     }
 
     // ---- producer (the bodies are shared with the blocking transport) ---------------
@@ -1740,7 +1484,7 @@ mod bodies {
 }
 
 /// The shared producer tests (`transports/testsupport/producing.rs`) on this transport.
-#[path = "../../testsupport/producing.rs"]
+#[path = "producing.rs"]
 mod producing;
 
 mod adapters {
@@ -1749,5 +1493,5 @@ mod adapters {
     };
     use super::producing::{Sending, Transport};
 
-    super::producing::adapters!(DeliveryFuture, [.await], [.await]);
+    super::producing::adapters!(DeliveryFuture);
 }
