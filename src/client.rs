@@ -16,6 +16,7 @@ use crate::rng::Rng;
 pub use crate::zk::{ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse};
 
 mod backoff;
+mod consume;
 mod ops;
 mod produce;
 mod route;
@@ -30,6 +31,7 @@ pub use crate::producer::machine::{
     DeliveryError, DeliveryReport, ProduceError, ProduceRecord, ProducerId, RecordId,
 };
 use backoff::Backoff;
+use consume::ConsumerRequest;
 use ops::{OpKind, Spec};
 use produce::ProducerRequest;
 use zookeeper::ZkState;
@@ -210,6 +212,10 @@ pub struct Client {
     produce_indexes: Vec<usize>,
     /// A mutator asked for a drive (`poll_timeout` reports it).
     drive_at: Option<Instant>,
+    consumers: BTreeMap<crate::consumer::ConsumerId, crate::consumer::Consumer>,
+    next_consumer: u64,
+    /// Requests on the wire that belong to a consumer.
+    consumer_sent: BTreeMap<(ConnectionHandle, RequestId), ConsumerRequest>,
 }
 
 impl std::fmt::Debug for Client {
@@ -268,6 +274,9 @@ impl Client {
             produce_scratch: Vec::new(),
             produce_indexes: Vec::new(),
             drive_at: None,
+            consumers: BTreeMap::new(),
+            next_consumer: 0,
+            consumer_sent: BTreeMap::new(),
         })
     }
 
@@ -404,6 +413,7 @@ impl Client {
             && c.conn.in_flight() + c.conn.queued()
                 < self.config.max_in_flight_requests_per_connection
             && self.producers.values().any(|p| p.has_ready())
+            || self.consumers_want_transmit(conn)
     }
 
     /// Appends the bytes to write to connection `conn` to `buf`; `false` when it has none.
@@ -415,6 +425,7 @@ impl Client {
         buf: &mut Vec<u8>,
     ) -> bool {
         self.fill_connection(now, conn);
+        self.fill_consumers(now, conn);
         self.conns
             .get_mut(&conn)
             .is_some_and(|c| c.conn.poll_transmit(buf))
@@ -441,7 +452,9 @@ impl Client {
         });
         // Backoffs matter while something waits for a connection: an operation's request
         // or a producer's batches.
-        let waiting = !self.reqs.is_empty() || self.producers.values().any(|p| p.is_waiting());
+        let waiting = !self.reqs.is_empty()
+            || self.producers.values().any(|p| p.is_waiting())
+            || !self.consumers.is_empty();
         let backoff = self
             .backoff
             .values()
@@ -470,6 +483,7 @@ impl Client {
         conns
             .chain(self.drive_at)
             .chain(producers)
+            .chain(self.consumers_timeout())
             .chain(ops)
             .chain(reqs)
             .chain(backoff)
@@ -618,6 +632,8 @@ impl Client {
         }
         self.producer_sent.clear();
         self.producer_generation.clear();
+        self.consumers.clear();
+        self.consumer_sent.clear();
         self.refresh = None;
         self.refresh_wanted = false;
         self.zk = ZkState::Idle;
@@ -748,6 +764,7 @@ impl Client {
             let (reqs_before, io_before) = (self.next_req, self.io.len());
             progress |= self.dispatch(now);
             progress |= self.drive_producers(now);
+            progress |= self.drive_consumers(now);
             // A dispatch may have asked for a metadata refresh or a connection.
             progress |= self.next_req != reqs_before || self.io.len() != io_before;
             progress |= self.expire_ops(now);
@@ -897,7 +914,9 @@ impl Client {
                 }
             }
             ConnectionEvent::Response { id, result, .. } => {
-                if self.on_producer_response(now, h, id, &result) {
+                if self.on_producer_response(now, h, id, &result)
+                    || self.on_consumer_response(now, h, id, &result)
+                {
                     return;
                 }
                 if let Some(key) = self.sent.remove(&(h, id)) {

@@ -1,0 +1,288 @@
+//! Deterministic simulation of the consumer against the mock cluster: records are
+//! appended while leaders move, brokers restart, connections are cut mid-response and
+//! fetches fail; the application seeks, pauses and resumes, or stops reading. Checked per
+//! seed:
+//! - per partition, the delivered offsets are exactly the expected sequence: every record
+//!   once, in order, none from before a seek;
+//! - the buffered bytes never exceed `queued_max_bytes` (records smaller than the
+//!   per-partition limit), whether the application reads or not.
+//!
+//! A failure names its seed; `GRETE_SIM_SEEDS=n` runs more seeds.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use grete::client::Event;
+use grete::config::{BrokerVersion, ClientConfig};
+use grete::consumer::{
+    ConsumerConfig, ConsumerEvent, ConsumerId, OffsetReset, OffsetSpec, OutOfRangeSide,
+};
+use grete::mock::sim::{Sim, SimConfig};
+use grete::mock::{Fault, FaultAction, Matcher, MockConfig};
+use grete::protocol::messages::ApiKey;
+use grete::protocol::records::Record;
+use grete::protocol::ErrorCode;
+
+const TOPIC: &str = "t";
+
+/// The seeds to run: `GRETE_SIM_SEEDS=n` runs `0..n`, `GRETE_SIM_SEED=s` only `s`.
+fn seeds() -> std::ops::Range<u64> {
+    if let Some(s) = std::env::var("GRETE_SIM_SEED")
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        return s..s + 1;
+    }
+    let n = std::env::var("GRETE_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(12);
+    0..n
+}
+
+struct Dice(u64);
+
+impl Dice {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n.max(1)
+    }
+}
+
+fn modern(c: &mut ClientConfig) {
+    c.broker_version = BrokerVersion::parse("2.8").unwrap();
+    c.request_timeout = Duration::from_secs(5);
+    c.connect_timeout = Duration::from_secs(1);
+    c.reconnect_backoff_max = Duration::from_secs(1);
+}
+
+fn sim_of(cluster: MockConfig, seed: u64) -> Sim {
+    let mut sim = Sim::new(cluster, SimConfig::seeded(seed), modern).unwrap();
+    let op = sim.client.update_cluster(sim.now());
+    sim.wait_op(op).unwrap().unwrap();
+    sim
+}
+
+/// `count` records of `size`-byte values in one batch at the end of `partition`.
+fn append(sim: &mut Sim, partition: i32, count: usize, size: usize) {
+    let now = sim.now();
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            offset: i as i64,
+            timestamp: 1_700_000_000_000,
+            value: Some(vec![b'v'; size].into()),
+            ..Record::default()
+        })
+        .collect();
+    sim.cluster
+        .append_records(now, TOPIC, partition, &records)
+        .unwrap();
+}
+
+fn config(budget: usize) -> ConsumerConfig {
+    let mut c = ConsumerConfig::default();
+    c.queued_max_bytes = budget;
+    c.fetch_message_max_bytes = 2048;
+    c.fetch_max_bytes = 4096;
+    c.fetch_wait_max_ms = 50;
+    c
+}
+
+/// The application: takes batches, checks each record's offset against the partition's
+/// expected next offset, and the budget.
+struct Reader {
+    id: ConsumerId,
+    budget: usize,
+    /// Per partition, the next offset expected.
+    expect: BTreeMap<i32, i64>,
+    delivered: BTreeMap<i32, Vec<i64>>,
+    events: Vec<ConsumerEvent>,
+    peak: usize,
+}
+
+impl Reader {
+    fn new(id: ConsumerId, budget: usize) -> Self {
+        Reader {
+            id,
+            budget,
+            expect: BTreeMap::new(),
+            delivered: BTreeMap::new(),
+            events: Vec::new(),
+            peak: 0,
+        }
+    }
+
+    fn check_budget(&mut self, sim: &Sim) {
+        let c = sim.client.consumer(self.id).unwrap();
+        self.peak = self.peak.max(c.buffered_bytes());
+        assert!(
+            c.buffered_bytes() <= self.budget,
+            "seed {}: {} bytes buffered, budget {}",
+            sim.config().seed,
+            c.buffered_bytes(),
+            self.budget
+        );
+    }
+
+    /// Takes every batch there is.
+    fn read(&mut self, sim: &mut Sim) {
+        self.check_budget(sim);
+        let seed = sim.config().seed;
+        while let Some(b) = sim.client.poll_batch(sim.now(), self.id) {
+            let p = b.partition();
+            let expect = self.expect.entry(p).or_insert(b.first_offset());
+            for r in b.records() {
+                let r = r.unwrap();
+                assert_eq!(
+                    r.offset, *expect,
+                    "seed {seed}: partition {p} out of sequence"
+                );
+                *expect += 1;
+                self.delivered.entry(p).or_default().push(r.offset);
+            }
+        }
+        for e in sim.take_events() {
+            if let Event::Consumer(e) = e {
+                self.events.push(e);
+            }
+        }
+    }
+
+    fn done(&self, ends: &BTreeMap<i32, i64>) -> bool {
+        ends.iter()
+            .all(|(p, end)| self.expect.get(p).copied().unwrap_or(0) >= *end)
+    }
+
+    fn seek(&mut self, sim: &mut Sim, partition: i32, offset: i64) {
+        let now = sim.now();
+        sim.client
+            .seek(now, self.id, TOPIC, partition, OffsetSpec::Offset(offset))
+            .unwrap();
+        self.expect.insert(partition, offset);
+    }
+}
+
+fn ends(sim: &Sim, partitions: i32) -> BTreeMap<i32, i64> {
+    (0..partitions)
+        .map(|p| (p, sim.cluster.offsets(TOPIC, p).unwrap().1))
+        .collect()
+}
+
+/// Consumes everything of `partitions` partitions from offset 0 with faults between
+/// reads: leader moves, brokers down and up, connections dropped, fetch answers cut
+/// mid-response, leader errors and late answers.
+#[test]
+fn chaos_delivers_every_record_once_in_order() {
+    for seed in seeds() {
+        let mut sim = sim_of(
+            MockConfig::new(3).with_topic(TOPIC, 4, 3).with_seed(seed),
+            seed,
+        );
+        let mut dice = Dice(seed ^ 0xc0ffee);
+        for p in 0..4 {
+            append(&mut sim, p, 5, 40);
+        }
+        let budget = 8192;
+        let now = sim.now();
+        let id = sim.client.add_consumer(now, config(budget)).unwrap();
+        for p in 0..4 {
+            sim.client
+                .assign(now, id, TOPIC, p, OffsetSpec::Offset(0))
+                .unwrap();
+        }
+        let mut reader = Reader::new(id, budget);
+        for round in 0..30 {
+            // More records, and a fault.
+            let p = dice.below(4) as i32;
+            append(
+                &mut sim,
+                p,
+                1 + dice.below(20) as usize,
+                10 + dice.below(100) as usize,
+            );
+            let now = sim.now();
+            match dice.below(8) {
+                0 => {
+                    let q = dice.below(4) as i32;
+                    let to = dice.below(3) as i32;
+                    sim.cluster.move_leader(TOPIC, q, to);
+                }
+                1 => {
+                    let b = dice.below(3) as i32;
+                    sim.cluster.broker_down(now, b);
+                    sim.run_for(Duration::from_millis(dice.below(300))).unwrap();
+                    reader.read(&mut sim);
+                    sim.cluster.broker_up(b);
+                }
+                2 => sim.cluster.drop_connections(now, dice.below(3) as i32),
+                3 => sim.cluster.inject(Fault {
+                    matcher: Matcher::api(ApiKey::Fetch),
+                    action: FaultAction::CutResponse,
+                    times: 1 + dice.below(2) as usize,
+                }),
+                4 => sim.cluster.inject(Fault {
+                    matcher: Matcher::api(ApiKey::Fetch),
+                    action: FaultAction::Error(ErrorCode::NotLeaderOrFollower),
+                    times: 1,
+                }),
+                5 => sim.cluster.inject(Fault {
+                    matcher: Matcher::api(ApiKey::Fetch),
+                    action: FaultAction::Delay(Duration::from_millis(dice.below(500))),
+                    times: 1,
+                }),
+                _ => {}
+            }
+            // Read for a while, or not at all (the budget must hold either way).
+            let reading = dice.below(3) != 0;
+            let span = Duration::from_millis(20 + dice.below(200));
+            let until = sim.now() + span;
+            sim.run_until(|sim| {
+                if reading {
+                    reader.read(sim);
+                } else {
+                    reader.check_budget(sim);
+                }
+                sim.now() >= until
+            })
+            .unwrap_or_else(|e| panic!("seed {seed} round {round}: {e}"));
+        }
+        sim.cluster.clear_faults();
+        for b in 0..3 {
+            sim.cluster.broker_up(b);
+        }
+        let want = ends(&sim, 4);
+        sim.run_until(|sim| {
+            reader.read(sim);
+            reader.done(&want)
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "seed {seed}: {e}; delivered up to {:?}, want {want:?}",
+                reader.expect
+            )
+        });
+        for (p, end) in &want {
+            let got = reader.delivered.get(p).cloned().unwrap_or_default();
+            assert_eq!(
+                got,
+                (0..*end).collect::<Vec<_>>(),
+                "seed {seed} partition {p}"
+            );
+        }
+        eprintln!(
+            "seed {seed}: ends {want:?} peak {} fetches {} lookups {} time {:?}",
+            reader.peak,
+            sim.cluster.request_count(ApiKey::Fetch),
+            sim.cluster.request_count(ApiKey::ListOffsets),
+            sim.elapsed()
+        );
+        assert!(
+            reader.events.is_empty(),
+            "seed {seed}: unexpected events {:?}",
+            reader.events
+        );
+    }
+}
