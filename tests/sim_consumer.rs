@@ -286,3 +286,396 @@ fn chaos_delivers_every_record_once_in_order() {
         );
     }
 }
+
+/// One broker, one topic of `partitions` partitions, Fetch capped at `max_fetch` if given.
+fn one_broker(seed: u64, partitions: i32, max_fetch: Option<i16>) -> Sim {
+    let mut cluster = MockConfig::new(1)
+        .with_topic(TOPIC, partitions, 1)
+        .with_seed(seed);
+    if let Some(v) = max_fetch {
+        cluster.brokers[0].api_versions.push((ApiKey::Fetch, 0, v));
+    }
+    sim_of(cluster, seed)
+}
+
+fn consumer_at(sim: &mut Sim, config: ConsumerConfig, starts: &[(i32, OffsetSpec)]) -> ConsumerId {
+    let now = sim.now();
+    let id = sim.client.add_consumer(now, config).unwrap();
+    for (p, start) in starts {
+        sim.client.assign(now, id, TOPIC, *p, *start).unwrap();
+    }
+    id
+}
+
+fn read_to_end(sim: &mut Sim, reader: &mut Reader, partitions: i32) {
+    let want = ends(sim, partitions);
+    let seed = sim.config().seed;
+    sim.run_until(|sim| {
+        reader.read(sim);
+        reader.done(&want)
+    })
+    .unwrap_or_else(|e| panic!("seed {seed}: {e}; at {:?}, want {want:?}", reader.expect));
+}
+
+/// Regression: a seek while a fetch is in flight must drop what that fetch brings back
+/// (the answer is from the old position).
+#[test]
+fn seek_while_fetch_in_flight_drops_its_answer() {
+    for seed in seeds() {
+        let mut sim = one_broker(seed, 1, None);
+        append(&mut sim, 0, 50, 20);
+        sim.cluster.inject(Fault {
+            matcher: Matcher::api(ApiKey::Fetch),
+            action: FaultAction::Delay(Duration::from_millis(300)),
+            times: 1,
+        });
+        let id = consumer_at(&mut sim, config(1 << 20), &[(0, OffsetSpec::Offset(0))]);
+        let mut reader = Reader::new(id, 1 << 20);
+        sim.run_for(Duration::from_millis(100)).unwrap();
+        assert_eq!(sim.cluster.request_count(ApiKey::Fetch), 1, "seed {seed}");
+        reader.seek(&mut sim, 0, 30);
+        read_to_end(&mut sim, &mut reader, 1);
+        assert_eq!(
+            reader.delivered[&0],
+            (30..50).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+    }
+}
+
+/// A seek drops the batches already buffered for the partition.
+#[test]
+fn seek_drops_buffered_batches() {
+    for seed in seeds() {
+        let mut sim = one_broker(seed, 1, None);
+        for _ in 0..5 {
+            append(&mut sim, 0, 10, 20);
+        }
+        let id = consumer_at(&mut sim, config(1 << 20), &[(0, OffsetSpec::Offset(0))]);
+        let mut reader = Reader::new(id, 1 << 20);
+        sim.run_until(|sim| sim.client.consumer(id).unwrap().buffered_messages() >= 50)
+            .unwrap();
+        reader.seek(&mut sim, 0, 25);
+        assert_eq!(sim.client.consumer(id).unwrap().buffered_bytes(), 0);
+        read_to_end(&mut sim, &mut reader, 1);
+        assert_eq!(
+            reader.delivered[&0],
+            (25..50).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+        let view = sim
+            .client
+            .consumer(id)
+            .unwrap()
+            .partition(TOPIC, 0)
+            .unwrap();
+        assert_eq!((view.position, view.lag()), (50, Some(0)));
+    }
+}
+
+/// Paused partitions are neither fetched nor handed out; resumed, they continue where
+/// they were.
+#[test]
+fn pause_and_resume() {
+    for seed in seeds() {
+        let mut sim = one_broker(seed, 2, None);
+        append(&mut sim, 0, 10, 20);
+        append(&mut sim, 1, 10, 20);
+        let starts = [(0, OffsetSpec::Offset(0)), (1, OffsetSpec::Offset(0))];
+        let id = consumer_at(&mut sim, config(1 << 20), &starts);
+        let mut reader = Reader::new(id, 1 << 20);
+        read_to_end(&mut sim, &mut reader, 2);
+        let now = sim.now();
+        sim.client.pause(now, id, TOPIC, 0).unwrap();
+        append(&mut sim, 0, 10, 20);
+        append(&mut sim, 1, 10, 20);
+        let until = sim.now() + Duration::from_secs(2);
+        sim.run_until(|sim| {
+            reader.read(sim);
+            sim.now() >= until
+        })
+        .unwrap();
+        assert_eq!(
+            reader.delivered[&0].len(),
+            10,
+            "seed {seed}: a paused partition delivered"
+        );
+        assert_eq!(reader.delivered[&1].len(), 20, "seed {seed}");
+        let view = sim
+            .client
+            .consumer(id)
+            .unwrap()
+            .partition(TOPIC, 0)
+            .unwrap();
+        assert!(view.paused);
+        assert_eq!(view.lag(), Some(10));
+        let now = sim.now();
+        sim.client.resume(now, id, TOPIC, 0).unwrap();
+        read_to_end(&mut sim, &mut reader, 2);
+        assert_eq!(
+            reader.delivered[&0],
+            (0..20).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+    }
+}
+
+/// When the application stops reading, fetching stops at the budget (no request loop)
+/// and resumes when it reads again.
+#[test]
+fn budget_holds_when_the_application_stops_reading() {
+    for seed in seeds() {
+        let mut sim = one_broker(seed, 4, None);
+        for p in 0..4 {
+            for _ in 0..20 {
+                append(&mut sim, p, 10, 50);
+            }
+        }
+        let budget = 6000;
+        let starts: Vec<(i32, OffsetSpec)> = (0..4).map(|p| (p, OffsetSpec::Earliest)).collect();
+        let id = consumer_at(&mut sim, config(budget), &starts);
+        let mut reader = Reader::new(id, budget);
+        let until = sim.now() + Duration::from_secs(1);
+        sim.run_until(|sim| {
+            reader.check_budget(sim);
+            sim.now() >= until
+        })
+        .unwrap();
+        let fetches = sim.cluster.request_count(ApiKey::Fetch);
+        let until = sim.now() + Duration::from_secs(5);
+        sim.run_until(|sim| {
+            reader.check_budget(sim);
+            sim.now() >= until
+        })
+        .unwrap();
+        assert_eq!(
+            sim.cluster.request_count(ApiKey::Fetch),
+            fetches,
+            "seed {seed}: fetched while at the budget"
+        );
+        assert!(
+            reader.peak + 2048 > budget,
+            "seed {seed}: the budget was not used ({})",
+            reader.peak
+        );
+        read_to_end(&mut sim, &mut reader, 4);
+        for p in 0..4 {
+            assert_eq!(
+                reader.delivered[&p],
+                (0..200).collect::<Vec<_>>(),
+                "seed {seed}"
+            );
+        }
+    }
+}
+
+/// A batch larger than `fetch_message_max_bytes` is delivered (the limit is raised for one
+/// fetch) on a broker that cuts it (Fetch v1, as Kafka 0.9) and on one that sends the
+/// first batch whole (KIP-74, v3+).
+#[test]
+fn a_record_larger_than_the_fetch_size_does_not_stall() {
+    for seed in seeds() {
+        for max_fetch in [Some(1), None] {
+            let mut sim = one_broker(seed, 2, max_fetch);
+            for p in 0..2 {
+                append(&mut sim, p, 3, 20);
+                append(&mut sim, p, 1, 5000);
+                append(&mut sim, p, 3, 20);
+            }
+            let mut c = config(4096);
+            c.fetch_message_max_bytes = 1024;
+            let starts = [(0, OffsetSpec::Offset(0)), (1, OffsetSpec::Offset(0))];
+            let id = consumer_at(&mut sim, c, &starts);
+            let mut reader = Reader::new(id, usize::MAX);
+            read_to_end(&mut sim, &mut reader, 2);
+            for p in 0..2 {
+                assert_eq!(
+                    reader.delivered[&p],
+                    (0..7).collect::<Vec<_>>(),
+                    "seed {seed} {max_fetch:?}"
+                );
+            }
+            assert!(reader.events.is_empty(), "{:?}", reader.events);
+        }
+    }
+}
+
+fn out_of_range_events(reader: &Reader) -> Vec<(i64, OutOfRangeSide, OffsetReset)> {
+    reader
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            ConsumerEvent::OffsetOutOfRange {
+                position,
+                side,
+                reset,
+                ..
+            } => Some((*position, *side, *reset)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// OffsetOutOfRange before the log start: classified from the answer's log start offset
+/// (Fetch v5+) or by a lookup (older), reported, then reset to the earliest offset.
+#[test]
+fn out_of_range_before_start_resets_to_earliest() {
+    for seed in seeds() {
+        for max_fetch in [None, Some(4)] {
+            let mut sim = one_broker(seed, 1, max_fetch);
+            for _ in 0..3 {
+                append(&mut sim, 0, 10, 20);
+            }
+            sim.cluster.truncate_before(TOPIC, 0, 20);
+            let id = consumer_at(&mut sim, config(1 << 20), &[(0, OffsetSpec::Offset(5))]);
+            let mut reader = Reader::new(id, 1 << 20);
+            reader.expect.insert(0, 20);
+            read_to_end(&mut sim, &mut reader, 1);
+            assert_eq!(
+                reader.delivered[&0],
+                (20..30).collect::<Vec<_>>(),
+                "seed {seed}"
+            );
+            assert_eq!(
+                out_of_range_events(&reader),
+                vec![(5, OutOfRangeSide::BeforeStart, OffsetReset::Earliest)],
+                "seed {seed} {max_fetch:?}"
+            );
+            assert!(reader
+                .events
+                .iter()
+                .any(|e| matches!(e, ConsumerEvent::PositionSet { offset: 20, .. })));
+        }
+    }
+}
+
+/// OffsetOutOfRange after the end with `latest`: reset to the high watermark; only what
+/// is appended afterwards is delivered.
+#[test]
+fn out_of_range_after_end_resets_to_latest() {
+    for seed in seeds() {
+        for max_fetch in [None, Some(4)] {
+            let mut sim = one_broker(seed, 1, max_fetch);
+            append(&mut sim, 0, 10, 20);
+            let mut c = config(1 << 20);
+            c.auto_offset_reset = OffsetReset::Latest;
+            let id = consumer_at(&mut sim, c, &[(0, OffsetSpec::Offset(500))]);
+            let mut reader = Reader::new(id, 1 << 20);
+            sim.run_until(|sim| {
+                reader.read(sim);
+                reader
+                    .events
+                    .iter()
+                    .any(|e| matches!(e, ConsumerEvent::PositionSet { .. }))
+            })
+            .unwrap();
+            reader.expect.insert(0, 10);
+            append(&mut sim, 0, 5, 20);
+            read_to_end(&mut sim, &mut reader, 1);
+            assert_eq!(
+                reader.delivered[&0],
+                (10..15).collect::<Vec<_>>(),
+                "seed {seed}"
+            );
+            assert_eq!(
+                out_of_range_events(&reader),
+                vec![(500, OutOfRangeSide::AfterEnd, OffsetReset::Latest)],
+                "seed {seed} {max_fetch:?}"
+            );
+        }
+    }
+}
+
+/// With `auto_offset_reset = error` the partition stops (no request loop) until the
+/// application seeks.
+#[test]
+fn out_of_range_with_error_policy_stops_until_a_seek() {
+    for seed in seeds() {
+        let mut sim = one_broker(seed, 1, None);
+        append(&mut sim, 0, 10, 20);
+        let mut c = config(1 << 20);
+        c.auto_offset_reset = OffsetReset::Error;
+        let id = consumer_at(&mut sim, c, &[(0, OffsetSpec::Offset(50))]);
+        let mut reader = Reader::new(id, 1 << 20);
+        let until = sim.now() + Duration::from_secs(2);
+        sim.run_until(|sim| {
+            reader.read(sim);
+            sim.now() >= until
+        })
+        .unwrap();
+        assert_eq!(
+            out_of_range_events(&reader),
+            vec![(50, OutOfRangeSide::AfterEnd, OffsetReset::Error)]
+        );
+        assert_eq!(sim.cluster.request_count(ApiKey::Fetch), 1, "seed {seed}");
+        assert!(
+            sim.client
+                .consumer(id)
+                .unwrap()
+                .partition(TOPIC, 0)
+                .unwrap()
+                .stopped
+        );
+        reader.seek(&mut sim, 0, 3);
+        read_to_end(&mut sim, &mut reader, 1);
+        assert_eq!(
+            reader.delivered[&0],
+            (3..10).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+    }
+}
+
+/// Seeks to earliest, latest and a timestamp go through ListOffsets.
+#[test]
+fn seek_to_earliest_latest_and_timestamp() {
+    for seed in seeds() {
+        let mut sim = one_broker(seed, 1, None);
+        for i in 0..4 {
+            let now = sim.now();
+            let records: Vec<Record> = (0..5)
+                .map(|j| Record {
+                    offset: j,
+                    timestamp: 1_000 * (i + 1),
+                    value: Some("x".into()),
+                    ..Record::default()
+                })
+                .collect();
+            sim.cluster.append_records(now, TOPIC, 0, &records).unwrap();
+        }
+        let id = consumer_at(
+            &mut sim,
+            config(1 << 20),
+            &[(0, OffsetSpec::Timestamp(3_000))],
+        );
+        let mut reader = Reader::new(id, 1 << 20);
+        read_to_end(&mut sim, &mut reader, 1);
+        assert_eq!(
+            reader.delivered[&0],
+            (10..20).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+        let now = sim.now();
+        sim.client
+            .seek(now, id, TOPIC, 0, OffsetSpec::Earliest)
+            .unwrap();
+        reader.expect.insert(0, 0);
+        reader.delivered.clear();
+        read_to_end(&mut sim, &mut reader, 1);
+        assert_eq!(
+            reader.delivered[&0],
+            (0..20).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+        let now = sim.now();
+        sim.client
+            .seek(now, id, TOPIC, 0, OffsetSpec::Latest)
+            .unwrap();
+        sim.run_for(Duration::from_millis(200)).unwrap();
+        reader.read(&mut sim);
+        append(&mut sim, 0, 2, 10);
+        reader.delivered.clear();
+        read_to_end(&mut sim, &mut reader, 1);
+        assert_eq!(reader.delivered[&0], vec![20, 21], "seed {seed}");
+    }
+}

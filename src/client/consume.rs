@@ -218,24 +218,25 @@ impl Client {
             let Some(c) = self.consumers.get_mut(&id) else {
                 continue;
             };
-            let lookup = c.poll_lookup(broker, &leader_of);
+            let lookup_version = self
+                .conns
+                .get(&h)
+                .and_then(|c| c.conn.api_versions())
+                .map(|v| v.choose(ApiKey::ListOffsets, VersionChoice::Highest))
+                .unwrap_or(Ok(0));
+            let lookup = c.poll_lookup(broker, &leader_of, *lookup_version.as_ref().unwrap_or(&0));
             if let Some((request, token)) = lookup {
-                let v = self
-                    .conns
-                    .get(&h)
-                    .and_then(|c| c.conn.api_versions())
-                    .map(|v| v.choose(ApiKey::ListOffsets, VersionChoice::Highest));
-                match v {
-                    Some(Ok(v)) => {
+                match lookup_version {
+                    Ok(v) => {
                         let body = RequestBody::ListOffsets(request);
                         self.send_consumer(now, h, body, v, ConsumerRequest::Lookup(id, token));
                     }
-                    Some(Err(e)) => {
+                    // The broker cannot answer: the partitions stop with the reason.
+                    Err(e) => {
                         if let Some(c) = self.consumers.get_mut(&id) {
                             c.handle_lookup_response(now, token, Err(&e));
                         }
                     }
-                    None => {}
                 }
             }
             let Some((broker, version)) = self.consumer_slot(h) else {

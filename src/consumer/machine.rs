@@ -577,10 +577,19 @@ impl Consumer {
             replica_id: -1,
             max_wait_ms: self.config.fetch_wait_max_ms,
             min_bytes: self.config.fetch_min_bytes,
-            max_bytes: total
-                .min(self.config.fetch_max_bytes)
-                .min(i32::MAX as usize) as i32,
-            isolation_level: self.config.isolation_level.code(),
+            // Fields a version lacks keep their defaults (the encoder refuses others).
+            max_bytes: if version >= 3 {
+                total
+                    .min(self.config.fetch_max_bytes)
+                    .min(i32::MAX as usize) as i32
+            } else {
+                i32::MAX
+            },
+            isolation_level: if version >= 4 {
+                self.config.isolation_level.code()
+            } else {
+                0
+            },
             session_id: 0,
             session_epoch: -1,
             topics,
@@ -606,6 +615,7 @@ impl Consumer {
         &mut self,
         broker: i32,
         leader_of: &dyn Fn(&str, i32) -> Option<i32>,
+        version: i16,
     ) -> Option<(ListOffsetsRequest, LookupToken)> {
         let mut looked: Vec<Looked> = Vec::new();
         let mut topics: Vec<ListOffsetsTopic> = Vec::new();
@@ -647,7 +657,11 @@ impl Consumer {
         self.lookups.insert(token, looked);
         let request = ListOffsetsRequest {
             replica_id: -1,
-            isolation_level: self.config.isolation_level.code(),
+            isolation_level: if version >= 2 {
+                self.config.isolation_level.code()
+            } else {
+                0
+            },
             topics,
             ..Default::default()
         };
@@ -683,6 +697,12 @@ impl Consumer {
             }
             let r = match result {
                 Ok(r) if top_error.is_none() => r,
+                Err(e) if !e.is_retriable() => {
+                    // A request that cannot be sent (no version in common, an encoding
+                    // refused): retrying would loop.
+                    self.stop_with(a.index, e.clone());
+                    continue;
+                }
                 _ => {
                     follow.refresh_metadata |=
                         result.is_err() || top_error.is_some_and(ErrorCode::invalidates_metadata);
@@ -947,6 +967,10 @@ impl Consumer {
             }
             let r = match result {
                 Ok(r) => r,
+                Err(e) if !e.is_retriable() => {
+                    self.stop_with(l.index, e.clone());
+                    continue;
+                }
                 Err(_) => {
                     follow.refresh_metadata = true;
                     self.backoff(l.index, now);
