@@ -322,24 +322,27 @@ fn read_to_end(sim: &mut Sim, reader: &mut Reader, partitions: i32) {
 #[test]
 fn seek_while_fetch_in_flight_drops_its_answer() {
     for seed in seeds() {
-        let mut sim = one_broker(seed, 1, None);
-        append(&mut sim, 0, 50, 20);
-        sim.cluster.inject(Fault {
-            matcher: Matcher::api(ApiKey::Fetch),
-            action: FaultAction::Delay(Duration::from_millis(300)),
-            times: 1,
-        });
-        let id = consumer_at(&mut sim, config(1 << 20), &[(0, OffsetSpec::Offset(0))]);
-        let mut reader = Reader::new(id, 1 << 20);
-        sim.run_for(Duration::from_millis(100)).unwrap();
-        assert_eq!(sim.cluster.request_count(ApiKey::Fetch), 1, "seed {seed}");
-        reader.seek(&mut sim, 0, 30);
-        read_to_end(&mut sim, &mut reader, 1);
-        assert_eq!(
-            reader.delivered[&0],
-            (30..50).collect::<Vec<_>>(),
-            "seed {seed}"
-        );
+        // Backwards and forwards: the late answer holds records the new position must
+        // not see (or, forwards, the same ones: they must not come twice).
+        for (from, to) in [(40, 10), (0, 30)] {
+            let mut sim = one_broker(seed, 1, None);
+            for _ in 0..5 {
+                append(&mut sim, 0, 10, 20);
+            }
+            sim.cluster.inject(Fault {
+                matcher: Matcher::api(ApiKey::Fetch),
+                action: FaultAction::Delay(Duration::from_millis(300)),
+                times: 1,
+            });
+            let id = consumer_at(&mut sim, config(1 << 20), &[(0, OffsetSpec::Offset(from))]);
+            let mut reader = Reader::new(id, 1 << 20);
+            sim.run_for(Duration::from_millis(100)).unwrap();
+            assert_eq!(sim.cluster.request_count(ApiKey::Fetch), 1, "seed {seed}");
+            reader.seek(&mut sim, 0, to);
+            read_to_end(&mut sim, &mut reader, 1);
+            let want: Vec<i64> = (to..50).collect();
+            assert_eq!(reader.delivered[&0], want, "seed {seed}");
+        }
     }
 }
 
