@@ -428,7 +428,15 @@ fn pause_and_resume() {
 #[test]
 fn budget_holds_when_the_application_stops_reading() {
     for seed in seeds() {
-        let mut sim = one_broker(seed, 4, None);
+        budget_holds(seed, one_broker(seed, 4, None));
+        // Fetches to several brokers in flight at once share the budget.
+        let three = MockConfig::new(3).with_topic(TOPIC, 4, 3).with_seed(seed);
+        budget_holds(seed, sim_of(three, seed));
+    }
+}
+
+fn budget_holds(seed: u64, mut sim: Sim) {
+    {
         for p in 0..4 {
             for _ in 0..20 {
                 append(&mut sim, p, 10, 50);

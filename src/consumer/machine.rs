@@ -187,6 +187,8 @@ pub struct Consumer {
     by_name: BTreeMap<String, BTreeMap<i32, usize>>,
     /// Partitions with batches to hand out, in turn.
     ready: VecDeque<usize>,
+    /// Partitions the budget turned away, first come first served.
+    waiting: VecDeque<usize>,
     buffered_bytes: usize,
     buffered_messages: usize,
     reserved_bytes: usize,
@@ -213,6 +215,7 @@ impl Consumer {
             parts: Vec::new(),
             by_name: BTreeMap::new(),
             ready: VecDeque::new(),
+            waiting: VecDeque::new(),
             buffered_bytes: 0,
             buffered_messages: 0,
             reserved_bytes: 0,
@@ -448,6 +451,11 @@ impl Consumer {
         }
     }
 
+    /// Whether partition `p` may be fetched, budget aside.
+    fn fetch_ready(p: &PartitionState) -> bool {
+        p.phase == Phase::Fetching && !p.paused && p.due()
+    }
+
     /// Whether partition `p` may be fetched now, given the budget left.
     fn fetchable(&self, p: &PartitionState, remaining: usize, nothing_held: bool) -> bool {
         if p.phase != Phase::Fetching || p.paused || !p.due() {
@@ -512,15 +520,67 @@ impl Consumer {
             return None;
         }
         let (mut remaining, nothing_held) = self.remaining();
+        let fetch_max = self.config.fetch_max_bytes;
+        let full = |total: usize| version >= 3 && total >= fetch_max;
         let n = self.parts.len();
         let mut asked: Vec<Asked> = Vec::new();
         let mut total = 0usize;
+        let mut alone = false;
+        // Partitions the budget turned away go first, in the order they were turned
+        // away, and each one's limit stays set aside for it against those behind it: a
+        // partition whose broker's turn comes late is never starved by the others.
+        let mut ahead = 0usize;
+        let mut k = 0;
+        while k < self.waiting.len() && !alone {
+            let i = self.waiting[k];
+            let Some(p) = self.parts[i].as_ref().filter(|p| Self::fetch_ready(p)) else {
+                // No longer fetchable (paused, sought to a lookup, unassigned): forget it.
+                if let Some(p) = self.parts[i].as_mut() {
+                    p.waiting = false;
+                }
+                self.waiting.remove(k);
+                continue;
+            };
+            let limit = p
+                .raised_limit
+                .unwrap_or(self.config.fetch_message_max_bytes);
+            let ours = leader_of(&p.topic, p.partition) == Some(broker);
+            alone = p.raised_limit.is_some()
+                && nothing_held
+                && asked.is_empty()
+                && ahead == 0
+                && limit > remaining;
+            if ours && !full(total) && (ahead + limit <= remaining || alone) {
+                asked.push(Asked {
+                    index: i,
+                    epoch: p.epoch,
+                    offset: p.fetch_offset,
+                    limit,
+                    first: asked.is_empty(),
+                });
+                total += limit;
+                remaining = remaining.saturating_sub(limit);
+                if let Some(p) = self.parts[i].as_mut() {
+                    p.waiting = false;
+                }
+                self.waiting.remove(k);
+                continue;
+            }
+            alone = false;
+            ahead += limit;
+            k += 1;
+        }
         for k in 0..n {
+            if alone || full(total) {
+                break;
+            }
             let i = (self.cursor + k) % n;
             let Some(p) = self.parts[i].as_ref() else {
                 continue;
             };
-            if !self.fetchable(p, remaining, nothing_held && asked.is_empty())
+            if p.waiting
+                || !Self::fetch_ready(p)
+                || asked.iter().any(|a| a.index == i)
                 || leader_of(&p.topic, p.partition) != Some(broker)
             {
                 continue;
@@ -528,21 +588,26 @@ impl Consumer {
             let limit = p
                 .raised_limit
                 .unwrap_or(self.config.fetch_message_max_bytes);
-            asked.push(Asked {
-                index: i,
-                epoch: p.epoch,
-                offset: p.fetch_offset,
-                limit,
-                first: asked.is_empty(),
-            });
-            total += limit;
-            if limit > remaining {
-                // A raised limit over the budget goes alone, with nothing else held.
-                break;
-            }
-            remaining -= limit;
-            if version >= 3 && total >= self.config.fetch_max_bytes {
-                break;
+            // A raised limit over the budget goes alone, with nothing else held.
+            alone = p.raised_limit.is_some()
+                && nothing_held
+                && asked.is_empty()
+                && ahead == 0
+                && limit > remaining;
+            if ahead + limit <= remaining || alone {
+                asked.push(Asked {
+                    index: i,
+                    epoch: p.epoch,
+                    offset: p.fetch_offset,
+                    limit,
+                    first: asked.is_empty(),
+                });
+                total += limit;
+                remaining = remaining.saturating_sub(limit);
+            } else if let Some(p) = self.parts[i].as_mut() {
+                p.waiting = true;
+                self.waiting.push_back(i);
+                ahead += limit;
             }
         }
         if asked.is_empty() {

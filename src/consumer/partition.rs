@@ -94,6 +94,8 @@ pub(super) struct PartitionState {
     pub(super) queued_messages: usize,
     /// Listed in the consumer's ready queue.
     pub(super) listed: bool,
+    /// Listed in the consumer's queue of partitions the budget turned away.
+    pub(super) waiting: bool,
 }
 
 impl PartitionState {
@@ -116,6 +118,7 @@ impl PartitionState {
             queued_bytes: 0,
             queued_messages: 0,
             listed: false,
+            waiting: false,
         };
         p.set_start(start, Lookup::Seek);
         p

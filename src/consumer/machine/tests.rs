@@ -441,3 +441,26 @@ fn paused_partitions_are_not_fetched_nor_handed_out() {
     assert!(c.has_batches());
     assert_eq!(c.poll_batch().unwrap().partition(), 0);
 }
+
+#[test]
+fn a_partition_the_budget_turned_away_is_not_starved_by_another_broker() {
+    let now = Instant::now();
+    let config = ConsumerConfig {
+        fetch_message_max_bytes: 1000,
+        queued_max_bytes: 2000,
+        ..ConsumerConfig::default()
+    };
+    let mut c = consumer(config, 3);
+    // Partition 0 on broker 0, partitions 1 and 2 on broker 1.
+    let leaders = |_: &str, p: i32| Some(i32::from(p != 0));
+    let (req, token) = c.poll_fetch(1, &leaders, 12).unwrap();
+    assert_eq!(req.topics[0].partitions.len(), 2);
+    assert!(c.poll_fetch(0, &leaders, 12).is_none(), "the budget is reserved");
+    let idle = answer(vec![(1, 0, Vec::new(), 0), (2, 0, Vec::new(), 0)]);
+    c.handle_fetch_response(now, token, Ok(&idle), 12);
+    // Broker 1 asks again first, but partition 0's share is set aside.
+    let (req, _) = c.poll_fetch(1, &leaders, 12).unwrap();
+    assert_eq!(req.topics[0].partitions.len(), 1);
+    let (req, _) = c.poll_fetch(0, &leaders, 12).expect("partition 0's turn");
+    assert_eq!(req.topics[0].partitions[0].partition, 0);
+}
