@@ -177,10 +177,28 @@ fn ends(sim: &Sim, partitions: i32) -> BTreeMap<i32, i64> {
 #[test]
 fn chaos_delivers_every_record_once_in_order() {
     for seed in seeds() {
-        let mut sim = sim_of(
-            MockConfig::new(3).with_topic(TOPIC, 4, 3).with_seed(seed),
-            seed,
-        );
+        chaos(seed, None);
+    }
+}
+
+/// The same over Fetch v1 (Kafka 0.9's): the broker cuts each partition's records at its
+/// byte limit, so answers end in a partial batch.
+#[test]
+fn chaos_with_partial_batches_at_the_end_of_answers() {
+    for seed in seeds() {
+        chaos(seed, Some(1));
+    }
+}
+
+fn chaos(seed: u64, max_fetch: Option<i16>) {
+    {
+        let mut cluster = MockConfig::new(3).with_topic(TOPIC, 4, 3).with_seed(seed);
+        if let Some(v) = max_fetch {
+            for b in &mut cluster.brokers {
+                b.api_versions.push((ApiKey::Fetch, 0, v));
+            }
+        }
+        let mut sim = sim_of(cluster, seed);
         let mut dice = Dice(seed ^ 0xc0ffee);
         for p in 0..4 {
             append(&mut sim, p, 5, 40);
@@ -688,5 +706,94 @@ fn seek_to_earliest_latest_and_timestamp() {
         reader.delivered.clear();
         read_to_end(&mut sim, &mut reader, 1);
         assert_eq!(reader.delivered[&0], vec![20, 21], "seed {seed}");
+    }
+}
+
+/// What Kafka 0.9 stores (MessageSet v0 / v1, plain and in gzip wrappers, written by the
+/// producer over Produce v0-v1) reads back exactly over Fetch v0-v1, also from an offset
+/// inside a compressed wrapper.
+#[test]
+fn kafka_09_message_sets_read_back_exactly() {
+    use grete::client::ProduceRecord;
+    use grete::producer::ProducerConfig;
+    use grete::protocol::compression::Compression;
+    for seed in seeds() {
+        for compression in [Compression::None, Compression::Gzip] {
+            let cluster = MockConfig::new(1)
+                .kafka_09()
+                .with_topic(TOPIC, 2, 1)
+                .with_seed(seed);
+            let mut sim = Sim::new(cluster, SimConfig::seeded(seed), |c| {
+                c.request_timeout = Duration::from_secs(5);
+            })
+            .unwrap();
+            let op = sim
+                .client
+                .topic_metadata(sim.now(), vec![TOPIC.into()], false);
+            sim.wait_op(op).unwrap().unwrap();
+            let mut producer = ProducerConfig::default();
+            producer.compression = compression;
+            producer.linger = Duration::from_millis(5);
+            let now = sim.now();
+            let pid = sim.client.add_producer(now, TOPIC, producer).unwrap();
+            let mut sent: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+            for i in 0..200 {
+                let p = i % 2;
+                let value = format!("value-{i}");
+                let record = ProduceRecord {
+                    partition: Some(p),
+                    ..ProduceRecord::value(value.as_bytes(), 1_700_000_000_000)
+                };
+                let now = sim.now();
+                let (_, wake) = sim.client.produce(now, pid, &record).unwrap();
+                if wake {
+                    sim.client.handle_timeout(now);
+                }
+                sent.entry(p).or_default().push(value);
+                if i % 37 == 0 {
+                    sim.run_for(Duration::from_millis(3)).unwrap();
+                }
+            }
+            sim.client.flush(sim.now(), pid);
+            let mut acknowledged = 0;
+            sim.run_until(|sim| {
+                for e in sim.take_events() {
+                    if let Event::Delivery(r) = e {
+                        assert!(r.result.is_ok(), "{r:?}");
+                        acknowledged += r.count;
+                    }
+                }
+                acknowledged >= 200
+            })
+            .unwrap();
+            for (start, partition) in [(0, 0), (0, 1), (37, 0)] {
+                let id = consumer_at(
+                    &mut sim,
+                    config(1 << 20),
+                    &[(partition, OffsetSpec::Offset(start))],
+                );
+                let mut got: Vec<(i64, String)> = Vec::new();
+                sim.run_until(|sim| {
+                    while let Some(b) = sim.client.poll_batch(sim.now(), id) {
+                        assert_eq!(b.batch().magic, 0, "Produce v0-v1 on 0.9 writes magic 0");
+                        for r in b.records() {
+                            let r = r.unwrap();
+                            let v = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+                            got.push((r.offset, v));
+                        }
+                    }
+                    got.len() as i64 >= 100 - start
+                })
+                .unwrap();
+                let want: Vec<(i64, String)> = sent[&partition]
+                    .iter()
+                    .enumerate()
+                    .skip(start as usize)
+                    .map(|(o, v)| (o as i64, v.clone()))
+                    .collect();
+                assert_eq!(got, want, "seed {seed} {compression:?} from {start}");
+                sim.client.remove_consumer(sim.now(), id);
+            }
+        }
     }
 }

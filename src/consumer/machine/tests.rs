@@ -455,7 +455,10 @@ fn a_partition_the_budget_turned_away_is_not_starved_by_another_broker() {
     let leaders = |_: &str, p: i32| Some(i32::from(p != 0));
     let (req, token) = c.poll_fetch(1, &leaders, 12).unwrap();
     assert_eq!(req.topics[0].partitions.len(), 2);
-    assert!(c.poll_fetch(0, &leaders, 12).is_none(), "the budget is reserved");
+    assert!(
+        c.poll_fetch(0, &leaders, 12).is_none(),
+        "the budget is reserved"
+    );
     let idle = answer(vec![(1, 0, Vec::new(), 0), (2, 0, Vec::new(), 0)]);
     c.handle_fetch_response(now, token, Ok(&idle), 12);
     // Broker 1 asks again first, but partition 0's share is set aside.
