@@ -731,9 +731,11 @@ fn kafka_09_message_sets_read_back_exactly() {
                 .client
                 .topic_metadata(sim.now(), vec![TOPIC.into()], false);
             sim.wait_op(op).unwrap().unwrap();
-            let mut producer = ProducerConfig::default();
-            producer.compression = compression;
-            producer.linger = Duration::from_millis(5);
+            let producer = ProducerConfig {
+                compression,
+                linger: Duration::from_millis(5),
+                ..ProducerConfig::default()
+            };
             let now = sim.now();
             let pid = sim.client.add_producer(now, TOPIC, producer).unwrap();
             let mut sent: BTreeMap<i32, Vec<String>> = BTreeMap::new();

@@ -153,11 +153,11 @@ fn control_batches_and_aborted_transactions_are_skipped_but_advance() {
     };
     let marker = BatchHeader {
         control: true,
-        ..txn.clone()
+        ..txn
     };
     // 0..2 aborted, 2 its abort marker: nothing to deliver, yet the position moves.
-    let mut records = batch_with(txn.clone(), 0, 2);
-    records.extend(batch_with(marker.clone(), 2, 1));
+    let mut records = batch_with(txn, 0, 2);
+    records.extend(batch_with(marker, 2, 1));
     let mut r = ok(0, records, 3);
     r.responses[0].partitions[0].aborted_transactions = Some(vec![AbortedTransaction {
         producer_id: 9,
