@@ -17,6 +17,7 @@ pub use crate::zk::{ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse};
 
 mod backoff;
 mod consume;
+mod offsets;
 mod ops;
 mod produce;
 mod route;

@@ -799,3 +799,93 @@ fn kafka_09_message_sets_read_back_exactly() {
         }
     }
 }
+
+fn offsets_of(result: Result<grete::client::Output, grete::error::Error>) -> Vec<(i32, i64)> {
+    result
+        .unwrap()
+        .into_offsets()
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.partition, o.result.unwrap()))
+        .collect()
+}
+
+/// Offsets committed through the group's coordinator read back, on a modern broker and on
+/// Kafka 0.9 (GroupCoordinator, OffsetCommit v2); a coordinator that moved is found again.
+#[test]
+fn offsets_commit_and_fetch_through_the_coordinator() {
+    for seed in seeds() {
+        for kafka_09 in [false, true] {
+            let mut cluster = MockConfig::new(3).with_topic(TOPIC, 2, 3).with_seed(seed);
+            if kafka_09 {
+                cluster = cluster.kafka_09();
+            }
+            let mut sim = Sim::new(cluster, SimConfig::seeded(seed), |c| {
+                if !kafka_09 {
+                    modern(c);
+                }
+                c.request_timeout = Duration::from_secs(10);
+            })
+            .unwrap();
+            let op = sim
+                .client
+                .commit_offsets(sim.now(), "g", TOPIC, vec![(0, 5), (1, 7)]);
+            assert_eq!(offsets_of(sim.wait_op(op).unwrap()), vec![(0, 5), (1, 7)]);
+            assert_eq!(sim.cluster.committed_offset("g", TOPIC, 0), Some(5));
+            let versions: Vec<(ApiKey, i16)> = sim
+                .cluster
+                .requests()
+                .iter()
+                .filter(|r| matches!(r.api, ApiKey::FindCoordinator | ApiKey::OffsetCommit))
+                .map(|r| (r.api, r.version))
+                .collect();
+            let want = if kafka_09 { (0, 2) } else { (3, 8) };
+            assert_eq!(
+                versions,
+                vec![
+                    (ApiKey::FindCoordinator, want.0),
+                    (ApiKey::OffsetCommit, want.1)
+                ]
+            );
+            let op = sim.client.fetch_offsets(sim.now(), "g", TOPIC, vec![0, 1]);
+            assert_eq!(offsets_of(sim.wait_op(op).unwrap()), vec![(0, 5), (1, 7)]);
+            let op = sim.client.fetch_offsets(sim.now(), "other", TOPIC, vec![0]);
+            assert_eq!(offsets_of(sim.wait_op(op).unwrap()), vec![(0, -1)]);
+            // The coordinator answers that it no longer is, then goes down.
+            sim.cluster.inject(Fault {
+                matcher: Matcher::api(ApiKey::OffsetCommit),
+                action: FaultAction::Error(ErrorCode::NotCoordinator),
+                times: 1,
+            });
+            let finds = sim.cluster.request_count(ApiKey::FindCoordinator);
+            let op = sim
+                .client
+                .commit_offsets(sim.now(), "g", TOPIC, vec![(0, 9)]);
+            assert_eq!(offsets_of(sim.wait_op(op).unwrap()), vec![(0, 9)]);
+            assert_eq!(
+                sim.cluster.request_count(ApiKey::FindCoordinator),
+                finds + 2
+            );
+            let coordinator = sim
+                .cluster
+                .requests()
+                .iter()
+                .rev()
+                .find(|r| r.api == ApiKey::OffsetCommit)
+                .map(|r| r.broker)
+                .unwrap();
+            let now = sim.now();
+            sim.cluster.broker_down(now, coordinator);
+            let op = sim
+                .client
+                .commit_offsets(sim.now(), "g", TOPIC, vec![(1, 11)]);
+            assert_eq!(
+                offsets_of(sim.wait_op(op).unwrap()),
+                vec![(1, 11)],
+                "seed {seed}"
+            );
+            let op = sim.client.fetch_offsets(sim.now(), "g", TOPIC, vec![0, 1]);
+            assert_eq!(offsets_of(sim.wait_op(op).unwrap()), vec![(0, 9), (1, 11)]);
+        }
+    }
+}
