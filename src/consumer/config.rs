@@ -38,7 +38,6 @@ impl IsolationLevel {
 
 /// A consumer's configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct ConsumerConfig {
     /// Prefetch budget in records: no partition is fetched while at least this many
     /// fetched records wait for the application (one response may overshoot it: the
