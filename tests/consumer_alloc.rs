@@ -77,8 +77,10 @@ fn iterating_fetched_batches_allocates_nothing_per_record() {
         sim.cluster.append_records(now, "t", 0, &records).unwrap();
     }
     let now = sim.now();
-    let mut config = ConsumerConfig::default();
-    config.queued_max_messages = 100_000;
+    let config = ConsumerConfig {
+        queued_max_messages: 100_000,
+        ..ConsumerConfig::default()
+    };
     let id = sim.client.add_consumer(now, config).unwrap();
     sim.client
         .assign(now, id, "t", 0, OffsetSpec::Offset(0))

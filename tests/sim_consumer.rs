@@ -83,12 +83,13 @@ fn append(sim: &mut Sim, partition: i32, count: usize, size: usize) {
 }
 
 fn config(budget: usize) -> ConsumerConfig {
-    let mut c = ConsumerConfig::default();
-    c.queued_max_bytes = budget;
-    c.fetch_message_max_bytes = 2048;
-    c.fetch_max_bytes = 4096;
-    c.fetch_wait_max_ms = 50;
-    c
+    ConsumerConfig {
+        queued_max_bytes: budget,
+        fetch_message_max_bytes: 2048,
+        fetch_max_bytes: 4096,
+        fetch_wait_max_ms: 50,
+        ..ConsumerConfig::default()
+    }
 }
 
 /// The application: takes batches, checks each record's offset against the partition's
