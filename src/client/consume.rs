@@ -38,7 +38,9 @@ impl Client {
         config.validate()?;
         let id = ConsumerId(self.next_consumer);
         self.next_consumer += 1;
-        self.consumers.insert(id, Consumer::new(id, config));
+        let mut consumer = Consumer::new(id, config);
+        consumer.set_max_response_size(self.config.max_frame_size);
+        self.consumers.insert(id, consumer);
         Ok(id)
     }
 

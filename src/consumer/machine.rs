@@ -202,6 +202,8 @@ pub struct Consumer {
     events: VecDeque<ConsumerEvent>,
     /// The earliest partition backoff.
     wake: Option<Instant>,
+    /// The most a raised per-partition limit may reach.
+    max_limit: usize,
 }
 
 impl Consumer {
@@ -226,7 +228,18 @@ impl Consumer {
             cursor: 0,
             events: VecDeque::new(),
             wake: None,
+            max_limit: MAX_RAISED_FETCH_BYTES,
         }
+    }
+
+    /// Bounds how far a partition's limit may be raised for a large batch: below the
+    /// largest response the connection accepts (`max_frame_size`), else the answer would
+    /// close the connection again and again. A batch that does not fit is reported
+    /// (`NoProgress`).
+    pub fn set_max_response_size(&mut self, bytes: usize) {
+        self.max_limit = bytes
+            .saturating_sub(4096)
+            .clamp(self.config.fetch_message_max_bytes, MAX_RAISED_FETCH_BYTES);
     }
 
     /// Its id.
@@ -888,11 +901,12 @@ impl Consumer {
             self.stop_with(a.index, Error::Protocol(e));
             return;
         }
+        let cap = self.max_limit;
         let grow = |limit: usize, announced: usize| {
             if announced > limit {
-                announced.min(MAX_RAISED_FETCH_BYTES)
+                announced.min(cap)
             } else {
-                limit.saturating_mul(2).min(MAX_RAISED_FETCH_BYTES)
+                limit.saturating_mul(2).min(cap)
             }
         };
         let end = p.visible_end(read_committed);
@@ -911,7 +925,7 @@ impl Consumer {
             }
         };
         if let Some(announced) = too_small {
-            if a.limit >= MAX_RAISED_FETCH_BYTES {
+            if a.limit >= cap {
                 self.no_progress(a.index);
             } else if let Some(p) = self.parts[a.index].as_mut() {
                 p.raised_limit = Some(grow(a.limit, announced));

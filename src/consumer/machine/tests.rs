@@ -467,3 +467,22 @@ fn a_partition_the_budget_turned_away_is_not_starved_by_another_broker() {
     let (req, _) = c.poll_fetch(0, &leaders, 12).expect("partition 0's turn");
     assert_eq!(req.topics[0].partitions[0].partition, 0);
 }
+
+#[test]
+fn a_batch_larger_than_any_response_the_connection_takes_is_reported() {
+    let now = Instant::now();
+    let mut c = consumer(small(), 1);
+    c.set_max_response_size(8192);
+    let big = batch_with(BatchHeader::default(), 0, 2000);
+    assert!(big.len() > 8192);
+    let (_, token) = fetch(&mut c, 1);
+    c.handle_fetch_response(now, token, Ok(&ok(0, big[..1000].to_vec(), 2000)), 1);
+    let (req, token) = fetch(&mut c, 1);
+    assert_eq!(req.topics[0].partitions[0].partition_max_bytes, 8192 - 4096);
+    c.handle_fetch_response(now, token, Ok(&ok(0, big[..4096].to_vec(), 2000)), 1);
+    assert!(matches!(
+        c.poll_event(),
+        Some(ConsumerEvent::NoProgress { position: 0, .. })
+    ));
+    assert!(c.poll_fetch(0, &leader0, 1).is_none(), "stopped, no loop");
+}
