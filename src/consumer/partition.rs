@@ -145,7 +145,12 @@ impl PartitionState {
                 self.fetch_offset = o;
                 self.phase = Phase::Fetching;
             }
-            Some(timestamp) => self.phase = Phase::Lookup { timestamp, why },
+            Some(timestamp) => {
+                // Unknown until the lookup answers.
+                self.position = -1;
+                self.fetch_offset = -1;
+                self.phase = Phase::Lookup { timestamp, why };
+            }
         }
     }
 
