@@ -99,7 +99,10 @@ struct Reader {
     budget: usize,
     /// Per partition, the next offset expected.
     expect: BTreeMap<i32, i64>,
+    /// Per partition, what was delivered since the last seek (from `start`).
     delivered: BTreeMap<i32, Vec<i64>>,
+    start: BTreeMap<i32, i64>,
+    paused: std::collections::BTreeSet<i32>,
     events: Vec<ConsumerEvent>,
     peak: usize,
 }
@@ -111,6 +114,8 @@ impl Reader {
             budget,
             expect: BTreeMap::new(),
             delivered: BTreeMap::new(),
+            start: BTreeMap::new(),
+            paused: std::collections::BTreeSet::new(),
             events: Vec::new(),
             peak: 0,
         }
@@ -134,6 +139,10 @@ impl Reader {
         let seed = sim.config().seed;
         while let Some(b) = sim.client.poll_batch(sim.now(), self.id) {
             let p = b.partition();
+            assert!(
+                !self.paused.contains(&p),
+                "seed {seed}: partition {p} is paused"
+            );
             let expect = self.expect.entry(p).or_insert(b.first_offset());
             for r in b.records() {
                 let r = r.unwrap();
@@ -163,6 +172,21 @@ impl Reader {
             .seek(now, self.id, TOPIC, partition, OffsetSpec::Offset(offset))
             .unwrap();
         self.expect.insert(partition, offset);
+        self.start.insert(partition, offset);
+        self.delivered.remove(&partition);
+    }
+
+    fn pause(&mut self, sim: &mut Sim, partition: i32) {
+        let now = sim.now();
+        sim.client.pause(now, self.id, TOPIC, partition).unwrap();
+        self.paused.insert(partition);
+    }
+
+    fn resume_all(&mut self, sim: &mut Sim) {
+        let now = sim.now();
+        for p in std::mem::take(&mut self.paused) {
+            sim.client.resume(now, self.id, TOPIC, p).unwrap();
+        }
     }
 }
 
@@ -252,7 +276,14 @@ fn chaos(seed: u64, max_fetch: Option<i16>) {
                     action: FaultAction::Delay(Duration::from_millis(dice.below(500))),
                     times: 1,
                 }),
-                _ => {}
+                6 => {
+                    // A seek anywhere up to the end, maybe while a fetch is in flight.
+                    let q = dice.below(4) as i32;
+                    let end = sim.cluster.offsets(TOPIC, q).unwrap().1;
+                    let to = dice.below(end as u64 + 1) as i64;
+                    reader.seek(&mut sim, q, to);
+                }
+                _ => reader.pause(&mut sim, dice.below(4) as i32),
             }
             // Read for a while, or not at all (the budget must hold either way).
             let reading = dice.below(3) != 0;
@@ -267,6 +298,7 @@ fn chaos(seed: u64, max_fetch: Option<i16>) {
                 sim.now() >= until
             })
             .unwrap_or_else(|e| panic!("seed {seed} round {round}: {e}"));
+            reader.resume_all(&mut sim);
         }
         sim.cluster.clear_faults();
         for b in 0..3 {
@@ -285,9 +317,10 @@ fn chaos(seed: u64, max_fetch: Option<i16>) {
         });
         for (p, end) in &want {
             let got = reader.delivered.get(p).cloned().unwrap_or_default();
+            let start = reader.start.get(p).copied().unwrap_or(0);
             assert_eq!(
                 got,
-                (0..*end).collect::<Vec<_>>(),
+                (start..*end).collect::<Vec<_>>(),
                 "seed {seed} partition {p}"
             );
         }
