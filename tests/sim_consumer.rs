@@ -400,7 +400,7 @@ fn seek_while_fetch_in_flight_drops_its_answer() {
 
 /// A seek drops the batches already buffered for the partition.
 #[test]
-fn seek_drops_buffered_batches() {
+fn seek_drops_buffered_batches_and_positions_commit() {
     for seed in seeds() {
         let mut sim = one_broker(seed, 1, None);
         for _ in 0..5 {
@@ -425,6 +425,10 @@ fn seek_drops_buffered_batches() {
             .partition(TOPIC, 0)
             .unwrap();
         assert_eq!((view.position, view.lag()), (50, Some(0)));
+        let ops = sim.client.commit_positions(sim.now(), id, "g");
+        assert_eq!(ops.len(), 1);
+        assert_eq!(offsets_of(sim.wait_op(ops[0]).unwrap()), vec![(0, 50)]);
+        assert_eq!(sim.cluster.committed_offset("g", TOPIC, 0), Some(50));
     }
 }
 

@@ -8,7 +8,7 @@
 
 use std::time::Instant;
 
-use super::{Client, ConnectionHandle, Event};
+use super::{Client, ConnectionHandle, Event, OpId};
 use crate::connection::{ConnectionState, RequestId, VersionChoice};
 use crate::consumer::{
     Consumer, ConsumerConfig, ConsumerId, FetchToken, FetchedBatch, LookupToken, OffsetSpec,
@@ -118,6 +118,25 @@ impl Client {
             self.drive_soon(now);
         }
         Some(batch)
+    }
+
+    /// Commits consumer `id`'s positions (the next offset to read of each assigned
+    /// partition whose position is known) for group `group`: one
+    /// [`commit_offsets`](Self::commit_offsets) operation per topic, whose ids are
+    /// returned (none for an unknown consumer). For auto-commit and commit on close.
+    pub fn commit_positions(&mut self, now: Instant, id: ConsumerId, group: &str) -> Vec<OpId> {
+        let Some(c) = self.consumers.get(&id) else {
+            return Vec::new();
+        };
+        let positions: Vec<(String, Vec<(i32, i64)>)> = c
+            .positions()
+            .into_iter()
+            .map(|(t, o)| (t.to_owned(), o))
+            .collect();
+        positions
+            .into_iter()
+            .map(|(topic, offsets)| self.commit_offsets(now, group, &topic, offsets))
+            .collect()
     }
 
     /// Removes consumer `id`; answers to its requests still on the wire are dropped.

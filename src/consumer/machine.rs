@@ -363,6 +363,21 @@ impl Consumer {
             .map(|p| (&*p.topic, p.partition))
     }
 
+    /// The known positions (next offset to read) of the assigned partitions, by topic
+    /// then partition: what to commit.
+    pub fn positions(&self) -> BTreeMap<&str, Vec<(i32, i64)>> {
+        let mut out: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+        for p in self.parts.iter().flatten().filter(|p| p.position >= 0) {
+            out.entry(&*p.topic)
+                .or_default()
+                .push((p.partition, p.position));
+        }
+        for v in out.values_mut() {
+            v.sort_unstable();
+        }
+        out
+    }
+
     /// Bytes of fetched batches waiting for the application.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_bytes
