@@ -202,7 +202,15 @@ fn ends(sim: &Sim, partitions: i32) -> BTreeMap<i32, i64> {
 #[test]
 fn chaos_delivers_every_record_once_in_order() {
     for seed in seeds() {
-        chaos(seed, None);
+        chaos(seed, None, true);
+    }
+}
+
+/// The same with full fetches only (no fetch sessions).
+#[test]
+fn chaos_without_fetch_sessions() {
+    for seed in seeds() {
+        chaos(seed, None, false);
     }
 }
 
@@ -211,11 +219,11 @@ fn chaos_delivers_every_record_once_in_order() {
 #[test]
 fn chaos_with_partial_batches_at_the_end_of_answers() {
     for seed in seeds() {
-        chaos(seed, Some(1));
+        chaos(seed, Some(1), true);
     }
 }
 
-fn chaos(seed: u64, max_fetch: Option<i16>) {
+fn chaos(seed: u64, max_fetch: Option<i16>, fetch_sessions: bool) {
     {
         let mut cluster = MockConfig::new(3).with_topic(TOPIC, 4, 3).with_seed(seed);
         if let Some(v) = max_fetch {
@@ -230,7 +238,11 @@ fn chaos(seed: u64, max_fetch: Option<i16>) {
         }
         let budget = 8192;
         let now = sim.now();
-        let id = sim.client.add_consumer(now, config(budget)).unwrap();
+        let consumer = ConsumerConfig {
+            fetch_sessions,
+            ..config(budget)
+        };
+        let id = sim.client.add_consumer(now, consumer).unwrap();
         for p in 0..4 {
             sim.client
                 .assign(now, id, TOPIC, p, OffsetSpec::Offset(0))
@@ -324,13 +336,14 @@ fn chaos(seed: u64, max_fetch: Option<i16>) {
                 "seed {seed} partition {p}"
             );
         }
-        eprintln!(
-            "seed {seed}: ends {want:?} peak {} fetches {} lookups {} time {:?}",
-            reader.peak,
-            sim.cluster.request_count(ApiKey::Fetch),
-            sim.cluster.request_count(ApiKey::ListOffsets),
-            sim.elapsed()
-        );
+        assert!(reader.peak > 0, "seed {seed}: nothing was ever buffered");
+        if max_fetch.is_none() {
+            assert_eq!(
+                sim.cluster.fetch_session_count() > 0,
+                fetch_sessions,
+                "seed {seed}: fetch sessions"
+            );
+        }
         assert!(
             reader.events.is_empty(),
             "seed {seed}: unexpected events {:?}",

@@ -65,6 +65,10 @@ pub struct ConsumerConfig {
     pub retry_backoff: Duration,
     /// Verify batch and message checksums (PyKafka does not; grete does by default).
     pub check_crcs: bool,
+    /// Use fetch sessions (KIP-227, Fetch v7+, Kafka 1.1): after a full fetch, each
+    /// fetch lists only the partitions whose position or limit changed. A session error
+    /// falls back to a full fetch.
+    pub fetch_sessions: bool,
 }
 
 impl Default for ConsumerConfig {
@@ -80,6 +84,7 @@ impl Default for ConsumerConfig {
             isolation_level: IsolationLevel::ReadUncommitted,
             retry_backoff: Duration::from_millis(100),
             check_crcs: true,
+            fetch_sessions: true,
         }
     }
 }

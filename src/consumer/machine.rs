@@ -28,7 +28,7 @@ use super::fetched::FetchedBatch;
 use super::partition::{Lookup, OffsetSpec, PartitionState, Phase};
 use super::transactions::AbortedFilter;
 use crate::error::Error;
-use crate::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use crate::protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use crate::protocol::messages::fetch_response::PartitionData;
 use crate::protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use crate::protocol::messages::{
@@ -139,6 +139,36 @@ struct FetchInFlight {
     broker: i32,
     reserved: usize,
     asked: Vec<Asked>,
+    /// The fetch session it used, and the partitions (with their state) the session holds
+    /// once the broker took it.
+    session: Option<(SessionUse, BTreeMap<usize, SessionPart>)>,
+}
+
+/// How a fetch used its broker's fetch session (KIP-227).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SessionUse {
+    /// A full fetch asking for a new session.
+    Create,
+    /// An incremental fetch in the session.
+    Incremental,
+}
+
+/// A partition as a fetch session on the broker holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SessionPart {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    limit: usize,
+}
+
+/// A broker's fetch session: its id, the epoch of the next incremental fetch, and the
+/// partitions it holds, by partition index.
+#[derive(Debug)]
+struct FetchSession {
+    id: i32,
+    epoch: i32,
+    parts: BTreeMap<usize, SessionPart>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -204,6 +234,8 @@ pub struct Consumer {
     wake: Option<Instant>,
     /// The most a raised per-partition limit may reach.
     max_limit: usize,
+    /// Fetch sessions by broker.
+    sessions: BTreeMap<i32, FetchSession>,
 }
 
 impl Consumer {
@@ -229,6 +261,7 @@ impl Consumer {
             events: VecDeque::new(),
             wake: None,
             max_limit: MAX_RAISED_FETCH_BYTES,
+            sessions: BTreeMap::new(),
         }
     }
 
@@ -642,12 +675,69 @@ impl Consumer {
             return None;
         }
         self.cursor = if n == 0 { 0 } else { (self.cursor + 1) % n };
+        // Fetch sessions (v7+): a full fetch asks for one; then only partitions whose
+        // offset or limit changed are listed, and those no longer wanted are forgotten.
+        let wanted: BTreeMap<usize, SessionPart> = asked
+            .iter()
+            .filter_map(|a| {
+                let p = self.parts[a.index].as_ref()?;
+                Some((
+                    a.index,
+                    SessionPart {
+                        topic: p.topic.clone(),
+                        partition: p.partition,
+                        offset: a.offset,
+                        limit: a.limit,
+                    },
+                ))
+            })
+            .collect();
+        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+        let (session_id, session_epoch, session) = match self.sessions.get(&broker) {
+            _ if !self.config.fetch_sessions || version < 7 => (0, -1, None),
+            None => (0, 0, Some((SessionUse::Create, wanted))),
+            Some(s) => {
+                for (i, held) in &s.parts {
+                    // Still wanted (under this index, or under a new one after the
+                    // partition was assigned again): not forgotten.
+                    let still = wanted.contains_key(i)
+                        || wanted
+                            .values()
+                            .any(|w| w.partition == held.partition && w.topic == held.topic);
+                    if still {
+                        continue;
+                    }
+                    match forgotten.iter_mut().find(|t| *t.topic == *held.topic) {
+                        Some(t) => t.partitions.push(held.partition),
+                        None => forgotten.push(ForgottenTopic {
+                            topic: held.topic.to_string(),
+                            partitions: vec![held.partition],
+                            ..Default::default()
+                        }),
+                    }
+                }
+                // The broker orders a session's partitions itself: none of ours is first.
+                for a in &mut asked {
+                    a.first = false;
+                }
+                (s.id, s.epoch, Some((SessionUse::Incremental, wanted)))
+            }
+        };
+        let held = match &session {
+            Some((SessionUse::Incremental, _)) => self.sessions.get(&broker).map(|s| &s.parts),
+            _ => None,
+        };
         let mut topics: Vec<FetchTopic> = Vec::new();
         for a in &asked {
-            let Some(p) = self.parts[a.index].as_mut() else {
+            let Some(p) = self.parts[a.index].as_ref() else {
                 continue;
             };
-            p.in_flight = true;
+            let unchanged = held.and_then(|h| h.get(&a.index)).is_some_and(|h| {
+                h.offset == a.offset && h.limit == a.limit && *h.topic == *p.topic
+            });
+            if unchanged {
+                continue;
+            }
             let fp = FetchPartition {
                 partition: p.partition,
                 current_leader_epoch: -1,
@@ -664,6 +754,11 @@ impl Consumer {
                     partitions: vec![fp],
                     ..Default::default()
                 }),
+            }
+        }
+        for a in &asked {
+            if let Some(p) = self.parts[a.index].as_mut() {
+                p.in_flight = true;
             }
         }
         let request = FetchRequest {
@@ -683,9 +778,10 @@ impl Consumer {
             } else {
                 0
             },
-            session_id: 0,
-            session_epoch: -1,
+            session_id,
+            session_epoch,
             topics,
+            forgotten_topics_data: forgotten,
             ..Default::default()
         };
         let token = FetchToken(self.token());
@@ -697,6 +793,7 @@ impl Consumer {
                 broker,
                 reserved: total,
                 asked,
+                session,
             },
         );
         Some((request, token))
@@ -779,6 +876,32 @@ impl Consumer {
             Ok(r) => ErrorCode::from_code(r.error_code),
             Err(_) => None,
         };
+        let in_session = f.session.is_some();
+        match (&f.session, result, top_error) {
+            (Some((SessionUse::Create, parts)), Ok(r), None) if r.session_id > 0 => {
+                let session = FetchSession {
+                    id: r.session_id,
+                    epoch: 1,
+                    parts: parts.clone(),
+                };
+                self.sessions.insert(f.broker, session);
+            }
+            (Some((SessionUse::Incremental, parts)), Ok(_), None) => {
+                if let Some(s) = self.sessions.get_mut(&f.broker) {
+                    s.epoch = if s.epoch == i32::MAX { 1 } else { s.epoch + 1 };
+                    s.parts = parts.clone();
+                }
+            }
+            // Any failure: the broker's session state is unknown; the next fetch asks
+            // for a new one.
+            _ => {
+                self.sessions.remove(&f.broker);
+            }
+        }
+        let session_error = matches!(
+            top_error,
+            Some(ErrorCode::FetchSessionIdNotFound | ErrorCode::InvalidFetchSessionEpoch)
+        );
         for a in &f.asked {
             let Some(p) = self.parts[a.index].as_mut() else {
                 continue;
@@ -790,6 +913,8 @@ impl Consumer {
             }
             let r = match result {
                 Ok(r) if top_error.is_none() => r,
+                // The session is gone: fetch again at once with a full fetch.
+                Ok(_) if session_error => continue,
                 Err(e) if !e.is_retriable() => {
                     // A request that cannot be sent (no version in common, an encoding
                     // refused): retrying would loop.
@@ -810,7 +935,10 @@ impl Consumer {
                 .flat_map(|t| &t.partitions)
                 .find(|d| d.partition_index == p.partition);
             let Some(d) = data else {
-                self.backoff(a.index, now);
+                // An incremental answer leaves out the partitions with nothing new.
+                if !in_session {
+                    self.backoff(a.index, now);
+                }
                 continue;
             };
             if d.high_watermark >= 0 {

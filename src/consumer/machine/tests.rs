@@ -486,3 +486,68 @@ fn a_batch_larger_than_any_response_the_connection_takes_is_reported() {
     ));
     assert!(c.poll_fetch(0, &leader0, 1).is_none(), "stopped, no loop");
 }
+
+fn listed(req: &FetchRequest) -> Vec<(i32, i64)> {
+    req.topics
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| (p.partition, p.fetch_offset))
+        .collect()
+}
+
+#[test]
+fn a_fetch_session_lists_only_what_changed_and_forgets_what_is_not_wanted() {
+    let now = Instant::now();
+    let mut c = consumer(small(), 2);
+    let (req, token) = fetch(&mut c, 12);
+    assert_eq!(
+        (req.session_id, req.session_epoch),
+        (0, 0),
+        "asks for a session"
+    );
+    assert_eq!(listed(&req), vec![(0, 0), (1, 0)]);
+    let mut r = answer(vec![(0, 0, batch(0, 3), 3), (1, 0, Vec::new(), 0)]);
+    r.session_id = 7;
+    c.handle_fetch_response(now, token, Ok(&r), 12);
+    let (req, token) = fetch(&mut c, 12);
+    assert_eq!((req.session_id, req.session_epoch), (7, 1));
+    assert_eq!(listed(&req), vec![(0, 3)], "partition 1 is unchanged");
+    assert!(req.forgotten_topics_data.is_empty());
+    // The incremental answer leaves partition 1 out: no error, no backoff.
+    let mut r = answer(vec![(0, 0, batch(3, 2), 5)]);
+    r.session_id = 7;
+    c.handle_fetch_response(now, token, Ok(&r), 12);
+    assert!(c.poll_event().is_none());
+    c.pause("t", 1).unwrap();
+    let (req, token) = fetch(&mut c, 12);
+    assert_eq!((req.session_id, req.session_epoch), (7, 2));
+    assert_eq!(listed(&req), vec![(0, 5)]);
+    assert_eq!(req.forgotten_topics_data[0].partitions, vec![1]);
+    // The broker lost the session: a full fetch asks for a new one at once.
+    let lost = FetchResponse {
+        error_code: ErrorCode::FetchSessionIdNotFound.code(),
+        ..Default::default()
+    };
+    assert!(
+        !c.handle_fetch_response(now, token, Ok(&lost), 12)
+            .refresh_metadata
+    );
+    let (req, _) = fetch(&mut c, 12);
+    assert_eq!((req.session_id, req.session_epoch), (0, 0));
+    assert_eq!(listed(&req), vec![(0, 5)]);
+    assert_eq!(take_all(&mut c), vec![0, 1, 2, 3, 4]);
+}
+
+#[test]
+fn no_fetch_session_before_v7_or_when_disabled() {
+    let mut c = consumer(small(), 1);
+    let (req, _) = fetch(&mut c, 6);
+    assert_eq!((req.session_id, req.session_epoch), (0, -1));
+    let config = ConsumerConfig {
+        fetch_sessions: false,
+        ..small()
+    };
+    let mut c = consumer(config, 1);
+    let (req, _) = fetch(&mut c, 12);
+    assert_eq!((req.session_id, req.session_epoch), (0, -1));
+}
