@@ -337,7 +337,7 @@ impl State {
             RequestBody::Fetch(r) => {
                 let r = match self.resolve_fetch_session(broker, r, version) {
                     Ok(r) => r,
-                    Err(error) => return Reply::Respond(error),
+                    Err(code) => return Reply::Respond(super::sessions::error_response(code)),
                 };
                 if r.max_wait_ms <= 0 || self.fetch_ready(broker, &r, version) {
                     Reply::Respond(self.fetch_answer(broker, &r, version))

@@ -51,7 +51,8 @@ impl Sessions {
     }
 }
 
-fn error_response(code: ErrorCode) -> ResponseBody {
+/// A Fetch answer with only a top-level error.
+pub(crate) fn error_response(code: ErrorCode) -> ResponseBody {
     ResponseBody::Fetch(FetchResponse {
         error_code: code.code(),
         ..Default::default()
@@ -60,20 +61,20 @@ fn error_response(code: ErrorCode) -> ResponseBody {
 
 impl State {
     /// The request to serve for a Fetch: itself without a session, else every partition
-    /// of the session (marked with its id), or the error to answer with.
+    /// of the session (marked with its id), or the top-level error to answer with.
     pub(crate) fn resolve_fetch_session(
         &mut self,
         broker: i32,
         r: FetchRequest,
         v: i16,
-    ) -> Result<FetchRequest, ResponseBody> {
+    ) -> Result<FetchRequest, ErrorCode> {
         if v < 7 || (r.session_id == 0 && r.session_epoch == -1) {
             return Ok(FetchRequest { session_id: 0, ..r });
         }
         let sessions = &mut self.sessions;
         if r.session_id == 0 {
             if r.session_epoch != 0 {
-                return Err(error_response(ErrorCode::InvalidFetchSessionEpoch));
+                return Err(ErrorCode::InvalidFetchSessionEpoch);
             }
             sessions.next_id += 1;
             let id = sessions.next_id;
@@ -108,10 +109,10 @@ impl State {
             return Ok(FetchRequest { session_id: 0, ..r });
         }
         let Some(s) = sessions.by_id.get_mut(&(broker, r.session_id)) else {
-            return Err(error_response(ErrorCode::FetchSessionIdNotFound));
+            return Err(ErrorCode::FetchSessionIdNotFound);
         };
         if r.session_epoch != s.epoch {
-            return Err(error_response(ErrorCode::InvalidFetchSessionEpoch));
+            return Err(ErrorCode::InvalidFetchSessionEpoch);
         }
         s.epoch = if s.epoch == i32::MAX { 1 } else { s.epoch + 1 };
         for f in &r.forgotten_topics_data {
