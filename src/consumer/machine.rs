@@ -902,6 +902,20 @@ impl Consumer {
             top_error,
             Some(ErrorCode::FetchSessionIdNotFound | ErrorCode::InvalidFetchSessionEpoch)
         );
+        // The answer's partitions by partition index: one lookup each, whatever the order.
+        let mut answered: BTreeMap<usize, &PartitionData> = BTreeMap::new();
+        if let Ok(r) = result {
+            for t in &r.responses {
+                let Some(by_partition) = self.by_name.get(&t.topic) else {
+                    continue;
+                };
+                for d in &t.partitions {
+                    if let Some(&i) = by_partition.get(&d.partition_index) {
+                        answered.entry(i).or_insert(d);
+                    }
+                }
+            }
+        }
         for a in &f.asked {
             let Some(p) = self.parts[a.index].as_mut() else {
                 continue;
@@ -911,8 +925,8 @@ impl Consumer {
                 // Sought or reset while in flight: what came back is from before.
                 continue;
             }
-            let r = match result {
-                Ok(r) if top_error.is_none() => r,
+            match result {
+                Ok(_) if top_error.is_none() => {}
                 // The session is gone: fetch again at once with a full fetch.
                 Ok(_) if session_error => continue,
                 Err(e) if !e.is_retriable() => {
@@ -927,14 +941,8 @@ impl Consumer {
                     self.backoff(a.index, now);
                     continue;
                 }
-            };
-            let data = r
-                .responses
-                .iter()
-                .filter(|t| *t.topic == *p.topic)
-                .flat_map(|t| &t.partitions)
-                .find(|d| d.partition_index == p.partition);
-            let Some(d) = data else {
+            }
+            let Some(&d) = answered.get(&a.index) else {
                 // An incremental answer leaves out the partitions with nothing new.
                 if !in_session {
                     self.backoff(a.index, now);
