@@ -940,3 +940,41 @@ fn offsets_commit_and_fetch_through_the_coordinator() {
         }
     }
 }
+
+/// With every broker down the consumer waits without spinning (the simulation fails on
+/// a livelock), resumes where it was when they are back, and is removed at once.
+#[test]
+fn every_broker_down_then_back() {
+    for seed in seeds() {
+        let mut sim = one_broker(seed, 2, None);
+        append(&mut sim, 0, 10, 20);
+        append(&mut sim, 1, 10, 20);
+        let starts = [(0, OffsetSpec::Offset(0)), (1, OffsetSpec::Offset(0))];
+        let id = consumer_at(&mut sim, config(1 << 20), &starts);
+        let mut reader = Reader::new(id, 1 << 20);
+        read_to_end(&mut sim, &mut reader, 2);
+        let now = sim.now();
+        sim.cluster.broker_down(now, 0);
+        append(&mut sim, 0, 5, 20);
+        let steps = sim.steps();
+        sim.run_for(Duration::from_secs(30)).unwrap();
+        assert!(sim.steps() - steps < 2_000, "seed {seed}: busy while down");
+        reader.read(&mut sim);
+        sim.cluster.broker_up(0);
+        read_to_end(&mut sim, &mut reader, 2);
+        assert_eq!(
+            reader.delivered[&0],
+            (0..15).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+        assert_eq!(
+            reader.delivered[&1],
+            (0..10).collect::<Vec<_>>(),
+            "seed {seed}"
+        );
+        sim.cluster.broker_down(sim.now(), 0);
+        sim.client.remove_consumer(sim.now(), id);
+        assert!(sim.client.consumer(id).is_none());
+        sim.run_for(Duration::from_secs(5)).unwrap();
+    }
+}
