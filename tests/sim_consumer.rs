@@ -251,14 +251,13 @@ fn chaos(seed: u64, max_fetch: Option<i16>, fetch_sessions: bool) {
         let mut reader = Reader::new(id, budget);
         for round in 0..30 {
             // More records, and a fault.
-            // At most 12 records of at most 110 bytes: every batch fits the 2,048-byte
-            // per-partition limit, so the byte budget is strict (a larger batch may exceed
-            // it by its size: a_record_larger_than_the_fetch_size_does_not_stall).
+            // Up to 20 records of up to 110 bytes: some batches are larger than the
+            // 2,048-byte per-partition limit (raised limits, KIP-74 whole batches).
             let p = dice.below(4) as i32;
             append(
                 &mut sim,
                 p,
-                1 + dice.below(12) as usize,
+                1 + dice.below(20) as usize,
                 10 + dice.below(100) as usize,
             );
             let now = sim.now();

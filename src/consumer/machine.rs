@@ -1001,6 +1001,9 @@ impl Consumer {
         let mut next = p.fetch_offset;
         let (mut bytes, mut messages) = (0usize, 0usize);
         let mut error = None;
+        let held_before = self.buffered_bytes + self.reserved_bytes;
+        let budget = self.config.queued_max_bytes;
+        let mut too_big = None;
         for b in &mut batches {
             let batch = match b {
                 Ok(b) => b,
@@ -1019,6 +1022,14 @@ impl Consumer {
                 continue;
             }
             let size = batch.size_in_bytes;
+            let held = held_before + bytes;
+            if size > a.limit && held > 0 && held + size > budget {
+                // Over the partition's limit (a broker sends the first batch whole,
+                // KIP-74) and over the budget: dropped, and asked for again alone once
+                // nothing else is held, so the budget stays strict.
+                too_big = Some(size);
+                break;
+            }
             let count = batch.record_count.max(0) as usize;
             p.queue.push_back(FetchedBatch {
                 topic: p.topic.clone(),
@@ -1036,9 +1047,10 @@ impl Consumer {
         p.queued_messages += messages;
         self.buffered_bytes += bytes;
         self.buffered_messages += messages;
+        let raised = too_big.map(|size| size.min(self.max_limit));
         if next > p.fetch_offset {
             p.fetch_offset = next;
-            p.raised_limit = None;
+            p.raised_limit = raised;
             if p.queue.is_empty() {
                 p.position = next;
             }
@@ -1046,6 +1058,10 @@ impl Consumer {
                 p.listed = true;
                 self.ready.push_back(a.index);
             }
+            return;
+        }
+        if raised.is_some() {
+            p.raised_limit = raised;
             return;
         }
         if let Some(e) = error {

@@ -551,3 +551,47 @@ fn no_fetch_session_before_v7_or_when_disabled() {
     let (req, _) = fetch(&mut c, 12);
     assert_eq!((req.session_id, req.session_epoch), (0, -1));
 }
+
+#[test]
+fn a_whole_batch_over_the_limit_that_does_not_fit_the_budget_waits_to_go_alone() {
+    let now = Instant::now();
+    let mut c = consumer(small(), 2);
+    let (_, token) = fetch(&mut c, 12);
+    let small_batches = [batch(0, 40), batch(40, 40)].concat();
+    let big = batch(0, 400);
+    assert!(
+        small_batches.len() <= 1000 && big.len() > 3200,
+        "{}",
+        big.len()
+    );
+    // A broker sends partition 1's first batch whole although it is over the limit.
+    let r = answer(vec![
+        (0, 0, small_batches.clone(), 80),
+        (1, 0, big.clone(), 400),
+    ]);
+    c.handle_fetch_response(now, token, Ok(&r), 12);
+    assert!(
+        c.buffered_bytes() <= 4000,
+        "{} buffered",
+        c.buffered_bytes()
+    );
+    assert_eq!(c.buffered_messages(), 80, "the big batch was not kept");
+    assert!(c.poll_event().is_none());
+    // Partition 1's raised limit does not fit what is left: it waits first in line, and
+    // partition 0 behind it.
+    assert!(c.poll_fetch(0, &leader0, 12).is_none());
+    assert_eq!(take_all(&mut c).len(), 80);
+    let (req, token) = fetch(&mut c, 12);
+    let asked: Vec<(i32, i32)> = req.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition, p.partition_max_bytes))
+        .collect();
+    assert_eq!(
+        asked,
+        vec![(1, big.len() as i32)],
+        "alone, with its batch's size"
+    );
+    c.handle_fetch_response(now, token, Ok(&answer(vec![(1, 0, big, 400)])), 12);
+    assert_eq!(take_all(&mut c), (0..400).collect::<Vec<_>>());
+}
