@@ -45,7 +45,7 @@ pub struct ConsumerConfig {
     pub queued_max_messages: usize,
     /// Prefetch budget in bytes (of fetched batches as received): the bytes of buffered
     /// batches plus the bytes fetches in flight may return never exceed it, except for a
-    /// single batch larger than the per-partition limit (see `fetch_message_max_bytes`).
+    /// single batch larger than the whole budget, fetched alone when nothing else is held.
     pub queued_max_bytes: usize,
     /// Per partition: the most bytes one fetch asks for. A batch larger than this raises
     /// the partition's limit for one fetch to the batch's size instead of stalling.

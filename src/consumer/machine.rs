@@ -11,9 +11,10 @@
 //! Invariants:
 //! - at most one Fetch per broker in flight, and a partition is in at most one request;
 //! - `buffered_bytes + reserved_bytes <= queued_max_bytes`, where a fetch reserves the sum
-//!   of its partitions' limits until it is answered, unless a batch larger than its
-//!   partition's limit arrives (a raised limit is asked alone, and only when nothing is
-//!   buffered or in flight, or a broker's KIP-74 "first batch whole" sends it);
+//!   of its partitions' limits until it is answered; the one exception is a batch larger
+//!   than the whole budget, asked for alone when nothing else is buffered or in flight (a
+//!   batch over its partition's limit that a broker sends whole, KIP-74, and that does not
+//!   fit what is left is dropped and asked for again that way);
 //! - no fetch starts while `queued_max_messages` records are buffered;
 //! - an answer issued under an older position epoch is dropped;
 //! - per partition, batches are handed out in offset order, each record once, and a
