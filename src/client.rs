@@ -16,6 +16,8 @@ use crate::rng::Rng;
 pub use crate::zk::{ZkError, ZkErrorKind, ZkOpId, ZkRequest, ZkResponse};
 
 mod backoff;
+mod consume;
+mod offsets;
 mod ops;
 mod produce;
 mod route;
@@ -31,6 +33,7 @@ pub use crate::producer::machine::{
     DeliveryError, DeliveryReport, ProduceError, ProduceRecord, ProducerId, RecordId,
 };
 use backoff::Backoff;
+use consume::ConsumerRequest;
 use ops::{OpKind, Spec};
 use produce::ProducerRequest;
 use timers::{TimerKey, Timers};
@@ -214,6 +217,10 @@ pub struct Client {
     drive_at: Option<Instant>,
     /// Every owner's next timer (`poll_timeout` is its first entry).
     timers: Timers,
+    consumers: BTreeMap<crate::consumer::ConsumerId, crate::consumer::Consumer>,
+    next_consumer: u64,
+    /// Requests on the wire that belong to a consumer.
+    consumer_sent: BTreeMap<(ConnectionHandle, RequestId), ConsumerRequest>,
 }
 
 impl std::fmt::Debug for Client {
@@ -274,6 +281,9 @@ impl Client {
             produce_indexes: Vec::new(),
             drive_at: None,
             timers: Timers::default(),
+            consumers: BTreeMap::new(),
+            next_consumer: 0,
+            consumer_sent: BTreeMap::new(),
         })
     }
 
@@ -410,6 +420,7 @@ impl Client {
             && c.conn.in_flight() + c.conn.queued()
                 < self.config.max_in_flight_requests_per_connection
             && self.producers.values().any(|p| p.has_ready())
+            || self.consumers_want_transmit(conn)
     }
 
     /// Appends the bytes to write to connection `conn` to `buf`; `false` when it has none.
@@ -421,6 +432,7 @@ impl Client {
         buf: &mut Vec<u8>,
     ) -> bool {
         self.fill_connection(now, conn);
+        self.fill_consumers(now, conn);
         let some = self
             .conns
             .get_mut(&conn)
@@ -459,13 +471,14 @@ impl Client {
 
     /// The client's own timers: a drive asked for, parked requests, reconnect backoffs
     /// (while an operation's request or a producer's batches wait for a connection), the
-    /// metadata age and refresh rate limit, and ZooKeeper. `waiting`: a producer waits.
+    /// metadata age and refresh rate limit, and ZooKeeper. `producer_waiting`: a producer
+    /// waits (consumers always want their leaders' connections).
     fn client_timeout(&self, producer_waiting: bool) -> Option<Instant> {
         let reqs = self.reqs.values().filter_map(|r| match r.state {
             ReqState::Parked => Some(r.not_before.unwrap_or(r.deadline)),
             ReqState::Sent => None,
         });
-        let waiting = !self.reqs.is_empty() || producer_waiting;
+        let waiting = !self.reqs.is_empty() || producer_waiting || !self.consumers.is_empty();
         let backoff = self
             .backoff
             .values()
@@ -506,6 +519,9 @@ impl Client {
             timers.set(TimerKey::Producer(*id), p.poll_timeout());
             producer_waiting |= p.is_waiting();
         }
+        for (id, c) in &self.consumers {
+            timers.set(TimerKey::Consumer(*id), c.poll_timeout());
+        }
         timers.set(TimerKey::Client, self.client_timeout(producer_waiting));
         self.timers = timers;
     }
@@ -522,10 +538,12 @@ impl Client {
         let conns = self.conns.values().filter_map(|c| self.conn_timeout(c));
         let ops = self.ops.values().map(|o| o.deadline);
         let producers = self.producers.values().filter_map(|p| p.poll_timeout());
+        let consumers = self.consumers.values().filter_map(|c| c.poll_timeout());
         let waiting = self.producers.values().any(|p| p.is_waiting());
         conns
             .chain(ops)
             .chain(producers)
+            .chain(consumers)
             .chain(self.client_timeout(waiting))
             .min()
     }
@@ -667,6 +685,8 @@ impl Client {
         }
         self.producer_sent.clear();
         self.producer_generation.clear();
+        self.consumers.clear();
+        self.consumer_sent.clear();
         self.refresh = None;
         self.refresh_wanted = false;
         self.zk = ZkState::Idle;
@@ -802,6 +822,7 @@ impl Client {
             let (reqs_before, io_before) = (self.next_req, self.io.len());
             progress |= self.dispatch(now);
             progress |= self.drive_producers(now);
+            progress |= self.drive_consumers(now);
             // A dispatch may have asked for a metadata refresh or a connection.
             progress |= self.next_req != reqs_before || self.io.len() != io_before;
             progress |= self.expire_ops(now);
@@ -953,7 +974,9 @@ impl Client {
                 }
             }
             ConnectionEvent::Response { id, result, .. } => {
-                if self.on_producer_response(now, h, id, &result) {
+                if self.on_producer_response(now, h, id, &result)
+                    || self.on_consumer_response(now, h, id, &result)
+                {
                     return;
                 }
                 if let Some(key) = self.sent.remove(&(h, id)) {

@@ -34,6 +34,7 @@ pub mod client;
 pub mod cluster;
 pub mod config;
 pub mod connection;
+pub mod consumer;
 pub mod error;
 #[cfg(feature = "mock")]
 pub mod mock;

@@ -43,6 +43,10 @@ pub(crate) enum Spec {
         body: RequestBody,
         version: VersionChoice,
     },
+    /// The coordinator of a consumer group.
+    FindCoordinator { group: String },
+    /// OffsetCommit or OffsetFetch, to the group's coordinator.
+    GroupOffsets(super::offsets::GroupOffsets),
     /// The operation finished while this request was on the wire.
     Orphan,
 }
@@ -61,6 +65,8 @@ pub(crate) enum OpKind {
     },
     /// create_topics / delete_topics.
     Topics,
+    /// commit_offsets / fetch_offsets.
+    GroupOffsets(super::offsets::GroupOffsets),
     Send,
 }
 
@@ -181,6 +187,10 @@ impl Spec {
                 let v = versions.choose(body.api_key(), *version)?;
                 Ok((body.clone(), v))
             }
+            Spec::FindCoordinator { group } => {
+                super::offsets::build_find_coordinator(group, versions)
+            }
+            Spec::GroupOffsets(g) => super::offsets::build(g, versions),
             Spec::Orphan => Err(Error::Misuse("orphaned request".into())),
         }
     }
@@ -355,6 +365,10 @@ impl Client {
                 Outcome::Done(Ok(Output::Topics(results)))
             }
             (OpKind::Send, body) => Outcome::Done(Ok(Output::Response(body))),
+            (OpKind::GroupOffsets(g), body) => {
+                let g = g.clone();
+                self.group_offsets_response(now, op, &g, req, body)
+            }
             _ => Outcome::Done(Err(unexpected())),
         }
     }

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use super::types::{ConnectionHandle, OpId};
+use crate::consumer::ConsumerId;
 use crate::producer::machine::ProducerId;
 
 /// Who owns a timer.
@@ -24,6 +25,8 @@ pub(super) enum TimerKey {
     Op(OpId),
     /// A producer's linger, retry, delivery and InitProducerId timers.
     Producer(ProducerId),
+    /// A consumer's timers (backoffs of its partitions).
+    Consumer(ConsumerId),
 }
 
 #[derive(Debug, Default)]

@@ -178,6 +178,9 @@ pub enum Event {
     },
     /// A producer's batch was acknowledged or failed: the outcome of each of its records.
     Delivery(crate::producer::machine::DeliveryReport),
+    /// A consumer's partition was reset, stopped or hit an error (its batches come from
+    /// [`Client::poll_batch`](crate::client::Client::poll_batch)).
+    Consumer(crate::consumer::ConsumerEvent),
     /// A connection to a broker failed or was lost; the client will reconnect when needed.
     BrokerDown {
         /// The broker id, if the address belongs to a known broker.

@@ -243,6 +243,7 @@ impl State {
     }
 
     pub(crate) fn on_broker_down(&mut self, id: i32) {
+        self.sessions.drop_broker(id);
         let elect = self.cfg.elect_leaders_on_failure;
         let up: Vec<i32> = self.live();
         for t in self.topics.values_mut() {
@@ -334,8 +335,12 @@ impl State {
             RequestBody::Metadata(r) => Reply::Respond(self.metadata(version, &r)),
             RequestBody::Produce(r) => self.produce(broker, version, &r),
             RequestBody::Fetch(r) => {
+                let r = match self.resolve_fetch_session(broker, r, version) {
+                    Ok(r) => r,
+                    Err(code) => return Reply::Respond(super::sessions::error_response(code)),
+                };
                 if r.max_wait_ms <= 0 || self.fetch_ready(broker, &r, version) {
-                    Reply::Respond(self.fetch_response(broker, &r, version))
+                    Reply::Respond(self.fetch_answer(broker, &r, version))
                 } else {
                     Reply::Park(r)
                 }

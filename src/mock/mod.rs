@@ -73,6 +73,7 @@ mod handlers;
 mod idempotence;
 mod log;
 mod sasl;
+mod sessions;
 pub mod sim;
 #[cfg(test)]
 mod tests;
@@ -183,6 +184,8 @@ pub(crate) struct State {
     /// Set when leadership or topics changed without a `now` to act on: parked fetches
     /// are looked at again at the next `handle_timeout` (which `poll_timeout` asks for).
     pub(crate) changed: bool,
+    /// Fetch sessions (KIP-227).
+    pub(crate) sessions: sessions::Sessions,
 }
 
 /// A deterministic generator (splitmix64), private to the mock.
@@ -250,6 +253,7 @@ impl MockCluster {
             appended: false,
             producer_ids: BTreeMap::new(),
             changed: false,
+            sessions: sessions::Sessions::default(),
             cfg: config,
         };
         for t in state.cfg.topics.clone() {
@@ -663,6 +667,11 @@ impl MockCluster {
         out
     }
 
+    /// How many fetch sessions (KIP-227) the brokers hold.
+    pub fn fetch_session_count(&self) -> usize {
+        self.state.sessions.len()
+    }
+
     /// The committed offset of a group for a partition.
     pub fn committed_offset(&self, group: &str, topic: &str, partition: i32) -> Option<i64> {
         self.state
@@ -714,7 +723,7 @@ impl MockCluster {
                     c.parked = Some(p);
                     return;
                 }
-                let body = self.state.fetch_response(c.broker, &p.request, p.version);
+                let body = self.state.fetch_answer(c.broker, &p.request, p.version);
                 respond(
                     c,
                     now,

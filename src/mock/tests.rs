@@ -1160,3 +1160,73 @@ fn idempotent_produce_checks_sequences() {
     assert_ne!(other, pid);
     assert_eq!(cluster.producer_state("t", 0, other), None);
 }
+
+#[test]
+fn fetch_sessions_answer_only_what_changed() {
+    use crate::protocol::messages::fetch_request::ForgottenTopic;
+    let now = Instant::now();
+    let mut cluster = MockCluster::new(MockConfig::new(1).with_topic("t", 2, 1));
+    let record = |v: &str| Record {
+        value: Some(v.to_owned().into()),
+        ..Record::default()
+    };
+    cluster.append_records(now, "t", 0, &[record("a")]).unwrap();
+    let mut peer = Peer::open(&mut cluster, now, 0);
+    let mut full = fetch("t", 0, 0, 1 << 20);
+    full.topics[0].partitions.push(FetchPartition {
+        partition: 1,
+        partition_max_bytes: 1 << 20,
+        ..Default::default()
+    });
+    full.session_epoch = 0;
+    let r = peer.call(&mut cluster, now, 12, &full);
+    assert!(r.session_id > 0, "a session was created");
+    assert_eq!(r.responses[0].partitions.len(), 2, "a full answer");
+    assert_eq!(cluster.fetch_session_count(), 1);
+    // Incremental: partition 0 moves on, partition 1 is not listed and has nothing new.
+    let mut next = fetch("t", 0, 1, 1 << 20);
+    next.session_id = r.session_id;
+    next.session_epoch = 1;
+    let r2 = peer.call(&mut cluster, now, 12, &next);
+    let answered: Vec<i32> = r2
+        .responses
+        .iter()
+        .flat_map(|t| &t.partitions)
+        .map(|p| p.partition_index)
+        .collect();
+    assert_eq!(answered, vec![0], "only the listed partition");
+    // New records on partition 1 show up without listing it.
+    cluster.append_records(now, "t", 1, &[record("b")]).unwrap();
+    let mut idle = FetchRequest {
+        session_id: r.session_id,
+        session_epoch: 2,
+        ..fetch("t", 0, 1, 1 << 20)
+    };
+    idle.topics.clear();
+    let r3 = peer.call(&mut cluster, now, 12, &idle);
+    let p1 = &r3.responses[0].partitions[0];
+    assert_eq!(p1.partition_index, 1);
+    assert_eq!(
+        values(p1.records.as_ref().unwrap()),
+        vec![(0, "b".to_owned())]
+    );
+    // Forgotten, then a stale epoch.
+    idle.session_epoch = 3;
+    idle.forgotten_topics_data = vec![ForgottenTopic {
+        topic: "t".into(),
+        partitions: vec![1],
+        ..Default::default()
+    }];
+    peer.call(&mut cluster, now, 12, &idle);
+    let r5 = peer.call(&mut cluster, now, 12, &idle);
+    assert_eq!(
+        r5.error_code,
+        ErrorCode::InvalidFetchSessionEpoch.code(),
+        "epoch 3 again"
+    );
+    idle.session_id += 100;
+    let r6 = peer.call(&mut cluster, now, 12, &idle);
+    assert_eq!(r6.error_code, ErrorCode::FetchSessionIdNotFound.code());
+    cluster.broker_down(now, 0);
+    assert_eq!(cluster.fetch_session_count(), 0, "lost with the broker");
+}
