@@ -15,6 +15,7 @@ use grete::protocol::records::{
 };
 use grete::protocol::DecodeError;
 
+pub mod consumer;
 pub mod json;
 pub mod messages;
 pub mod peers;

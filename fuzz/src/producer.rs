@@ -40,7 +40,15 @@ pub fn check_producer(mut data: &[u8]) {
         enable_idempotence: Some(idempotent),
         ..ProducerConfig::default()
     };
-    let mut p = Producer::new(ProducerId(0), "t".into(), &[0, 1, 2], config, format, idempotent, 7);
+    let mut p = Producer::new(
+        ProducerId(0),
+        "t".into(),
+        &[0, 1, 2],
+        config,
+        format,
+        idempotent,
+        7,
+    );
     let start = Instant::now();
     let mut now = start;
     // Record id -> times reported.
@@ -142,17 +150,26 @@ pub fn check_producer(mut data: &[u8]) {
             }
         }
         let unreported = outcomes.values().filter(|n| **n == 0).count();
-        assert_eq!(p.queued_records(), unreported, "the queue counts the records without an outcome");
+        assert_eq!(
+            p.queued_records(),
+            unreported,
+            "the queue counts the records without an outcome"
+        );
     }
     // Whatever is left fails when the producer goes, each record once.
     p.abort(&Error::Misuse("fuzz end".into()));
     while let Some(r) = p.poll_report() {
         for i in 0..u64::from(r.count) {
-            let seen = outcomes.get_mut(&(r.partition, r.first + i)).expect("produced");
+            let seen = outcomes
+                .get_mut(&(r.partition, r.first + i))
+                .expect("produced");
             *seen += 1;
             assert_eq!(*seen, 1, "a record reported twice at abort: {r:?}");
         }
     }
-    assert!(outcomes.values().all(|n| *n == 1), "a record without an outcome");
+    assert!(
+        outcomes.values().all(|n| *n == 1),
+        "a record without an outcome"
+    );
     assert_eq!(p.queued_records(), 0);
 }
