@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use grete::client::NewTopic;
-use grete::consumer::{ConsumerConfig, OffsetSpec};
+use grete::consumer::{ConsumerConfig, ConsumerEvent, OffsetReset, OffsetSpec, OutOfRangeSide};
 use grete::error::Error;
 use grete::producer::{Acks, ProducerConfig};
 use grete::protocol::compression::Compression;
@@ -440,4 +440,75 @@ pub async fn close_with_brokers_down_is_bounded(
         matches!(&e, Error::Timeout { what } if what.contains("committing offsets on close")),
         "{e:?}"
     );
+}
+
+/// A position past the end: the consumer reports `OffsetOutOfRange` (after the end) and
+/// the reset it applied (`Latest`: `PositionSet` at the end), then reads what comes next.
+pub async fn out_of_range_is_reported_then_reset(client: &KafkaClient, prefix: &str) {
+    let topic = filled_topic(client, &format!("{prefix}-c-range"), 10).await;
+    let config = SimpleConsumerConfig {
+        consumer: ConsumerConfig {
+            auto_offset_reset: OffsetReset::Latest,
+            ..ConsumerConfig::default()
+        },
+        ..ending_after(500)
+    };
+    let mut consumer = topic
+        .simple_consumer_for(&[(0, Some(OffsetSpec::Offset(1000)))], config)
+        .await
+        .expect("consumer");
+    let mut events = Vec::new();
+    for _ in 0..40 {
+        assert_eq!(read_n(&mut consumer, 1).await, Vec::new());
+        while let Some(e) = consumer.take_event() {
+            events.push(e);
+        }
+        if events.len() >= 2 {
+            break;
+        }
+    }
+    match &events[..] {
+        [ConsumerEvent::OffsetOutOfRange {
+            partition: 0,
+            position: 1000,
+            side: OutOfRangeSide::AfterEnd,
+            reset: OffsetReset::Latest,
+            ..
+        }, ConsumerEvent::PositionSet {
+            partition: 0,
+            offset: 10,
+            ..
+        }] => {}
+        other => panic!("events: {other:?}"),
+    }
+    produce_to(&topic, 0, 11).await;
+    let r = read_n(&mut consumer, 1).await;
+    assert_eq!(r.first().map(|r| r.1), Some(10));
+    consumer.close(Duration::from_secs(5)).await.expect("close");
+}
+
+/// `auto_commit_enable`: the positions are committed every interval while the
+/// application reads.
+pub async fn auto_commit_commits_while_reading(client: &KafkaClient, prefix: &str) {
+    let topic = filled_topic(client, &format!("{prefix}-c-auto"), 20).await;
+    let group = unique(&format!("{prefix}-auto"));
+    let config = SimpleConsumerConfig {
+        consumer_group: Some(group.clone()),
+        auto_commit_enable: true,
+        auto_commit_interval_ms: 50,
+        ..ending_after(200)
+    };
+    let mut consumer = topic.simple_consumer(config).await.expect("consumer");
+    assert_eq!(read_n(&mut consumer, 20).await.len(), 20);
+    let mut committed = Vec::new();
+    for _ in 0..50 {
+        // Reading (nothing comes) runs the auto-commit once its interval passed.
+        read_n(&mut consumer, 1).await;
+        committed = consumer.fetch_offsets(&group).await.expect("fetch");
+        if committed == vec![(0, 20)] {
+            break;
+        }
+    }
+    assert_eq!(committed, vec![(0, 20)]);
+    drop(consumer);
 }

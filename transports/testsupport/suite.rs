@@ -120,6 +120,8 @@ tests!(
     kafka09_consumer_commit_then_a_new_consumer_resumes,
     tansu_consumer_commit_then_a_new_consumer_resumes,
     kafka09_consumer_slow_reader_gets_every_record,
+    kafka09_consumer_out_of_range_is_reported_then_reset,
+    kafka09_consumer_auto_commit_commits_while_reading,
     mock_cluster_over_tcp_consumer_close_with_brokers_down_is_bounded,
 );
 
@@ -1584,6 +1586,24 @@ mod bodies {
         };
         let client = connect(brokers(&list)).await;
         consuming::slow_reader_gets_every_record(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_out_of_range_is_reported_then_reset() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::out_of_range_is_reported_then_reset(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_auto_commit_commits_while_reading() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::auto_commit_commits_while_reading(&client, "grete-async").await;
         client.close().await;
     }
 

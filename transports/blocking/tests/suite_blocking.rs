@@ -158,6 +158,9 @@ mod transport {
         pub fn lag(&self) -> i64 {
             self.0.lag()
         }
+        pub fn take_event(&self) -> Option<grete_blocking::ConsumerEvent> {
+            self.0.take_event()
+        }
         pub async fn commit_offsets(&self, group: &str) -> Result<(), Error> {
             self.0.commit_offsets(group)
         }
