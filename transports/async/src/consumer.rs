@@ -144,13 +144,14 @@ impl SimpleConsumer {
         self.handle.fetch_offsets(group).await
     }
 
-    /// Closes the consumer: with a consumer group, commits the positions first, waiting
+    /// Closes the consumer: with a consumer group (and `commit_on_close`), commits the positions first, waiting
     /// at most `timeout` for the answer (its result is returned); then removes the
     /// consumer. Bounded by `timeout` whatever the brokers do. Dropping the consumer
     /// instead commits without waiting.
     pub async fn close(mut self, timeout: Duration) -> Result<(), Error> {
         let mut result = Ok(());
-        if let Some(group) = self.handle.config().consumer_group.clone() {
+        let config = self.handle.config();
+        if let (Some(group), true) = (config.consumer_group.clone(), config.commit_on_close) {
             let mut sleep = self.rt.sleep_until(Instant::now() + timeout);
             let mut commit = std::pin::pin!(self.handle.commit_offsets(&group));
             result = poll_fn(|cx| {

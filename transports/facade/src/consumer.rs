@@ -52,6 +52,9 @@ pub struct SimpleConsumerConfig {
     /// The message stream / iterator (and `next_batch`) ends after this long without a
     /// message. `None` (the default): never.
     pub consumer_timeout_ms: Option<u64>,
+    /// With a `consumer_group`: commit the positions when the consumer is closed (waiting
+    /// for the answer) or dropped (without waiting). On by default.
+    pub commit_on_close: bool,
 }
 
 impl Default for SimpleConsumerConfig {
@@ -64,6 +67,7 @@ impl Default for SimpleConsumerConfig {
             auto_commit_enable: false,
             auto_commit_interval_ms: 60_000,
             consumer_timeout_ms: None,
+            commit_on_close: true,
         }
     }
 }
@@ -166,8 +170,8 @@ struct Cursor {
 
 /// A consumer of chosen partitions of one topic, in `poll` form. Not `Clone`: one owner
 /// reads it. Dropping it removes the consumer at once (its requests' answers are dropped),
-/// whatever the brokers do; with a consumer group its positions are committed on the way
-/// out without waiting (use the transports' `close` to wait for that commit).
+/// whatever the brokers do; with a consumer group (and `commit_on_close`) its positions
+/// are committed on the way out without waiting (use the transports' `close` to wait for that commit).
 pub struct ConsumerHandle {
     shared: Arc<Shared>,
     id: ConsumerId,
@@ -605,13 +609,16 @@ impl ConsumerHandle {
 }
 
 impl Drop for ConsumerHandle {
-    /// Removes the consumer at once; with a consumer group, its positions are committed
-    /// first, without waiting for the answer.
+    /// Removes the consumer at once; with a consumer group (and `commit_on_close`), its
+    /// positions are committed first, without waiting for the answer.
     fn drop(&mut self) {
         if self.closed {
             return;
         }
-        if let Some(group) = self.config.consumer_group.clone() {
+        if let (Some(group), true) = (
+            self.config.consumer_group.clone(),
+            self.config.commit_on_close,
+        ) {
             let mut core = self.shared.lock();
             let offsets = self.positions_in(&core.client);
             if !core.closed && !offsets.is_empty() {
