@@ -319,34 +319,47 @@ impl ConsumerHandle {
         self.cursor_position = None;
         let batch = self.take_batch(Some(cx));
         if let Poll::Ready(Some(_)) = &batch {
-            self.last_message = Instant::now();
+            self.delivered();
         }
         batch
+    }
+
+    /// Something was delivered: `consumer_timeout_ms` counts from now (the clock is read
+    /// only with a timeout: a read per batch is a tenth of the cost of a small one).
+    fn delivered(&mut self) {
+        if self.config.consumer_timeout_ms.is_some() {
+            self.last_message = Instant::now();
+        }
     }
 
     fn take_batch(&mut self, cx: Option<&mut Context<'_>>) -> Poll<Option<FetchedBatch>> {
         if self.closed {
             return Poll::Ready(None);
         }
-        let now = Instant::now();
         let mut core = self.shared.lock();
         if core.closed {
             return Poll::Ready(None);
         }
         let mut wake = false;
-        if self.next_commit.is_some_and(|at| now >= at) {
-            self.next_commit =
-                Some(now + Duration::from_millis(self.config.auto_commit_interval_ms));
-            if let Some(group) = &self.config.consumer_group {
-                let offsets = self.positions_in(&core.client);
-                if !offsets.is_empty() {
-                    // Nobody waits for it: its result goes to the driver, which drops it.
-                    core.client.commit_offsets(now, group, &self.topic, offsets);
-                    wake = true;
-                }
+        // The clock is read only when something needs it: auto-commit, or a batch whose
+        // taking frees room in the budget (the core then asks for a drive at `now`).
+        let now = self.next_commit.map(|_| Instant::now());
+        if let (Some(at), Some(now)) = (self.next_commit, now) {
+            if now >= at {
+                let every = Duration::from_millis(self.config.auto_commit_interval_ms);
+                self.next_commit = Some(now + every);
+                self.auto_commit(&mut core.client, now);
+                wake = true;
             }
         }
         let had_room = core.client.consumer(self.id).is_some_and(|c| c.has_room());
+        // With room already, taking a batch cannot free it: the core does not use `now`
+        // then, and the instant the handle last read serves.
+        let now = match now {
+            Some(now) => now,
+            None if had_room => self.last_message,
+            None => Instant::now(),
+        };
         let result = match core.client.poll_batch(now, self.id) {
             Some(b) => {
                 // Taking it freed room in the budget: the driver fetches again.
@@ -392,7 +405,9 @@ impl ConsumerHandle {
                     Some(Ok(r)) if r.offset < c.from => continue,
                     Some(Ok(r)) => {
                         self.cursor_position = Some((c.partition, r.offset + 1));
-                        self.last_message = Instant::now();
+                        if self.config.consumer_timeout_ms.is_some() {
+                            self.last_message = Instant::now();
+                        }
                         return Poll::Ready(Some(Ok(Message {
                             topic: c.topic.clone(),
                             partition: c.partition,
@@ -425,6 +440,17 @@ impl ConsumerHandle {
                 }
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Starts an auto-commit of the positions; nobody waits for it (its result goes to
+    /// the driver, which drops it).
+    fn auto_commit(&self, client: &mut Client, now: Instant) {
+        if let Some(group) = &self.config.consumer_group {
+            let offsets = self.positions_in(client);
+            if !offsets.is_empty() {
+                client.commit_offsets(now, group, &self.topic, offsets);
             }
         }
     }
