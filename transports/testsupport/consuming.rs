@@ -512,3 +512,82 @@ pub async fn auto_commit_commits_while_reading(client: &KafkaClient, prefix: &st
     assert_eq!(committed, vec![(0, 20)]);
     drop(consumer);
 }
+
+/// Runs `scripts/interop-offsets.py` and returns the offset it prints.
+fn other_client_offsets(
+    client: &str,
+    brokers: &str,
+    topic: &str,
+    group: &str,
+    action: &[&str],
+) -> i64 {
+    let python = std::env::var("GRETE_PYTHON").expect("GRETE_PYTHON");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/interop-offsets.py"
+    );
+    let out = std::process::Command::new(python)
+        .args([script, client, brokers, topic, group])
+        .args(action)
+        .output()
+        .expect("run interop-offsets.py");
+    assert!(
+        out.status.success(),
+        "{client} {action:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("an offset")
+}
+
+/// Offsets grete commits are where another client (`other`: PyKafka on 0.9, confluent-kafka
+/// on tansu) of the group starts, and offsets it commits are what grete fetches and
+/// starts from: both store the next offset to read.
+pub async fn offsets_shared_with_another_client(
+    client: &KafkaClient,
+    list: &str,
+    other: &str,
+    prefix: &str,
+) {
+    let topic = filled_topic(client, &format!("{prefix}-c-offsets-{other}"), 50).await;
+    let group = unique(&format!("{prefix}-{other}-group"));
+    let config = SimpleConsumerConfig {
+        consumer_group: Some(group.clone()),
+        ..ending_after(5_000)
+    };
+    // grete commits after 12 records: the other client starts at 12.
+    let mut consumer = topic
+        .simple_consumer(config.clone())
+        .await
+        .expect("consumer");
+    assert_eq!(read_n(&mut consumer, 12).await.len(), 12);
+    consumer
+        .close(Duration::from_secs(10))
+        .await
+        .expect("commit on close");
+    let name = topic.name().to_owned();
+    assert_eq!(
+        other_client_offsets(other, list, &name, &group, &["next"]),
+        12
+    );
+    // The other client reads 8 more and commits: grete fetches 20 and starts there.
+    assert_eq!(
+        other_client_offsets(other, list, &name, &group, &["commit", "8"]),
+        20
+    );
+    let mut consumer = topic.simple_consumer(config).await.expect("consumer");
+    assert_eq!(
+        consumer.fetch_offsets(&group).await.expect("fetch"),
+        vec![(0, 20)]
+    );
+    assert_eq!(
+        read_n(&mut consumer, 1).await.first().map(|r| r.1),
+        Some(20)
+    );
+    consumer
+        .close(Duration::from_secs(10))
+        .await
+        .expect("close");
+}

@@ -122,6 +122,8 @@ tests!(
     kafka09_consumer_slow_reader_gets_every_record,
     kafka09_consumer_out_of_range_is_reported_then_reset,
     kafka09_consumer_auto_commit_commits_while_reading,
+    kafka09_consumer_offsets_shared_with_pykafka,
+    tansu_consumer_offsets_shared_with_confluent_kafka,
     mock_cluster_over_tcp_consumer_close_with_brokers_down_is_bounded,
 );
 
@@ -1604,6 +1606,24 @@ mod bodies {
         };
         let client = connect(brokers(&list)).await;
         consuming::auto_commit_commits_while_reading(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_offsets_shared_with_pykafka() {
+        let (Some(list), Some(_)) = (env("GRETE_KAFKA09_BROKERS"), env("GRETE_PYTHON")) else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::offsets_shared_with_another_client(&client, &list, "pykafka", "ga").await;
+        client.close().await;
+    }
+
+    pub async fn tansu_consumer_offsets_shared_with_confluent_kafka() {
+        let (Some(list), Some(_)) = (env("GRETE_TANSU_BROKERS"), env("GRETE_PYTHON")) else {
+            return;
+        };
+        let client = connect(modern(&list)).await;
+        consuming::offsets_shared_with_another_client(&client, &list, "confluent", "ga").await;
         client.close().await;
     }
 
