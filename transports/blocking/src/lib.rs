@@ -83,6 +83,37 @@
 //! # }
 //! ```
 
+//!
+//! # Consuming
+//!
+//! [`Topic::simple_consumer`] reads every partition ([`Topic::simple_consumer_for`] chosen
+//! ones, each from its own start); iterate [`SimpleConsumer::messages`] for owned
+//! [`Message`]s, or read batch by batch with [`SimpleConsumer::next_batch`], whose records
+//! are borrowed from the batch (no allocation per record).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use grete_blocking::{KafkaClient, OffsetSpec, SimpleConsumerConfig};
+//!
+//! # fn run(client: KafkaClient) -> Result<(), grete_blocking::Error> {
+//! let topic = client.topic("events")?;
+//! let mut consumer = topic.simple_consumer_for(
+//!     &[(0, Some(OffsetSpec::Offset(42))), (1, None)], // partition 1: earliest
+//!     SimpleConsumerConfig {
+//!         consumer_timeout_ms: Some(5_000), // the iterator ends after 5 s of silence
+//!         ..SimpleConsumerConfig::default()
+//!     },
+//! )?;
+//! for message in consumer.messages() {
+//!     let m = message?;
+//!     println!("{}/{} at {}: {:?}", m.topic, m.partition, m.offset, m.value);
+//! }
+//! consumer.commit_offsets("billing")?;
+//! consumer.close(Duration::from_secs(5))?;
+//! # Ok(())
+//! # }
+//! ```
+
 #![forbid(unsafe_code)]
 
 mod consumer;
