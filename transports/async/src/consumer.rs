@@ -177,3 +177,9 @@ impl Stream for SimpleConsumer {
         self.get_mut().poll_timed(cx, ConsumerHandle::poll_message)
     }
 }
+
+/// A consumer moves between tasks (`tokio::spawn` needs `Send`).
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<SimpleConsumer>();
+};

@@ -184,3 +184,9 @@ impl<'a> IntoIterator for &'a mut SimpleConsumer {
         Messages { consumer: self }
     }
 }
+
+/// A consumer moves between threads.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<SimpleConsumer>();
+};
