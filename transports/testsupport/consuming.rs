@@ -591,3 +591,27 @@ pub async fn offsets_shared_with_another_client(
         .await
         .expect("close");
 }
+
+/// Mixing the message and batch APIs: the batch API starts at the message after the last
+/// one delivered (the rest of the batch being read is given back, not lost).
+pub async fn messages_then_batches_lose_nothing(client: &KafkaClient, prefix: &str) {
+    let topic = filled_topic(client, &format!("{prefix}-c-mixed"), 100).await;
+    let mut consumer = topic
+        .simple_consumer_for(&[(0, Some(OffsetSpec::Earliest))], ending_after(5_000))
+        .await
+        .expect("consumer");
+    let first = read_n(&mut consumer, 3).await;
+    assert_eq!(first.iter().map(|r| r.1).collect::<Vec<_>>(), vec![0, 1, 2]);
+    let mut next = 3;
+    while next < 100 {
+        let batch = consumer
+            .next_batch()
+            .await
+            .expect("a batch before the timeout");
+        for r in batch.records() {
+            assert_eq!(r.expect("record").offset, next);
+            next += 1;
+        }
+    }
+    consumer.close(Duration::from_secs(5)).await.expect("close");
+}

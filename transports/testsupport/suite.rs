@@ -122,6 +122,7 @@ tests!(
     kafka09_consumer_slow_reader_gets_every_record,
     kafka09_consumer_out_of_range_is_reported_then_reset,
     kafka09_consumer_auto_commit_commits_while_reading,
+    kafka09_consumer_messages_then_batches_lose_nothing,
     kafka09_consumer_offsets_shared_with_pykafka,
     tansu_consumer_offsets_shared_with_confluent_kafka,
     mock_cluster_over_tcp_consumer_close_with_brokers_down_is_bounded,
@@ -1624,6 +1625,15 @@ mod bodies {
         };
         let client = connect(modern(&list)).await;
         consuming::offsets_shared_with_another_client(&client, &list, "confluent", "ga").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_messages_then_batches_lose_nothing() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::messages_then_batches_lose_nothing(&client, "grete-async").await;
         client.close().await;
     }
 
