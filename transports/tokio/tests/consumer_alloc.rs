@@ -44,7 +44,10 @@ fn iterating_fetched_batches_allocates_nothing_per_record() {
         })
         .await
         .expect("connect");
-        let name = format!("grete-consumer-alloc-{}", std::process::id());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let name = format!("grete-consumer-alloc-{}-{nanos}", std::process::id());
         let topic = client.topic(&name).await.expect("topic");
         let producer = topic
             .producer(ProducerConfig {
