@@ -1,5 +1,5 @@
-//! grete in one minute: connect, list the topics, produce a few records to a topic, show
-//! its partitions and offsets.
+//! grete in one minute: connect, list the topics, produce a few records to a topic, read
+//! them back with a consumer, show its partitions and offsets.
 //!
 //! ```text
 //! cargo run --release --example quickstart                      # an in-process mock cluster
@@ -7,7 +7,8 @@
 //! ```
 //!
 //! With brokers it writes three records to TOPIC (default `grete-quickstart`, created by
-//! the broker if it auto-creates topics).
+//! the broker if it auto-creates topics), then reads them back from where they were
+//! written.
 //!
 //! With `KAFKA_BROKERS` set it uses the grete-blocking transport against your brokers;
 //! without, the same client core talks to grete's in-memory mock cluster through the
@@ -18,6 +19,7 @@ use std::time::Duration;
 use grete::client::{Event, Output, PartitionOffset, ProduceRecord};
 use grete::cluster::{Cluster, PartitionInfo};
 use grete::config::{Bootstrap, BrokerAddress, ClientConfig};
+use grete::consumer::{ConsumerConfig, OffsetSpec};
 use grete::mock::sim::{Sim, SimConfig};
 use grete::mock::MockConfig;
 use grete::producer::ProducerConfig;
@@ -32,6 +34,8 @@ pub struct Report {
     pub latest: Vec<PartitionOffset>,
     /// (partition, offset) of each record produced.
     pub produced: Vec<(i32, i64)>,
+    /// (partition, offset, value) of each record read back.
+    pub consumed: Vec<(i32, i64, String)>,
 }
 
 fn with_brokers(list: &str, topic: Option<String>) -> Result<Report> {
@@ -50,6 +54,29 @@ fn with_brokers(list: &str, topic: Option<String>) -> Result<Report> {
         produced.push((delivered.partition, delivered.offset));
     }
     producer.close(Duration::from_secs(5));
+    // Read them back: each partition written to, from the first record written there.
+    let mut starts: Vec<(i32, Option<OffsetSpec>)> = Vec::new();
+    for &(p, o) in &produced {
+        match starts.iter_mut().find(|(q, _)| *q == p) {
+            Some((_, Some(OffsetSpec::Offset(first)))) => *first = (*first).min(o),
+            _ => starts.push((p, Some(OffsetSpec::Offset(o)))),
+        }
+    }
+    let mut consumer = t.simple_consumer_for(
+        &starts,
+        grete_blocking::SimpleConsumerConfig {
+            // The iterator ends after 5 s without a record.
+            consumer_timeout_ms: Some(5_000),
+            ..Default::default()
+        },
+    )?;
+    let mut consumed = Vec::new();
+    for message in consumer.messages().take(produced.len()) {
+        let m = message?;
+        let value = String::from_utf8_lossy(m.value.as_deref().unwrap_or_default()).into_owned();
+        consumed.push((m.partition, m.offset, value));
+    }
+    consumer.close(Duration::from_secs(5))?;
     let latest = t.latest_offsets()?;
     let report = Report {
         cluster: client.cluster(),
@@ -57,6 +84,7 @@ fn with_brokers(list: &str, topic: Option<String>) -> Result<Report> {
         partitions: t.partitions().to_vec(),
         latest,
         produced,
+        consumed,
     };
     client.close();
     Ok(report)
@@ -102,6 +130,27 @@ pub fn with_mock(topic: Option<String>) -> Result<Report> {
         .topic(&name)
         .map(|t| t.partitions.values().cloned().collect())
         .unwrap_or_default();
+    // Read them back through the core's consumer.
+    let consumer = sim
+        .client
+        .add_consumer(sim.now(), ConsumerConfig::default())?;
+    for p in &partitions {
+        sim.client
+            .assign(sim.now(), consumer, &name, p.id, OffsetSpec::Earliest)?;
+    }
+    sim.client.handle_timeout(sim.now());
+    let mut consumed = Vec::new();
+    sim.run_until(|sim| {
+        sim.take_events();
+        while let Some(batch) = sim.client.poll_batch(sim.now(), consumer) {
+            for r in batch.records().flatten() {
+                let value = String::from_utf8_lossy(r.value.unwrap_or_default()).into_owned();
+                consumed.push((batch.partition(), r.offset, value));
+            }
+        }
+        consumed.len() == produced.len()
+    })?;
+    sim.client.remove_consumer(sim.now(), consumer);
     let wanted = partitions.iter().map(|p| (p.id, -1)).collect();
     let op = sim.client.list_offsets(sim.now(), &name, wanted);
     let latest = match sim.wait_op(op)?? {
@@ -114,6 +163,7 @@ pub fn with_mock(topic: Option<String>) -> Result<Report> {
         partitions,
         latest,
         produced,
+        consumed,
     })
 }
 
@@ -147,6 +197,9 @@ fn main() -> Result<()> {
     }
     for (p, o) in &report.produced {
         println!("produced a record at partition {p} offset {o}");
+    }
+    for (p, o, value) in &report.consumed {
+        println!("consumed {value:?} at partition {p} offset {o}");
     }
     println!("topic {}:", report.topic);
     for p in &report.partitions {

@@ -21,6 +21,13 @@ fn quickstart_on_the_mock_cluster() {
         .map(|o| o.result.clone().expect("offset"))
         .collect();
     assert_eq!(latest, vec![3, 1, 5]);
+    // Every record produced is read back once.
+    let mut consumed: Vec<(i32, i64)> = report.consumed.iter().map(|c| (c.0, c.1)).collect();
+    consumed.sort_unstable();
+    let mut produced = report.produced.clone();
+    produced.sort_unstable();
+    assert_eq!(consumed, produced);
+    assert!(report.consumed.iter().all(|c| c.2 == "hello"));
 }
 
 #[test]

@@ -6,11 +6,14 @@
 //! cargo run --release --example grete -- metadata -b 127.0.0.1:9093 --tls-ca ca.pem
 //! printf 'k1:hello\nk2:world\n' | cargo run --release --example grete -- produce -b 127.0.0.1:9092 -t events -K :
 //! cargo run --release --example grete -- bench produce -b 127.0.0.1:9092 -t events --count 1000000 --size 100 --acks 1
+//! cargo run --release --example grete -- consume -b 127.0.0.1:9092 -t events -o beginning -e -f '%p %o %k %s\n'
+//! cargo run --release --example grete -- bench consume -b 127.0.0.1:9092 -t events --count 1000000
 //! ```
 //!
 //! Run it without arguments for the options.
 
 mod cli;
+mod consume;
 mod produce;
 
 fn main() {
@@ -26,6 +29,26 @@ fn main() {
             (
                 result,
                 [produce::PRODUCE_USAGE, produce::COMMON_USAGE].concat(),
+            )
+        }
+        Some("consume") => {
+            args.remove(0);
+            let mut stdout = std::io::stdout().lock();
+            let result = consume::run_consume(args, &mut stdout).map(|summary| {
+                eprint!("{summary}");
+                String::new()
+            });
+            (
+                result,
+                [consume::CONSUME_USAGE, consume::CONSUME_COMMON_USAGE].concat(),
+            )
+        }
+        Some("bench") if args.get(1).map(String::as_str) == Some("consume") => {
+            args.drain(..2);
+            let result = consume::run_bench_consume(args);
+            (
+                result,
+                [consume::BENCH_CONSUME_USAGE, consume::CONSUME_COMMON_USAGE].concat(),
             )
         }
         Some("bench") if args.get(1).map(String::as_str) == Some("produce") => {

@@ -105,12 +105,12 @@ pub struct BenchOptions {
     pub partitions_hint: bool,
 }
 
-fn usage(message: impl Into<String>) -> CliError {
+pub(crate) fn usage(message: impl Into<String>) -> CliError {
     CliError::Usage(message.into())
 }
 
 /// The flags both commands take, gathered before the [`Target`] is built.
-struct Common {
+pub(crate) struct Common {
     brokers: Option<String>,
     topic: Option<String>,
     runtime: Runtime,
@@ -120,7 +120,7 @@ struct Common {
 }
 
 impl Common {
-    fn new() -> Common {
+    pub(crate) fn new() -> Common {
         Common {
             brokers: None,
             topic: None,
@@ -192,7 +192,7 @@ impl Common {
         Ok(true)
     }
 
-    fn finish(self) -> Result<Target, CliError> {
+    pub(crate) fn finish(self) -> Result<Target, CliError> {
         let brokers = self.brokers.ok_or_else(|| usage("give the brokers (-b)"))?;
         let topic = self.topic.ok_or_else(|| usage("give the topic (-t)"))?;
         let bootstrap = Bootstrap::Brokers(
@@ -219,7 +219,7 @@ impl Common {
     }
 }
 
-fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, CliError> {
+pub(crate) fn number<T: std::str::FromStr>(flag: &str, v: &str) -> Result<T, CliError> {
     v.parse()
         .map_err(|_| usage(format!("{flag} {v:?}: a non-negative integer")))
 }
@@ -239,7 +239,7 @@ pub fn parse_codec(name: &str) -> Result<Compression, CliError> {
 
 /// Splits `args` into flags: `--name=value` or `--name value`; calls `other` for the
 /// flags `Common` does not know.
-fn parse_flags(
+pub(crate) fn parse_flags(
     args: impl IntoIterator<Item = String>,
     common: &mut Common,
     mut other: impl FnMut(&str, &mut dyn FnMut() -> Result<String, CliError>) -> Result<bool, CliError>,
@@ -341,7 +341,7 @@ pub fn parse_bench(args: impl IntoIterator<Item = String>) -> Result<BenchOption
     })
 }
 
-fn failed(e: impl std::fmt::Display) -> CliError {
+pub(crate) fn failed(e: impl std::fmt::Display) -> CliError {
     CliError::Failed(e.to_string())
 }
 

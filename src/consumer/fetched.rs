@@ -29,6 +29,11 @@ impl FetchedBatch {
         &self.topic
     }
 
+    /// The topic, shared: cloning it is a reference count (for owned messages).
+    pub fn topic_shared(&self) -> &Arc<str> {
+        &self.topic
+    }
+
     /// The partition.
     pub fn partition(&self) -> i32 {
         self.partition

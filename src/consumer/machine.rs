@@ -242,7 +242,9 @@ pub struct Consumer {
 impl Consumer {
     /// A consumer with nothing assigned.
     pub fn new(id: ConsumerId, config: ConsumerConfig) -> Consumer {
-        let limits = DecodeLimits::default().with_verify_crc(config.check_crcs);
+        let limits = DecodeLimits::default()
+            .with_verify_crc(config.check_crcs)
+            .with_message_runs(true);
         Consumer {
             id,
             config,

@@ -109,6 +109,25 @@ tests!(
     mock_cluster_over_tcp_producer_callback_and_report_stream,
 );
 
+// The consumer against real brokers and the mock.
+tests!(
+    kafka09_consumer_reads_what_grete_wrote,
+    tansu_consumer_reads_what_grete_wrote,
+    kafka09_consumer_reads_what_kcat_wrote,
+    kafka09_consumer_reads_what_pykafka_wrote,
+    tansu_consumer_reads_what_confluent_kafka_wrote,
+    kafka09_consumer_seek_pause_resume_and_batches,
+    kafka09_consumer_commit_then_a_new_consumer_resumes,
+    tansu_consumer_commit_then_a_new_consumer_resumes,
+    kafka09_consumer_slow_reader_gets_every_record,
+    kafka09_consumer_out_of_range_is_reported_then_reset,
+    kafka09_consumer_auto_commit_commits_while_reading,
+    kafka09_consumer_messages_then_batches_lose_nothing,
+    kafka09_consumer_offsets_shared_with_pykafka,
+    tansu_consumer_offsets_shared_with_confluent_kafka,
+    mock_cluster_over_tcp_consumer_close_with_brokers_down_is_bounded,
+);
+
 #[path = "common.rs"]
 mod common;
 #[path = "readback.rs"]
@@ -1481,11 +1500,171 @@ mod bodies {
         .await;
         client.close().await;
     }
+
+    pub async fn kafka09_consumer_reads_what_grete_wrote() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::grete_reads_what_grete_wrote(&client, false, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn tansu_consumer_reads_what_grete_wrote() {
+        let Some(list) = env("GRETE_TANSU_BROKERS") else {
+            return;
+        };
+        let client = connect(modern(&list)).await;
+        consuming::grete_reads_what_grete_wrote(&client, true, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_reads_what_kcat_wrote() {
+        let (Some(list), Some(_), Some(_)) = (
+            env("GRETE_KAFKA09_BROKERS"),
+            env("GRETE_KCAT"),
+            env("GRETE_PYTHON"),
+        ) else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        let codecs = ["none", "gzip", "snappy", "lz4"];
+        consuming::grete_reads_what_others_wrote(&client, &list, "kcat", &codecs, false, "ga")
+            .await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_reads_what_pykafka_wrote() {
+        let (Some(list), Some(_)) = (env("GRETE_KAFKA09_BROKERS"), env("GRETE_PYTHON")) else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        let codecs = ["none", "gzip", "snappy", "lz4"];
+        consuming::grete_reads_what_others_wrote(&client, &list, "pykafka", &codecs, false, "ga")
+            .await;
+        client.close().await;
+    }
+
+    pub async fn tansu_consumer_reads_what_confluent_kafka_wrote() {
+        let (Some(list), Some(_)) = (env("GRETE_TANSU_BROKERS"), env("GRETE_PYTHON")) else {
+            return;
+        };
+        let client = connect(modern(&list)).await;
+        let codecs = ["none", "gzip", "snappy", "lz4", "zstd"];
+        consuming::grete_reads_what_others_wrote(&client, &list, "confluent", &codecs, true, "ga")
+            .await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_seek_pause_resume_and_batches() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::seek_pause_resume_and_batches(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_commit_then_a_new_consumer_resumes() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::commit_then_a_new_consumer_resumes(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn tansu_consumer_commit_then_a_new_consumer_resumes() {
+        let Some(list) = env("GRETE_TANSU_BROKERS") else {
+            return;
+        };
+        let client = connect(modern(&list)).await;
+        consuming::commit_then_a_new_consumer_resumes(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_slow_reader_gets_every_record() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::slow_reader_gets_every_record(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_out_of_range_is_reported_then_reset() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::out_of_range_is_reported_then_reset(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_auto_commit_commits_while_reading() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::auto_commit_commits_while_reading(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_offsets_shared_with_pykafka() {
+        let (Some(list), Some(_)) = (env("GRETE_KAFKA09_BROKERS"), env("GRETE_PYTHON")) else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::offsets_shared_with_another_client(&client, &list, "pykafka", "ga").await;
+        client.close().await;
+    }
+
+    pub async fn tansu_consumer_offsets_shared_with_confluent_kafka() {
+        let (Some(list), Some(_)) = (env("GRETE_TANSU_BROKERS"), env("GRETE_PYTHON")) else {
+            return;
+        };
+        let client = connect(modern(&list)).await;
+        consuming::offsets_shared_with_another_client(&client, &list, "confluent", "ga").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_consumer_messages_then_batches_lose_nothing() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::messages_then_batches_lose_nothing(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn mock_cluster_over_tcp_consumer_close_with_brokers_down_is_bounded() {
+        let server = MockServer::start(1, |c| c.with_topic("t", 2, 1));
+        let client = connect(ClientConfig {
+            broker_version: BrokerVersion::parse("2.8").expect("version"),
+            // Longer than the test's limit: only the close's own timeout can end it.
+            request_timeout: Duration::from_secs(120),
+            connect_timeout: Duration::from_secs(2),
+            ..brokers(&server.bootstrap())
+        })
+        .await;
+        let ids: Vec<i32> = client.brokers().iter().map(|b| b.id).collect();
+        consuming::close_with_brokers_down_is_bounded(&client, "t", || {
+            for id in ids {
+                server.with_cluster(move |c, now| c.broker_down(now, id));
+            }
+        })
+        .await;
+        client.close().await;
+    }
 }
 
 /// The shared producer tests (`transports/testsupport/producing.rs`) on this transport.
 #[path = "producing.rs"]
 mod producing;
+
+/// The shared consumer tests (`transports/testsupport/consuming.rs`).
+#[path = "consuming.rs"]
+mod consuming;
 
 mod adapters {
     use super::super::transport::{

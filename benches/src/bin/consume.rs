@@ -1,7 +1,6 @@
-//! Consumer benchmark: librdkafka (the `rdkafka` crate) reading a topic from its beginning,
-//! each client in a child process of its own on the same broker in one run (see
-//! `harness.rs` for what is measured). grete's consumer joins it once its transport API
-//! exists (issue #8); until then this gives librdkafka's figures, the target's baseline.
+//! Consumer benchmark: grete (tokio, the batch API) and librdkafka (the `rdkafka` crate)
+//! reading a topic from its beginning, each client in a child process of its own on the
+//! same broker in one run (see `harness.rs` for what is measured).
 //!
 //! ```text
 //! cargo run --release --manifest-path benches/Cargo.toml --bin consume -- \
@@ -46,7 +45,7 @@ usage: consume --brokers HOSTS --topic TOPIC [options]
   --fill               first write --count records (grete's producer, acks 1)
   --create-partitions N  first create the topic with N partitions (not on Kafka 0.9)
   --runs N             runs of every client, alternating (default 1)
-  --clients LIST       among rdkafka (default rdkafka)
+  --clients LIST       among grete, rdkafka (default grete,rdkafka)
   --broker-version V   a broker without ApiVersions (0.9.0)
   --client NAME        (internal) run one client in this process
 ";
@@ -59,7 +58,7 @@ impl Options {
             count: 1_000_000,
             size: 100,
             runs: 1,
-            clients: vec!["rdkafka".into()],
+            clients: vec!["grete".into(), "rdkafka".into()],
             broker_version: None,
             create_partitions: None,
             fill: false,
@@ -204,6 +203,74 @@ fn run_rdkafka(o: &Options) -> Measure {
     m
 }
 
+/// grete on a current-thread tokio runtime (driver, connections and the reader share one
+/// thread): every partition from its earliest offset, batches taken with `next_batch` and
+/// their records iterated borrowed (no allocation per record), value bytes summed so that
+/// the payload is touched, as an application would.
+fn run_grete(o: &Options) -> Measure {
+    use grete_tokio::{ConsumerConfig, OffsetSpec, SimpleConsumerConfig};
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async {
+        let client = grete_tokio::KafkaClient::connect(client_config(o))
+            .await
+            .expect("connect");
+        let topic = client.topic(&o.topic).await.expect("topic");
+        let partitions: Vec<(i32, Option<OffsetSpec>)> = topic
+            .partitions()
+            .iter()
+            .map(|p| (p.id, Some(OffsetSpec::Earliest)))
+            .collect();
+        let config = SimpleConsumerConfig {
+            consumer: ConsumerConfig {
+                queued_max_messages: 100_000,
+                ..ConsumerConfig::default()
+            },
+            consumer_timeout_ms: Some(30_000),
+            ..SimpleConsumerConfig::default()
+        };
+        let mut checksum = 0u64;
+        let (user0, sys0) = harness::rusage();
+        #[allow(clippy::disallowed_methods)]
+        let start = std::time::Instant::now();
+        let mut consumer = topic
+            .simple_consumer_for(&partitions, config)
+            .await
+            .expect("consumer");
+        let (mut read, mut failed) = (0u64, 0u64);
+        while read < o.count {
+            let Some(batch) = consumer.next_batch().await else {
+                break;
+            };
+            for r in batch.records() {
+                match r {
+                    Ok(r) => {
+                        read += 1;
+                        checksum = checksum.wrapping_add(r.value.map_or(0, |v| v.len() as u64));
+                    }
+                    Err(_) => failed += 1,
+                }
+            }
+        }
+        let wall = start.elapsed();
+        let (user1, sys1) = harness::rusage();
+        std::hint::black_box(checksum);
+        drop(consumer);
+        client.close().await;
+        Measure {
+            records: o.count,
+            delivered: read,
+            failed,
+            wall,
+            user: user1.saturating_sub(user0),
+            sys: sys1.saturating_sub(sys0),
+        }
+    })
+}
+
 /// Writes `--count` records with grete's producer (tokio), for the clients to read.
 fn fill(o: &Options) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -262,6 +329,7 @@ fn main() {
     let o = Options::parse();
     match o.client.as_deref() {
         Some("rdkafka") => println!("{}", run_rdkafka(&o).line()),
+        Some("grete") => println!("{}", run_grete(&o).line()),
         Some(other) => {
             eprintln!("unknown client {other}");
             std::process::exit(2)

@@ -508,6 +508,67 @@ pub(super) fn decode_batch(bytes: Bytes, limits: &DecodeLimits) -> Result<Batch,
     Ok(batch)
 }
 
+/// With [`DecodeLimits::message_runs`]: the uncompressed message at the front of `buf`
+/// (whose frame is `first` bytes) and the whole messages right after it with the same
+/// magic and attributes, checked (checksums too) and split off `buf` as one batch.
+/// `None` (nothing taken) when the first message is a compressed wrapper or does not
+/// parse: [`decode_batch`] then reads it alone. A message that fails its checks ends the
+/// run before it, so its error comes with its own batch, after the run.
+pub(super) fn decode_run(
+    buf: &mut Bytes,
+    first: usize,
+    limits: &DecodeLimits,
+) -> Result<Option<Batch>, DecodeError> {
+    let Ok(m) = parse_message(&buf[..first], 0, limits.verify_crc) else {
+        return Ok(None);
+    };
+    if m.attributes & COMPRESSION_MASK != 0 {
+        return Ok(None);
+    }
+    let (mut end, mut last, mut count) = (first, m.offset, 1i32);
+    let mut max_timestamp = m.timestamp;
+    while end < buf.len() {
+        let Ok(Some((size, magic))) = super::read::frame(&buf[end..]) else {
+            break;
+        };
+        if magic != m.magic || buf[end + MAGIC_OFFSET + 1] != m.attributes {
+            break;
+        }
+        let Ok(next) = parse_message(&buf[..end + size], end, limits.verify_crc) else {
+            break;
+        };
+        last = next.offset;
+        max_timestamp = max_timestamp.max(next.timestamp);
+        count = count.saturating_add(1);
+        end += size;
+    }
+    let data = buf.split_to(end);
+    Ok(Some(Batch {
+        base_offset: m.offset,
+        last_offset: last,
+        partition_leader_epoch: -1,
+        magic: m.magic,
+        compression: Compression::None,
+        timestamp_type: timestamp_type(m.magic, m.attributes),
+        transactional: false,
+        control: false,
+        base_timestamp: m.timestamp,
+        max_timestamp,
+        producer_id: -1,
+        producer_epoch: -1,
+        base_sequence: -1,
+        record_count: count,
+        size_in_bytes: data.len(),
+        body: Body::Legacy {
+            data,
+            offset_delta: 0,
+            timestamp_override: None,
+            // Checked above.
+            verify_crc: false,
+        },
+    }))
+}
+
 /// Frames the inner messages of a decompressed wrapper without decoding them: the first
 /// and last (stored) offsets and the count. Refuses nested compression and partial
 /// messages, which cannot come from a broker cutting a response short.

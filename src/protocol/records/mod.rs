@@ -62,6 +62,11 @@ pub struct DecodeLimits {
     pub max_decompressed_size: usize,
     /// Whether to check each batch's (and legacy message's) checksum.
     pub verify_crc: bool,
+    /// Whether [`Batches`] yields a run of consecutive whole uncompressed legacy messages
+    /// (magic 0 and 1, same magic and attributes) as one batch instead of one batch per
+    /// message: what a consumer wants (one hand-off per run, not per record). Off by
+    /// default.
+    pub message_runs: bool,
 }
 
 impl Default for DecodeLimits {
@@ -69,6 +74,7 @@ impl Default for DecodeLimits {
         DecodeLimits {
             max_decompressed_size: DEFAULT_MAX_DECOMPRESSED_SIZE,
             verify_crc: true,
+            message_runs: false,
         }
     }
 }
@@ -83,6 +89,13 @@ impl DecodeLimits {
     /// The default limits with checksum verification on or off.
     pub fn with_verify_crc(mut self, verify: bool) -> Self {
         self.verify_crc = verify;
+        self
+    }
+
+    /// These limits with runs of uncompressed legacy messages read as one batch each (see
+    /// [`message_runs`](Self::message_runs)).
+    pub fn with_message_runs(mut self, runs: bool) -> Self {
+        self.message_runs = runs;
         self
     }
 }

@@ -218,6 +218,12 @@ impl Batches {
             self.buf.clear();
             return Ok(None);
         };
+        if magic != 2 && self.limits.message_runs {
+            if let Some(run) = legacy::decode_run(&mut self.buf, size, &self.limits)? {
+                self.next_offset = Some(run.next_offset());
+                return Ok(Some(run));
+            }
+        }
         let bytes = self.buf.split_to(size);
         let batch = match magic {
             0 | 1 => legacy::decode_batch(bytes, &self.limits)?,
@@ -259,7 +265,7 @@ fn partial_size(buf: &[u8]) -> usize {
 
 /// Frames the batch at the front of `buf`: `Some((total size, magic))`, or `None` if the
 /// bytes end before it does.
-fn frame(buf: &[u8]) -> Result<Option<(usize, i8)>, DecodeError> {
+pub(super) fn frame(buf: &[u8]) -> Result<Option<(usize, i8)>, DecodeError> {
     if buf.len() < LOG_OVERHEAD {
         return Ok(None);
     }

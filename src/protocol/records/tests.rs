@@ -972,3 +972,82 @@ fn zstd_in_a_legacy_wrapper_is_refused() {
         DecodeError::UnsupportedCompression(4)
     );
 }
+
+/// `message_runs`: consecutive uncompressed legacy messages of one magic and attributes
+/// read as one batch; a wrapper, another magic, a message failing its checksum and a
+/// partial message each end a run, and the checksum error comes after the run's records.
+#[test]
+fn message_runs_group_consecutive_plain_legacy_messages() {
+    let rec = |offset: i64, v: &str| Record {
+        offset,
+        timestamp: 1_700_000_000_000 + offset,
+        value: Some(Bytes::copy_from_slice(v.as_bytes())),
+        ..Record::default()
+    };
+    let v0 = MessageSetOptions {
+        magic: 0,
+        ..MessageSetOptions::default()
+    };
+    let v1 = MessageSetOptions::default();
+    let gzip = MessageSetOptions {
+        magic: 0,
+        compression: Compression::Gzip,
+        ..MessageSetOptions::default()
+    };
+    let mut out = Vec::new();
+    encode_message_set(&mut out, &v0, &[rec(0, "a"), rec(1, "b"), rec(2, "c")]).unwrap();
+    encode_message_set(&mut out, &gzip, &[rec(3, "d"), rec(4, "e")]).unwrap();
+    encode_message_set(&mut out, &v0, &[rec(5, "f")]).unwrap();
+    encode_message_set(&mut out, &v1, &[rec(6, "g"), rec(7, "h")]).unwrap();
+    let bad_at = out.len();
+    encode_message_set(&mut out, &v1, &[rec(8, "i"), rec(9, "j")]).unwrap();
+    // Message 8's value byte (the last of its message: 8 and 9 have the same size)
+    // flipped: its checksum fails.
+    let message_8 = (out.len() - bad_at) / 2;
+    out[bad_at + message_8 - 1] ^= 0xff;
+    let whole = out.len();
+    encode_message_set(&mut out, &v1, &[rec(10, "k")]).unwrap();
+    out.truncate(whole + (out.len() - whole) / 2);
+
+    let limits = DecodeLimits::default().with_message_runs(true);
+    let mut batches = Batches::new(Bytes::from(out.clone()), limits);
+    let mut seen: Vec<(i64, i64, i32, Vec<i64>)> = Vec::new();
+    let mut error = None;
+    for b in &mut batches {
+        match b {
+            Ok(b) => {
+                let offsets = b.record_refs().map(|r| r.unwrap().offset).collect();
+                seen.push((b.base_offset, b.last_offset, b.record_count, offsets));
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            (0, 2, 3, vec![0, 1, 2]),
+            (3, 4, 2, vec![3, 4]),
+            (5, 5, 1, vec![5]),
+            (6, 7, 2, vec![6, 7]),
+        ]
+    );
+    assert!(
+        matches!(error, Some(DecodeError::CrcMismatch { .. })),
+        "{error:?}"
+    );
+
+    // Without runs: one batch per message, the same records.
+    let plain = Batches::new(Bytes::from(out[..bad_at].to_vec()), DecodeLimits::default());
+    let counts: Vec<i32> = plain.map(|b| b.unwrap().record_count).collect();
+    assert_eq!(counts, vec![1, 1, 1, 2, 1, 1, 1]);
+
+    // A partial message at the end ends the run before it and is reported as truncated.
+    let mut good = Vec::new();
+    encode_message_set(&mut good, &v1, &[rec(0, "x"), rec(1, "y")]).unwrap();
+    let cut = good.len() - 3;
+    let mut runs = Batches::new(Bytes::from(good[..cut].to_vec()), limits);
+    let b = runs.next().unwrap().unwrap();
+    assert_eq!((b.base_offset, b.record_count), (0, 1));
+    assert!(runs.next().is_none());
+    assert!(runs.truncated().is_some());
+}

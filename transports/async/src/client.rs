@@ -8,12 +8,14 @@ use std::time::Duration;
 use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
 use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 use grete::config::ClientConfig;
+use grete::consumer::OffsetSpec;
 use grete::error::Error;
 use grete::producer::ProducerConfig;
 use grete::protocol::messages::{RequestBody, ResponseBody};
-use grete_facade::{Owner, ProducerHandle, Shared};
+use grete_facade::{ConsumerHandle, Owner, ProducerHandle, Shared, SimpleConsumerConfig};
 use std::future::poll_fn;
 
+use crate::consumer::SimpleConsumer;
 use crate::driver;
 use crate::producer::{Producer, SyncProducer};
 use crate::Runtime;
@@ -210,6 +212,39 @@ impl<R: Runtime> Topic<R> {
     /// `sync=True`). The batch goes at once, without lingering.
     pub fn sync_producer(&self, config: ProducerConfig) -> Result<SyncProducer, Error> {
         self.producer(config).map(SyncProducer::new)
+    }
+
+    /// A consumer of all the topic's partitions, each starting at the group's committed
+    /// offset (with a `consumer_group`, unless `reset_offset_on_start`) or else at
+    /// `config.start`. See [`SimpleConsumer`].
+    pub async fn simple_consumer(
+        &self,
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        let all = self.partitions.iter().map(|p| (p.id, None)).collect();
+        self.consumer_of(all, config).await
+    }
+
+    /// A consumer of the chosen partitions, each at its own start (`None`: as
+    /// [`simple_consumer`](Self::simple_consumer) decides).
+    pub async fn simple_consumer_for(
+        &self,
+        partitions: &[(i32, Option<OffsetSpec>)],
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        self.consumer_of(partitions.to_vec(), config).await
+    }
+
+    async fn consumer_of(
+        &self,
+        partitions: Vec<(i32, Option<OffsetSpec>)>,
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        let handle = &self.client.handle;
+        let consumer =
+            ConsumerHandle::start(&handle.shared, &self.name, partitions, config).await?;
+        let consumer = consumer.keeping(handle.owner.clone());
+        Ok(SimpleConsumer::new(consumer, handle.rt.clone()))
     }
 
     /// The first offset of each partition.

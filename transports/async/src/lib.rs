@@ -20,26 +20,34 @@ use futures_util::io::{AsyncRead, AsyncWrite};
 
 mod client;
 mod conn;
+mod consumer;
 mod driver;
 mod producer;
 mod tls;
 
 pub use client::{KafkaClient, Topic};
+pub use consumer::SimpleConsumer;
 pub use grete;
-pub use grete_facade::{Delivered, Record, SendError};
+pub use grete_facade::{Bytes, Delivered, Message, Record, SendError, SimpleConsumerConfig};
 pub use producer::{DeliveryFuture, Producer, Reports, SyncProducer};
 
 /// What `grete-tokio` and `grete-smol` both export, besides their runtime.
 pub mod exports {
     pub use crate::{
-        Delivered, DeliveryFuture, Producer, Record, Reports, Runtime, SendError, SyncProducer,
+        Bytes, Delivered, DeliveryFuture, Message, Producer, Record, Reports, Runtime, SendError,
+        SimpleConsumer, SimpleConsumerConfig, SyncProducer,
     };
     pub use grete;
     pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
     pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
     pub use grete::config::{self, ClientConfig, TlsConfig};
+    pub use grete::consumer::{
+        ConsumerConfig, ConsumerEvent, FetchedBatch, IsolationLevel, OffsetReset, OffsetSpec,
+        OutOfRangeSide, PartitionView,
+    };
     pub use grete::error::{Error, TransportError, TransportErrorKind};
     pub use grete::producer::{Acks, Partitioning, ProducerConfig};
+    pub use grete::protocol::records::{Header, RecordRef};
 }
 
 /// A boxed, sendable future.

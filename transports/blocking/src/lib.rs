@@ -83,8 +83,40 @@
 //! # }
 //! ```
 
+//!
+//! # Consuming
+//!
+//! [`Topic::simple_consumer`] reads every partition ([`Topic::simple_consumer_for`] chosen
+//! ones, each from its own start); iterate [`SimpleConsumer::messages`] for owned
+//! [`Message`]s, or read batch by batch with [`SimpleConsumer::next_batch`], whose records
+//! are borrowed from the batch (no allocation per record).
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use grete_blocking::{KafkaClient, OffsetSpec, SimpleConsumerConfig};
+//!
+//! # fn run(client: KafkaClient) -> Result<(), grete_blocking::Error> {
+//! let topic = client.topic("events")?;
+//! let mut consumer = topic.simple_consumer_for(
+//!     &[(0, Some(OffsetSpec::Offset(42))), (1, None)], // partition 1: earliest
+//!     SimpleConsumerConfig {
+//!         consumer_timeout_ms: Some(5_000), // the iterator ends after 5 s of silence
+//!         ..SimpleConsumerConfig::default()
+//!     },
+//! )?;
+//! for message in consumer.messages() {
+//!     let m = message?;
+//!     println!("{}/{} at {}: {:?}", m.topic, m.partition, m.offset, m.value);
+//! }
+//! consumer.commit_offsets("billing")?;
+//! consumer.close(Duration::from_secs(5))?;
+//! # Ok(())
+//! # }
+//! ```
+
 #![forbid(unsafe_code)]
 
+mod consumer;
 mod driver;
 mod net;
 mod producer;
@@ -96,6 +128,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+pub use consumer::{Messages, SimpleConsumer};
 pub use grete;
 pub use grete::client::{DeliveryError, DeliveryReport, ProduceError, RecordId};
 pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};
@@ -103,15 +136,20 @@ pub use grete::cluster::{BrokerInfo, Cluster, PartitionInfo};
 pub use grete::config::{
     Bootstrap, BrokerAddress, BrokerVersion, ClientConfig, SaslConfig, SaslMechanism, TlsConfig,
 };
+pub use grete::consumer::{
+    ConsumerConfig, ConsumerEvent, FetchedBatch, IsolationLevel, OffsetReset, OffsetSpec,
+    OutOfRangeSide, PartitionView,
+};
 pub use grete::error::{Error, TransportError, TransportErrorKind};
 pub use grete::producer::{Acks, Partitioning, ProducerConfig};
 pub use grete::protocol::compression::Compression;
 pub use grete::protocol::messages::{RequestBody, ResponseBody};
-pub use grete_facade::{Delivered, Record, SendError};
+pub use grete::protocol::records::{Header, RecordRef};
+pub use grete_facade::{Bytes, Delivered, Message, Record, SendError, SimpleConsumerConfig};
 pub use producer::{DeliveryHandle, Producer, Reports, SyncProducer};
 
 use grete::client::Client;
-use grete_facade::{block_on, Driver, Owner, ProducerHandle};
+use grete_facade::{block_on, ConsumerHandle, Driver, Owner, ProducerHandle};
 
 /// A Kafka client: a handle on the driver thread. Cheap to clone; the driver stops when
 /// the last handle (and every [`Topic`]) is dropped, or at [`close`](Self::close).
@@ -317,5 +355,34 @@ impl Topic {
     /// `sync=True`). The batch goes at once, without lingering.
     pub fn sync_producer(&self, config: ProducerConfig) -> Result<SyncProducer, Error> {
         self.producer(config).map(SyncProducer::new)
+    }
+
+    /// A consumer of all the topic's partitions, each starting at the group's committed
+    /// offset (with a `consumer_group`, unless `reset_offset_on_start`) or else at
+    /// `config.start`. See [`SimpleConsumer`].
+    pub fn simple_consumer(&self, config: SimpleConsumerConfig) -> Result<SimpleConsumer, Error> {
+        let all = self.partitions.iter().map(|p| (p.id, None)).collect();
+        self.consumer_of(all, config)
+    }
+
+    /// A consumer of the chosen partitions, each at its own start (`None`: as
+    /// [`simple_consumer`](Self::simple_consumer) decides).
+    pub fn simple_consumer_for(
+        &self,
+        partitions: &[(i32, Option<OffsetSpec>)],
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        self.consumer_of(partitions.to_vec(), config)
+    }
+
+    fn consumer_of(
+        &self,
+        partitions: Vec<(i32, Option<OffsetSpec>)>,
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        let inner = &self.client.inner;
+        let start = ConsumerHandle::start(&inner.shared, &self.name, partitions, config);
+        let handle = self.client.wait(start)?.keeping(inner.owner.clone());
+        Ok(SimpleConsumer::new(handle, inner.op_limit))
     }
 }

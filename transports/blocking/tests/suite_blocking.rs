@@ -35,7 +35,8 @@ mod transport {
         PartitionOffset, ProduceError, ProducerConfig, RecordId, RequestBody, ResponseBody,
         SendError, Target, TopicResult,
     };
-    pub use grete_blocking::{Delivered, Record};
+    pub use grete_blocking::{Delivered, Message, Record, SimpleConsumerConfig};
+    use grete_blocking::{FetchedBatch, OffsetSpec, PartitionView};
 
     #[derive(Debug, Clone)]
     pub struct KafkaClient(b::KafkaClient);
@@ -108,6 +109,66 @@ mod transport {
         }
         pub fn sync_producer(&self, config: ProducerConfig) -> Result<SyncProducer, Error> {
             self.0.sync_producer(config).map(SyncProducer)
+        }
+        pub async fn simple_consumer(
+            &self,
+            config: SimpleConsumerConfig,
+        ) -> Result<SimpleConsumer, Error> {
+            self.0.simple_consumer(config).map(SimpleConsumer)
+        }
+        pub async fn simple_consumer_for(
+            &self,
+            partitions: &[(i32, Option<OffsetSpec>)],
+            config: SimpleConsumerConfig,
+        ) -> Result<SimpleConsumer, Error> {
+            self.0
+                .simple_consumer_for(partitions, config)
+                .map(SimpleConsumer)
+        }
+    }
+
+    #[derive(Debug)]
+    pub struct SimpleConsumer(b::SimpleConsumer);
+
+    impl SimpleConsumer {
+        pub async fn next_message(&mut self) -> Option<Result<Message, Error>> {
+            self.0.next_message()
+        }
+        pub async fn next_batch(&mut self) -> Option<FetchedBatch> {
+            self.0.next_batch()
+        }
+        pub fn topic(&self) -> &str {
+            self.0.topic()
+        }
+        pub fn seek(&mut self, partition: i32, to: OffsetSpec) -> Result<(), Error> {
+            self.0.seek(partition, to)
+        }
+        pub fn pause(&mut self, partition: i32) -> Result<(), Error> {
+            self.0.pause(partition)
+        }
+        pub fn resume(&mut self, partition: i32) -> Result<(), Error> {
+            self.0.resume(partition)
+        }
+        pub fn partition(&self, partition: i32) -> Option<PartitionView> {
+            self.0.partition(partition)
+        }
+        pub fn positions(&self) -> Vec<(i32, i64)> {
+            self.0.positions()
+        }
+        pub fn lag(&self) -> i64 {
+            self.0.lag()
+        }
+        pub fn take_event(&self) -> Option<grete_blocking::ConsumerEvent> {
+            self.0.take_event()
+        }
+        pub async fn commit_offsets(&self, group: &str) -> Result<(), Error> {
+            self.0.commit_offsets(group)
+        }
+        pub async fn fetch_offsets(&self, group: &str) -> Result<Vec<(i32, i64)>, Error> {
+            self.0.fetch_offsets(group)
+        }
+        pub async fn close(self, timeout: Duration) -> Result<(), Error> {
+            self.0.close(timeout)
         }
     }
 

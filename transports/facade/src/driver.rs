@@ -200,6 +200,8 @@ impl<T: Transport> Driver<T> {
                 // after the snapshot is published, so a caller sees what its operation
                 // did. What is left (broker failures) the application learns from errors.
                 while core.poll_event().is_some() {}
+                // Level-triggered: every waiting consumer with a batch is woken.
+                core.wake_consumers();
                 self.shared.publish_cluster(&mut core);
                 let now = Instant::now();
                 match core.client.poll_timeout() {

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod consumer;
 pub mod driver;
 pub mod zk;
 
@@ -33,9 +34,12 @@ use grete::client::{
     ProducerId, RecordId,
 };
 use grete::cluster::Cluster;
+use grete::consumer::ConsumerId;
 use grete::error::Error;
 use grete::producer::ProducerConfig;
 
+pub use bytes::Bytes;
+pub use consumer::{ConsumerHandle, Message, SimpleConsumerConfig};
 pub use driver::{Driver, Input, Link, Owner, Transport};
 
 /// How many batch reports each partition's book keeps for records whose outcome is asked
@@ -79,6 +83,8 @@ impl Shared {
                 flushed: Vec::new(),
                 closed: false,
                 wall_clock: WallClock::default(),
+                consumers: BTreeMap::new(),
+                consumer_waiters: Vec::new(),
             }),
             signals: driver::Signals::default(),
             on_wake: Box::new(on_wake),
@@ -194,6 +200,10 @@ pub struct Core {
     flushed: Vec<Waker>,
     closed: bool,
     wall_clock: WallClock,
+    /// Consumer handles' wakers and events.
+    consumers: BTreeMap<ConsumerId, consumer::ConsumerSlot>,
+    /// Consumers with a waker registered, for [`Core::wake_consumers`].
+    consumer_waiters: Vec<ConsumerId>,
 }
 
 /// A producer's delivery callback: called once per batch report, on the driver's task or
@@ -223,6 +233,7 @@ impl Core {
         match event {
             Event::Delivery(report) => self.book_report(report),
             Event::Done { op, result } if self.ops.contains_key(&op) => self.finish_op(op, result),
+            Event::Consumer(e) => self.book_consumer_event(e),
             other => return Some(other),
         }
         None
@@ -279,6 +290,7 @@ impl Core {
                 w.wake();
             }
         }
+        self.wake_all_consumers();
     }
 }
 

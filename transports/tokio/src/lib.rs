@@ -19,6 +19,40 @@
 //! # }
 //! ```
 //!
+//! # Consuming
+//!
+//! `Topic::simple_consumer` reads every partition (`simple_consumer_for` chosen ones,
+//! each from its own start); messages come as a `Stream` (or `next_message`), or batch
+//! by batch with records borrowed from the batch (no allocation per record).
+//!
+//! ```no_run
+//! use grete_tokio::{KafkaClient, OffsetSpec, SimpleConsumerConfig};
+//! # async fn run(client: KafkaClient) -> Result<(), grete_tokio::Error> {
+//! let topic = client.topic("events").await?;
+//! let mut consumer = topic
+//!     .simple_consumer(SimpleConsumerConfig {
+//!         consumer_group: Some("billing".into()), // start where the group left off
+//!         consumer_timeout_ms: Some(5_000),       // the stream ends after 5 s of silence
+//!         ..SimpleConsumerConfig::default()
+//!     })
+//!     .await?;
+//! while let Some(message) = consumer.next_message().await {
+//!     let m = message?;
+//!     println!("{}/{} at {}: {:?}", m.topic, m.partition, m.offset, m.value);
+//! }
+//! // The batch API: one lock per batch, keys and values borrowed.
+//! consumer.seek(0, OffsetSpec::Earliest)?;
+//! while let Some(batch) = consumer.next_batch().await {
+//!     for record in batch.records() {
+//!         let record = record?;
+//!         let _ = (record.offset, record.key, record.value);
+//!     }
+//! }
+//! consumer.close(std::time::Duration::from_secs(5)).await?; // commits for the group
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! Call it from inside a tokio runtime with the time driver and IO enabled
 //! (`#[tokio::main]` or `Builder::enable_all`). The driver, one task per connection and
 //! the ZooKeeper reads (feature `zookeeper`, on by default) run as tokio tasks. TLS is
