@@ -1,6 +1,7 @@
 //! The consumer state machine on its own, driven by the fuzzer: fetches and lookups taken
 //! for either broker in any version, answered with record batches around the asked
-//! offset (some compressed, some control or transactional, some cut short), raw fuzzer
+//! offset (v2 batches or legacy message sets, some compressed, some control or
+//! transactional, some cut short), raw fuzzer
 //! bytes, any error code, a lost connection; seeks, pauses, batches taken, time passing.
 //!
 //! Invariants checked after every step:
@@ -20,12 +21,13 @@ use grete::consumer::{
     Consumer, ConsumerConfig, ConsumerEvent, ConsumerId, OffsetReset, OffsetSpec,
 };
 use grete::error::{Error, TransportError};
-use grete::protocol::compression::Compression;
+use grete::protocol::compression::{CompressOptions, Compression};
 use grete::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use grete::protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
 };
 use grete::protocol::messages::{FetchResponse, ListOffsetsResponse};
+use grete::protocol::records::legacy::{encode_message_set, MessageSetOptions};
 use grete::protocol::records::{encode_record_batch, BatchHeader, Record, TimestampType};
 
 use crate::take_le;
@@ -261,7 +263,20 @@ fn answer(
                 })
                 .collect();
             let mut out = Vec::new();
-            if encode_record_batch(&mut out, &header, &records).is_err() {
+            let encoded = if how & 0x20 != 0 && how & 0x40 == 0 {
+                // A Kafka 0.9 / 0.10 message set (consumers read runs of plain messages
+                // as one batch).
+                let options = MessageSetOptions {
+                    magic: (how & 1) as i8,
+                    compression: header.compression,
+                    compress_options: CompressOptions::default(),
+                    timestamp_type: TimestampType::CreateTime,
+                };
+                encode_message_set(&mut out, &options, &records)
+            } else {
+                encode_record_batch(&mut out, &header, &records)
+            };
+            if encoded.is_err() {
                 out.clear();
             }
             // Sometimes cut short, as a size limit cuts the last batch.
