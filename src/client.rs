@@ -1114,6 +1114,23 @@ impl Client {
         progress
     }
 
+    /// Sends a sub-state machine's request (built for `version`) on connection `h`, with
+    /// the request timeout from now; the caller records who owns the id.
+    fn send_on(
+        &mut self,
+        now: Instant,
+        h: ConnectionHandle,
+        body: RequestBody,
+        version: i16,
+    ) -> Option<RequestId> {
+        let deadline = now + self.config.request_timeout;
+        let c = self.conns.get_mut(&h)?;
+        Some(
+            c.conn
+                .send_with_deadline(now, body, VersionChoice::Exact(version), deadline),
+        )
+    }
+
     /// A request failed for good before it was sent (no route, unsupported API).
     fn req_failed(&mut self, key: ReqKey, error: Error) {
         let Some(req) = self.reqs.remove(&key) else {

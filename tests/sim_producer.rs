@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use grete::client::{DeliveryReport, Event, ProduceError, ProduceRecord, ProducerId, RecordId};
-use grete::config::{BrokerVersion, ClientConfig};
+use grete::config::ClientConfig;
 use grete::mock::sim::{Sim, SimConfig};
 use grete::mock::{Fault, FaultAction, Matcher, MockConfig};
 use grete::producer::{murmur2_partition, Acks, Partitioning, ProducerConfig};
@@ -22,39 +22,9 @@ use grete::protocol::ErrorCode;
 
 const TOPIC: &str = "t";
 
-/// The seeds to run: `GRETE_SIM_SEEDS=n` runs `0..n`, `GRETE_SIM_SEED=s` only `s`.
-fn seeds() -> std::ops::Range<u64> {
-    if let Some(s) = std::env::var("GRETE_SIM_SEED")
-        .ok()
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        return s..s + 1;
-    }
-    let n = std::env::var("GRETE_SIM_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(12);
-    0..n
-}
-
-struct Dice(u64);
-
-impl Dice {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % n.max(1)
-    }
-}
-
-fn modern(c: &mut ClientConfig) {
-    c.broker_version = BrokerVersion::parse("2.8").unwrap();
-    c.request_timeout = Duration::from_secs(5);
-    c.connect_timeout = Duration::from_secs(1);
-    c.reconnect_backoff_max = Duration::from_secs(1);
-}
+#[path = "common/sim.rs"]
+mod sim_support;
+use sim_support::{modern, seeds, Dice};
 
 /// A simulation with the topic's metadata fetched (a producer needs it).
 fn sim_with(cluster: MockConfig, seed: u64, configure: impl FnOnce(&mut ClientConfig)) -> Sim {

@@ -376,11 +376,7 @@ impl Client {
         version: i16,
         owner: ProducerRequest,
     ) {
-        let deadline = now + self.config.request_timeout;
-        if let Some(c) = self.conns.get_mut(&h) {
-            let rid = c
-                .conn
-                .send_with_deadline(now, body, VersionChoice::Exact(version), deadline);
+        if let Some(rid) = self.send_on(now, h, body, version) {
             self.producer_sent.insert((h, rid), owner);
         }
     }
