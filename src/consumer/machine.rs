@@ -192,6 +192,11 @@ pub struct PartitionView {
     pub high_watermark: i64,
     /// The log start offset last seen (-1: unknown).
     pub log_start_offset: i64,
+    /// The last stable offset last seen (Fetch v4+; -1: unknown).
+    pub last_stable_offset: i64,
+    /// Where reading ends for now: the last stable offset under read_committed (when
+    /// known), else the high watermark (-1: not yet).
+    pub readable_end: i64,
     /// Paused by the application.
     pub paused: bool,
     /// Stopped (see [`ConsumerEvent`]) until a seek.
@@ -201,10 +206,12 @@ pub struct PartitionView {
 }
 
 impl PartitionView {
-    /// High watermark minus position, when both are known.
+    /// How many offsets are left to read: [`readable_end`](Self::readable_end) (the last
+    /// stable offset under read_committed, else the high watermark) minus the position,
+    /// when both are known.
     pub fn lag(&self) -> Option<i64> {
-        (self.high_watermark >= 0 && self.position >= 0)
-            .then(|| (self.high_watermark - self.position).max(0))
+        (self.readable_end >= 0 && self.position >= 0)
+            .then(|| (self.readable_end - self.position).max(0))
     }
 }
 
@@ -385,6 +392,9 @@ impl Consumer {
             fetch_offset: p.fetch_offset,
             high_watermark: p.high_watermark,
             log_start_offset: p.log_start_offset,
+            last_stable_offset: p.last_stable_offset,
+            readable_end: p
+                .visible_end(self.config.isolation_level == IsolationLevel::ReadCommitted),
             paused: p.paused,
             stopped: p.phase == Phase::Stopped,
             buffered_batches: p.queue.len(),

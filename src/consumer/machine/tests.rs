@@ -179,6 +179,41 @@ fn control_batches_and_aborted_transactions_are_skipped_but_advance() {
 }
 
 #[test]
+fn lag_counts_to_the_last_stable_offset_under_read_committed() {
+    let now = Instant::now();
+    for (isolation, end) in [
+        (IsolationLevel::ReadCommitted, 4),
+        (IsolationLevel::ReadUncommitted, 9),
+    ] {
+        let mut c = consumer(
+            ConsumerConfig {
+                isolation_level: isolation,
+                ..small()
+            },
+            1,
+        );
+        let (_, token) = fetch(&mut c, 12);
+        // Offsets 0..3 readable; an open transaction holds the last stable offset at 4
+        // while the high watermark is 9.
+        let mut r = ok(0, batch(0, 3), 9);
+        r.responses[0].partitions[0].last_stable_offset = 4;
+        c.handle_fetch_response(now, token, Ok(&r), 12);
+        assert_eq!(take_all(&mut c), vec![0, 1, 2]);
+        let view = c.partition("t", 0).unwrap();
+        assert_eq!(
+            (
+                view.high_watermark,
+                view.last_stable_offset,
+                view.readable_end
+            ),
+            (9, 4, end),
+            "{isolation:?}"
+        );
+        assert_eq!(view.lag(), Some(end - 3), "{isolation:?}");
+    }
+}
+
+#[test]
 fn a_fetch_that_brings_nothing_new_stops_the_partition_once() {
     let now = Instant::now();
     let mut c = consumer(small(), 1);
