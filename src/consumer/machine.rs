@@ -424,6 +424,19 @@ impl Consumer {
         out
     }
 
+    /// The known positions of `topic`'s partitions, by partition.
+    pub fn topic_positions(&self, topic: &str) -> Vec<(i32, i64)> {
+        let Some(parts) = self.by_name.get(topic) else {
+            return Vec::new();
+        };
+        parts
+            .values()
+            .filter_map(|&i| self.parts[i].as_ref())
+            .filter(|p| p.position >= 0)
+            .map(|p| (p.partition, p.position))
+            .collect()
+    }
+
     /// Bytes of fetched batches waiting for the application.
     pub fn buffered_bytes(&self) -> usize {
         self.buffered_bytes

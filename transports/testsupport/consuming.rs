@@ -338,6 +338,104 @@ pub async fn seek_pause_resume_and_batches(client: &KafkaClient, prefix: &str) {
     consumer.close(Duration::from_secs(5)).await.expect("close");
 }
 
+/// A read with its topic: topic, partition, offset, value.
+type TopicRead = (String, i32, i64, Option<Vec<u8>>);
+
+/// Reads up to `n` messages of any topic (fewer when the consumer's timeout passes).
+async fn read_topics_n(consumer: &mut SimpleConsumer, n: usize) -> Vec<TopicRead> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let Some(m) = consumer.next_message().await else {
+            break;
+        };
+        let m = m.expect("a well-formed record");
+        out.push((
+            m.topic.to_string(),
+            m.partition,
+            m.offset,
+            m.value.map(|b| b.to_vec()),
+        ));
+    }
+    out
+}
+
+/// One consumer of two topics (`KafkaClient::simple_consumer`): every record of both,
+/// once, in order per topic; partitions named `(topic, partition)` (a bare number is
+/// refused); positions, lag and commits per topic; a new consumer of the group (topics in
+/// the other order) resumes each topic at its committed offset.
+pub async fn one_consumer_reads_several_topics(client: &KafkaClient, prefix: &str) {
+    let a = filled_topic(client, &format!("{prefix}-c-multi-a"), 50).await;
+    let b = filled_topic(client, &format!("{prefix}-c-multi-b"), 30).await;
+    let (a, b) = (a.name().to_owned(), b.name().to_owned());
+    let group = unique(&format!("{prefix}-multi-group"));
+    let config = SimpleConsumerConfig {
+        consumer_group: Some(group.clone()),
+        ..ending_after(5_000)
+    };
+    let mut consumer = client
+        .simple_consumer(&[&a, &b], config.clone())
+        .await
+        .expect("consumer");
+    assert_eq!(consumer.topics().collect::<Vec<_>>(), vec![&*a, &*b]);
+    let read = read_topics_n(&mut consumer, 80).await;
+    for (name, n) in [(&a, 50), (&b, 30)] {
+        let of: Vec<(i64, Option<Vec<u8>>)> = (read.iter())
+            .filter(|r| &r.0 == name)
+            .map(|r| (r.2, r.3.clone()))
+            .collect();
+        let want: Vec<(i64, Option<Vec<u8>>)> = (0..n)
+            .map(|i| (i, Some(format!("v{i}").into_bytes())))
+            .collect();
+        assert_eq!(of, want, "{name}: every record once, in order");
+    }
+    assert_eq!(read.len(), 80);
+    assert!(matches!(
+        consumer.seek(0, OffsetSpec::Offset(10)),
+        Err(Error::Misuse(_))
+    ));
+    assert!(matches!(
+        consumer.seek(("no-such-topic", 0), OffsetSpec::Offset(10)),
+        Err(Error::Misuse(_))
+    ));
+    consumer
+        .seek((&*b, 0), OffsetSpec::Offset(10))
+        .expect("seek");
+    let r = read_topics_n(&mut consumer, 1).await;
+    assert_eq!((&r[0].0, r[0].2), (&b, 10));
+    assert_eq!(consumer.partition((&*a, 0)).expect("a/0").position, 50);
+    assert_eq!(consumer.partition((&*b, 0)).expect("b/0").position, 11);
+    assert_eq!(consumer.lag(), 19);
+    let positions: Vec<(String, Vec<(i32, i64)>)> = (consumer.topic_positions().into_iter())
+        .map(|(t, p)| (t.to_string(), p))
+        .collect();
+    assert_eq!(
+        positions,
+        vec![(a.clone(), vec![(0, 50)]), (b.clone(), vec![(0, 11)])]
+    );
+    consumer.commit_offsets(&group).await.expect("commit");
+    assert_eq!(
+        consumer.fetch_offsets_of(&group, &b).await.expect("fetch"),
+        vec![(0, 11)]
+    );
+    assert_eq!(
+        consumer.fetch_offsets_of(&group, &a).await.expect("fetch"),
+        vec![(0, 50)]
+    );
+    consumer
+        .close(Duration::from_secs(10))
+        .await
+        .expect("close");
+    let mut again = client
+        .simple_consumer(&[&b, &a], config)
+        .await
+        .expect("consumer");
+    let rest = read_topics_n(&mut again, 19).await;
+    let offsets: Vec<(&str, i64)> = rest.iter().map(|r| (&*r.0, r.2)).collect();
+    let want: Vec<(&str, i64)> = (11..30).map(|o| (&*b, o)).collect();
+    assert_eq!(offsets, want, "resumes each topic at its committed offset");
+    again.close(Duration::from_secs(10)).await.expect("close");
+}
+
 /// Positions committed for a group (explicitly, then on close) are where a new consumer
 /// of the group starts; `fetch_offsets` reads them.
 pub async fn commit_then_a_new_consumer_resumes(client: &KafkaClient, prefix: &str) {

@@ -117,6 +117,8 @@ tests!(
     kafka09_consumer_reads_what_pykafka_wrote,
     tansu_consumer_reads_what_confluent_kafka_wrote,
     kafka09_consumer_seek_pause_resume_and_batches,
+    kafka09_one_consumer_reads_several_topics,
+    tansu_one_consumer_reads_several_topics,
     kafka09_consumer_commit_then_a_new_consumer_resumes,
     tansu_consumer_commit_then_a_new_consumer_resumes,
     kafka09_consumer_slow_reader_gets_every_record,
@@ -1562,6 +1564,24 @@ mod bodies {
         };
         let client = connect(brokers(&list)).await;
         consuming::seek_pause_resume_and_batches(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn kafka09_one_consumer_reads_several_topics() {
+        let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
+            return;
+        };
+        let client = connect(brokers(&list)).await;
+        consuming::one_consumer_reads_several_topics(&client, "grete-async").await;
+        client.close().await;
+    }
+
+    pub async fn tansu_one_consumer_reads_several_topics() {
+        let Some(list) = env("GRETE_TANSU_BROKERS") else {
+            return;
+        };
+        let client = connect(modern(&list)).await;
+        consuming::one_consumer_reads_several_topics(&client, "grete-async").await;
         client.close().await;
     }
 

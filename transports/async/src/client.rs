@@ -103,6 +103,21 @@ impl<R: Runtime> KafkaClient<R> {
         })
     }
 
+    /// A consumer of every partition of each of `topics`, each partition starting at the
+    /// group's committed offset (with a `consumer_group`, unless `reset_offset_on_start`)
+    /// or else at `config.start`. Name partitions `(topic, partition)` in its methods.
+    /// For one topic, [`Topic::simple_consumer`] is the same.
+    pub async fn simple_consumer(
+        &self,
+        topics: &[&str],
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        let handle = &self.handle;
+        let consumer = ConsumerHandle::start_all(&handle.shared, topics, config).await?;
+        let consumer = consumer.keeping(handle.owner.clone());
+        Ok(SimpleConsumer::new(consumer, handle.rt.clone()))
+    }
+
     /// The brokers in the cached metadata.
     pub fn brokers(&self) -> Vec<BrokerInfo> {
         self.handle.shared.brokers()

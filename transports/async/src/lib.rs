@@ -28,14 +28,17 @@ mod tls;
 pub use client::{KafkaClient, Topic};
 pub use consumer::SimpleConsumer;
 pub use grete;
-pub use grete_facade::{Bytes, Delivered, Message, Record, SendError, SimpleConsumerConfig};
+pub use grete_facade::{
+    Bytes, Delivered, Message, PartitionRef, Record, SendError, SimpleConsumerConfig,
+    TopicPositions,
+};
 pub use producer::{DeliveryFuture, Producer, Reports, SyncProducer};
 
 /// What `grete-tokio` and `grete-smol` both export, besides their runtime.
 pub mod exports {
     pub use crate::{
-        Bytes, Delivered, DeliveryFuture, Message, Producer, Record, Reports, Runtime, SendError,
-        SimpleConsumer, SimpleConsumerConfig, SyncProducer,
+        Bytes, Delivered, DeliveryFuture, Message, PartitionRef, Producer, Record, Reports,
+        Runtime, SendError, SimpleConsumer, SimpleConsumerConfig, SyncProducer, TopicPositions,
     };
     pub use grete;
     pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};

@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use grete::consumer::{ConsumerEvent, FetchedBatch, OffsetSpec, PartitionView};
 use grete::error::Error;
-use grete_facade::{block_on, ConsumerHandle, Message};
+use grete_facade::{block_on, ConsumerHandle, Message, PartitionRef, TopicPositions};
 
 /// A consumer of chosen partitions of one topic (`Topic::simple_consumer`,
-/// `Topic::simple_consumer_for`).
+/// `Topic::simple_consumer_for`) or of several (`KafkaClient::simple_consumer`).
+///
+/// Methods that act on one partition take a [`PartitionRef`]: `3` on a consumer of one
+/// topic, `("events", 3)` on any.
 ///
 /// Iterate [`messages`](Self::messages) (or `&mut consumer`) for [`Message`]s (keys and values are `Bytes` slices of the fetched batch:
 /// no copy), or read batch by batch with [`next_batch`](Self::next_batch), iterating each
@@ -75,43 +78,68 @@ impl SimpleConsumer {
         got.flatten()
     }
 
-    /// The topic.
+    /// The topic (of a consumer of several: the first).
     pub fn topic(&self) -> &str {
         self.handle.topic()
     }
 
-    /// The assigned partitions.
+    /// The topics, in the order given.
+    pub fn topics(&self) -> impl Iterator<Item = &str> + '_ {
+        self.handle.topics()
+    }
+
+    /// The assigned partitions of [`topic`](Self::topic).
     pub fn partitions(&self) -> &[i32] {
         self.handle.partitions()
     }
 
+    /// The assigned partitions of `topic`.
+    pub fn partitions_of(&self, topic: &str) -> &[i32] {
+        self.handle.partitions_of(topic)
+    }
+
+    /// Every assigned partition with its topic.
+    pub fn assignment(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+        self.handle.assignment()
+    }
+
     /// Moves a partition's position to an offset, the earliest, the latest, or the first
     /// record at or after a timestamp. Nothing fetched before is delivered after.
-    pub fn seek(&mut self, partition: i32, to: OffsetSpec) -> Result<(), Error> {
-        self.handle.seek(partition, to)
+    pub fn seek<'a>(
+        &mut self,
+        at: impl Into<PartitionRef<'a>>,
+        to: OffsetSpec,
+    ) -> Result<(), Error> {
+        self.handle.seek(at, to)
     }
 
     /// Stops fetching and delivering a partition.
-    pub fn pause(&mut self, partition: i32) -> Result<(), Error> {
-        self.handle.pause(partition)
+    pub fn pause<'a>(&mut self, at: impl Into<PartitionRef<'a>>) -> Result<(), Error> {
+        self.handle.pause(at)
     }
 
     /// Undoes [`pause`](Self::pause).
-    pub fn resume(&mut self, partition: i32) -> Result<(), Error> {
-        self.handle.resume(partition)
+    pub fn resume<'a>(&mut self, at: impl Into<PartitionRef<'a>>) -> Result<(), Error> {
+        self.handle.resume(at)
     }
 
     /// A partition's position (next offset to read), high watermark, lag, state.
-    pub fn partition(&self, partition: i32) -> Option<PartitionView> {
-        self.handle.partition(partition)
+    pub fn partition<'a>(&self, at: impl Into<PartitionRef<'a>>) -> Option<PartitionView> {
+        self.handle.partition(at)
     }
 
-    /// The positions of the partitions whose position is known: what a commit stores.
+    /// The positions of [`topic`](Self::topic)'s partitions whose position is known: what
+    /// a commit stores.
     pub fn positions(&self) -> Vec<(i32, i64)> {
         self.handle.positions()
     }
 
-    /// The total lag (high watermark minus position) over the partitions where known.
+    /// The known positions of every topic's partitions.
+    pub fn topic_positions(&self) -> TopicPositions {
+        self.handle.topic_positions()
+    }
+
+    /// The total lag (see [`PartitionView::lag`]) over the partitions where known.
     pub fn lag(&self) -> i64 {
         self.handle.lag()
     }
@@ -122,8 +150,8 @@ impl SimpleConsumer {
         self.handle.take_event()
     }
 
-    /// Commits the positions for consumer group `group` (OffsetCommit through the
-    /// group's coordinator) and waits for the answer.
+    /// Commits the positions of every topic for consumer group `group` (OffsetCommit
+    /// through the group's coordinator) and waits for the answers.
     pub fn commit_offsets(&self, group: &str) -> Result<(), Error> {
         self.wait(
             self.op_limit,
@@ -132,12 +160,17 @@ impl SimpleConsumer {
         )
     }
 
-    /// The offsets `group` committed for the partitions (`-1`: none).
+    /// The offsets `group` committed for [`topic`](Self::topic)'s partitions (`-1`: none).
     pub fn fetch_offsets(&self, group: &str) -> Result<Vec<(i32, i64)>, Error> {
+        self.fetch_offsets_of(group, self.topic())
+    }
+
+    /// The offsets `group` committed for `topic`'s assigned partitions (`-1`: none).
+    pub fn fetch_offsets_of(&self, group: &str, topic: &str) -> Result<Vec<(i32, i64)>, Error> {
         self.wait(
             self.op_limit,
             "fetching offsets (driver unresponsive)",
-            self.handle.fetch_offsets(group),
+            self.handle.fetch_offsets_of(group, topic),
         )
     }
 

@@ -87,9 +87,11 @@
 //! # Consuming
 //!
 //! [`Topic::simple_consumer`] reads every partition ([`Topic::simple_consumer_for`] chosen
-//! ones, each from its own start); iterate [`SimpleConsumer::messages`] for owned
-//! [`Message`]s, or read batch by batch with [`SimpleConsumer::next_batch`], whose records
-//! are borrowed from the batch (no allocation per record).
+//! ones, each from its own start), [`KafkaClient::simple_consumer`] every partition of
+//! several topics (name partitions `(topic, partition)` then); iterate
+//! [`SimpleConsumer::messages`] for owned [`Message`]s, or read batch by batch with
+//! [`SimpleConsumer::next_batch`], whose records are borrowed from the batch (no
+//! allocation per record).
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -145,7 +147,10 @@ pub use grete::producer::{Acks, Partitioning, ProducerConfig};
 pub use grete::protocol::compression::Compression;
 pub use grete::protocol::messages::{RequestBody, ResponseBody};
 pub use grete::protocol::records::{Header, RecordRef};
-pub use grete_facade::{Bytes, Delivered, Message, Record, SendError, SimpleConsumerConfig};
+pub use grete_facade::{
+    Bytes, Delivered, Message, PartitionRef, Record, SendError, SimpleConsumerConfig,
+    TopicPositions,
+};
 pub use producer::{DeliveryHandle, Producer, Reports, SyncProducer};
 
 use grete::client::Client;
@@ -259,6 +264,21 @@ impl KafkaClient {
             name: name.to_owned(),
             client: self.clone(),
         })
+    }
+
+    /// A consumer of every partition of each of `topics`, each partition starting at the
+    /// group's committed offset (with a `consumer_group`, unless `reset_offset_on_start`)
+    /// or else at `config.start`. Name partitions `(topic, partition)` in its methods.
+    /// For one topic, [`Topic::simple_consumer`] is the same.
+    pub fn simple_consumer(
+        &self,
+        topics: &[&str],
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        let inner = &self.inner;
+        let start = ConsumerHandle::start_all(&inner.shared, topics, config);
+        let handle = self.wait(start)?.keeping(inner.owner.clone());
+        Ok(SimpleConsumer::new(handle, inner.op_limit))
     }
 
     /// Creates topics (through the controller); one result per topic.

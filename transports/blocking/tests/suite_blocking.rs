@@ -36,7 +36,7 @@ mod transport {
         SendError, Target, TopicResult,
     };
     pub use grete_blocking::{Delivered, Message, Record, SimpleConsumerConfig};
-    use grete_blocking::{FetchedBatch, OffsetSpec, PartitionView};
+    use grete_blocking::{FetchedBatch, OffsetSpec, PartitionRef, PartitionView};
 
     #[derive(Debug, Clone)]
     pub struct KafkaClient(b::KafkaClient);
@@ -76,6 +76,13 @@ mod transport {
             timeout: Duration,
         ) -> Result<Vec<TopicResult>, Error> {
             self.0.delete_topics(names, timeout)
+        }
+        pub async fn simple_consumer(
+            &self,
+            topics: &[&str],
+            config: SimpleConsumerConfig,
+        ) -> Result<SimpleConsumer, Error> {
+            self.0.simple_consumer(topics, config).map(SimpleConsumer)
         }
         pub async fn send(&self, target: Target, body: RequestBody) -> Result<ResponseBody, Error> {
             self.0.send(target, body)
@@ -140,20 +147,30 @@ mod transport {
         pub fn topic(&self) -> &str {
             self.0.topic()
         }
-        pub fn seek(&mut self, partition: i32, to: OffsetSpec) -> Result<(), Error> {
-            self.0.seek(partition, to)
+        pub fn topics(&self) -> impl Iterator<Item = &str> + '_ {
+            self.0.topics()
         }
-        pub fn pause(&mut self, partition: i32) -> Result<(), Error> {
-            self.0.pause(partition)
+        pub fn seek<'a>(
+            &mut self,
+            at: impl Into<PartitionRef<'a>>,
+            to: OffsetSpec,
+        ) -> Result<(), Error> {
+            self.0.seek(at, to)
         }
-        pub fn resume(&mut self, partition: i32) -> Result<(), Error> {
-            self.0.resume(partition)
+        pub fn pause<'a>(&mut self, at: impl Into<PartitionRef<'a>>) -> Result<(), Error> {
+            self.0.pause(at)
         }
-        pub fn partition(&self, partition: i32) -> Option<PartitionView> {
-            self.0.partition(partition)
+        pub fn resume<'a>(&mut self, at: impl Into<PartitionRef<'a>>) -> Result<(), Error> {
+            self.0.resume(at)
+        }
+        pub fn partition<'a>(&self, at: impl Into<PartitionRef<'a>>) -> Option<PartitionView> {
+            self.0.partition(at)
         }
         pub fn positions(&self) -> Vec<(i32, i64)> {
             self.0.positions()
+        }
+        pub fn topic_positions(&self) -> grete_blocking::TopicPositions {
+            self.0.topic_positions()
         }
         pub fn lag(&self) -> i64 {
             self.0.lag()
@@ -166,6 +183,13 @@ mod transport {
         }
         pub async fn fetch_offsets(&self, group: &str) -> Result<Vec<(i32, i64)>, Error> {
             self.0.fetch_offsets(group)
+        }
+        pub async fn fetch_offsets_of(
+            &self,
+            group: &str,
+            topic: &str,
+        ) -> Result<Vec<(i32, i64)>, Error> {
+            self.0.fetch_offsets_of(group, topic)
         }
         pub async fn close(self, timeout: Duration) -> Result<(), Error> {
             self.0.close(timeout)

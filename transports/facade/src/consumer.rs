@@ -1,4 +1,7 @@
 //! The consumer as every transport exposes it, in `poll` form: [`ConsumerHandle`].
+//! One consumer reads chosen partitions of one topic or of several; methods that act on a
+//! partition take a [`PartitionRef`]: a bare partition number on a one-topic consumer, a
+//! `(topic, partition)` pair on any.
 //!
 //! The core's consumer (`grete::consumer::Consumer`, owned by the client) fetches and
 //! buffers batches under its prefetch budget; this handle takes them out under the core's
@@ -92,6 +95,42 @@ pub struct Message {
     pub headers: Vec<Header>,
 }
 
+/// A partition a consumer reads: `3` (of the consumer's topic: a consumer of several
+/// topics refuses it) or `("events", 3)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionRef<'a> {
+    /// A partition of the consumer's only topic.
+    Partition(i32),
+    /// A partition of a named topic.
+    Of(&'a str, i32),
+}
+
+impl From<i32> for PartitionRef<'_> {
+    fn from(p: i32) -> Self {
+        PartitionRef::Partition(p)
+    }
+}
+
+impl<'a> From<(&'a str, i32)> for PartitionRef<'a> {
+    fn from((t, p): (&'a str, i32)) -> Self {
+        PartitionRef::Of(t, p)
+    }
+}
+
+/// Each topic with the known positions of its partitions.
+pub type TopicPositions = Vec<(Arc<str>, Vec<(i32, i64)>)>;
+
+/// Each topic with chosen partitions, each partition with its start (`None`: the group's
+/// committed offset where one applies, else `config.start`).
+pub type TopicStarts = Vec<(String, Vec<(i32, Option<OffsetSpec>)>)>;
+
+/// A topic a consumer reads, with its partitions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Assigned {
+    topic: Arc<str>,
+    partitions: Vec<i32>,
+}
+
 /// What the core keeps for one consumer handle.
 #[derive(Default)]
 pub(crate) struct ConsumerSlot {
@@ -162,25 +201,28 @@ impl Core {
 
 /// The batch the message cursor reads from.
 struct Cursor {
+    /// The index of its topic in `ConsumerHandle::topics`.
+    topic_index: usize,
     topic: Arc<str>,
     partition: i32,
     from: i64,
     records: Records,
 }
 
-/// A consumer of chosen partitions of one topic, in `poll` form. Not `Clone`: one owner
+/// A consumer of chosen partitions of one or several topics, in `poll` form. Not `Clone`: one owner
 /// reads it. Dropping it removes the consumer at once (its requests' answers are dropped),
 /// whatever the brokers do; with a consumer group (and `commit_on_close`) its positions
 /// are committed on the way out without waiting (use the transports' `close` to wait for that commit).
 pub struct ConsumerHandle {
     shared: Arc<Shared>,
     id: ConsumerId,
-    topic: String,
-    partitions: Vec<i32>,
+    /// In the order given; never empty, each topic once.
+    topics: Vec<Assigned>,
     config: SimpleConsumerConfig,
     cursor: Option<Cursor>,
-    /// The cursor's partition's next undelivered offset, while the cursor has records.
-    cursor_position: Option<(i32, i64)>,
+    /// The cursor's topic (index) and partition and its next undelivered offset, while
+    /// the cursor has records.
+    cursor_position: Option<(usize, i32, i64)>,
     next_commit: Option<Instant>,
     last_message: Instant,
     closed: bool,
@@ -192,8 +234,7 @@ impl std::fmt::Debug for ConsumerHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ConsumerHandle")
             .field("id", &self.id)
-            .field("topic", &self.topic)
-            .field("partitions", &self.partitions)
+            .field("topics", &self.topics)
             .finish_non_exhaustive()
     }
 }
@@ -208,11 +249,45 @@ impl ConsumerHandle {
         partitions: Vec<(i32, Option<OffsetSpec>)>,
         config: SimpleConsumerConfig,
     ) -> Result<ConsumerHandle, Error> {
-        config.consumer.validate()?;
-        if partitions.is_empty() {
-            return Err(Error::Misuse(
-                "a consumer needs at least one partition".into(),
+        Self::start_topics(shared, vec![(topic.to_owned(), partitions)], config).await
+    }
+
+    /// Starts a consumer of every partition of each of `topics` (their metadata asked
+    /// for first), each partition at the group's committed offset where one applies, else
+    /// at `config.start`.
+    pub async fn start_all(
+        shared: &Arc<Shared>,
+        topics: &[&str],
+        config: SimpleConsumerConfig,
+    ) -> Result<ConsumerHandle, Error> {
+        let mut chosen = Vec::with_capacity(topics.len());
+        for &t in topics {
+            let partitions = shared.topic_partitions(t).await?;
+            chosen.push((
+                t.to_owned(),
+                partitions.iter().map(|p| (p.id, None)).collect(),
             ));
+        }
+        Self::start_topics(shared, chosen, config).await
+    }
+
+    /// Starts a consumer of chosen partitions of several topics (each topic once), each
+    /// partition at its own start as in [`start`](Self::start).
+    pub async fn start_topics(
+        shared: &Arc<Shared>,
+        topics: TopicStarts,
+        config: SimpleConsumerConfig,
+    ) -> Result<ConsumerHandle, Error> {
+        config.consumer.validate()?;
+        if topics.is_empty() || topics.iter().any(|(_, p)| p.is_empty()) {
+            return Err(Error::Misuse(
+                "a consumer needs at least one partition of each topic".into(),
+            ));
+        }
+        for (i, (t, _)) in topics.iter().enumerate() {
+            if topics[..i].iter().any(|(u, _)| u == t) {
+                return Err(Error::Misuse(format!("topic {t} given twice")));
+            }
         }
         if config.auto_commit_enable && config.consumer_group.is_none() {
             return Err(Error::Config(
@@ -224,26 +299,35 @@ impl ConsumerHandle {
                 "auto_commit_interval_ms must be at least 1".into(),
             ));
         }
-        let mut starts: Vec<(i32, OffsetSpec)> = Vec::with_capacity(partitions.len());
-        let unset: Vec<i32> = partitions
-            .iter()
-            .filter(|(_, s)| s.is_none())
-            .map(|(p, _)| *p)
-            .collect();
-        let mut committed: Vec<PartitionOffset> = Vec::new();
-        if let (Some(group), false, false) = (
-            &config.consumer_group,
-            config.reset_offset_on_start,
-            unset.is_empty(),
-        ) {
-            committed = fetch_committed(shared, group, topic, unset).await?;
-        }
-        for (p, spec) in partitions {
-            let spec = spec.unwrap_or_else(|| match committed.iter().find(|o| o.partition == p) {
-                Some(PartitionOffset { result: Ok(o), .. }) if *o >= 0 => OffsetSpec::Offset(*o),
-                _ => config.start,
-            });
-            starts.push((p, spec));
+        let mut starts: Vec<(String, Vec<(i32, OffsetSpec)>)> = Vec::with_capacity(topics.len());
+        for (topic, partitions) in topics {
+            let unset: Vec<i32> = partitions
+                .iter()
+                .filter(|(_, s)| s.is_none())
+                .map(|(p, _)| *p)
+                .collect();
+            let mut committed: Vec<PartitionOffset> = Vec::new();
+            if let (Some(group), false, false) = (
+                &config.consumer_group,
+                config.reset_offset_on_start,
+                unset.is_empty(),
+            ) {
+                committed = fetch_committed(shared, group, &topic, unset).await?;
+            }
+            let specs = partitions
+                .into_iter()
+                .map(|(p, spec)| {
+                    let spec =
+                        spec.unwrap_or_else(|| match committed.iter().find(|o| o.partition == p) {
+                            Some(PartitionOffset { result: Ok(o), .. }) if *o >= 0 => {
+                                OffsetSpec::Offset(*o)
+                            }
+                            _ => config.start,
+                        });
+                    (p, spec)
+                })
+                .collect();
+            starts.push((topic, specs));
         }
         let now = Instant::now();
         let mut core = shared.lock();
@@ -251,10 +335,12 @@ impl ConsumerHandle {
             return Err(Error::Misuse("the client is closed".into()));
         }
         let id = core.client.add_consumer(now, config.consumer.clone())?;
-        for &(p, spec) in &starts {
-            if let Err(e) = core.client.assign(now, id, topic, p, spec) {
-                core.client.remove_consumer(now, id);
-                return Err(e);
+        for (topic, specs) in &starts {
+            for &(p, spec) in specs {
+                if let Err(e) = core.client.assign(now, id, topic, p, spec) {
+                    core.client.remove_consumer(now, id);
+                    return Err(e);
+                }
             }
         }
         core.consumers.insert(id, ConsumerSlot::default());
@@ -266,8 +352,13 @@ impl ConsumerHandle {
         Ok(ConsumerHandle {
             shared: shared.clone(),
             id,
-            topic: topic.to_owned(),
-            partitions: starts.iter().map(|(p, _)| *p).collect(),
+            topics: starts
+                .into_iter()
+                .map(|(topic, specs)| Assigned {
+                    topic: topic.into(),
+                    partitions: specs.iter().map(|(p, _)| *p).collect(),
+                })
+                .collect(),
             config,
             cursor: None,
             cursor_position: None,
@@ -289,14 +380,58 @@ impl ConsumerHandle {
         self.id
     }
 
-    /// The topic.
+    /// The topic (of a consumer of several: the first).
     pub fn topic(&self) -> &str {
-        &self.topic
+        &self.topics[0].topic
     }
 
-    /// The assigned partitions.
+    /// The topics, in the order given.
+    pub fn topics(&self) -> impl Iterator<Item = &str> + '_ {
+        self.topics.iter().map(|a| &*a.topic)
+    }
+
+    /// The assigned partitions of [`topic`](Self::topic).
     pub fn partitions(&self) -> &[i32] {
-        &self.partitions
+        &self.topics[0].partitions
+    }
+
+    /// The assigned partitions of `topic` (empty: not a topic of this consumer).
+    pub fn partitions_of(&self, topic: &str) -> &[i32] {
+        self.topics
+            .iter()
+            .find(|a| &*a.topic == topic)
+            .map_or(&[], |a| &a.partitions)
+    }
+
+    /// Every assigned partition with its topic.
+    pub fn assignment(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+        self.topics
+            .iter()
+            .flat_map(|a| a.partitions.iter().map(move |p| (&*a.topic, *p)))
+    }
+
+    /// The topic's index and the partition `at` names, if this consumer reads it.
+    fn resolve(&self, at: PartitionRef<'_>) -> Result<(usize, i32), Error> {
+        let (i, p) = match at {
+            PartitionRef::Partition(_) if self.topics.len() > 1 => {
+                return Err(Error::Misuse(
+                    "this consumer reads several topics: name the partition's topic, (topic, partition)"
+                        .into(),
+                ))
+            }
+            PartitionRef::Partition(p) => (0, p),
+            PartitionRef::Of(t, p) => match self.topics.iter().position(|a| &*a.topic == t) {
+                Some(i) => (i, p),
+                None => return Err(Error::Misuse(format!("this consumer does not read {t}"))),
+            },
+        };
+        if !self.topics[i].partitions.contains(&p) {
+            return Err(Error::Misuse(format!(
+                "this consumer does not read {}/{p}",
+                self.topics[i].topic
+            )));
+        }
+        Ok((i, p))
     }
 
     /// The configuration.
@@ -317,9 +452,10 @@ impl ConsumerHandle {
     /// back to the message after the last one delivered, and is fetched again).
     pub fn poll_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<FetchedBatch>> {
         if let Some(c) = self.cursor.take() {
-            let back = self.cursor_position.take().map_or(c.from, |(_, o)| o);
+            let back = self.cursor_position.take().map_or(c.from, |(_, _, o)| o);
+            let topic = self.topics[c.topic_index].topic.clone();
             // Fails only once closed, which taking the batch reports (`None`).
-            let _ = self.seek(c.partition, OffsetSpec::Offset(back));
+            let _ = self.seek((&*topic, c.partition), OffsetSpec::Offset(back));
         }
         let batch = self.take_batch(Some(cx));
         if let Poll::Ready(Some(_)) = &batch {
@@ -408,7 +544,7 @@ impl ConsumerHandle {
                 match c.records.next() {
                     Some(Ok(r)) if r.offset < c.from => continue,
                     Some(Ok(r)) => {
-                        self.cursor_position = Some((c.partition, r.offset + 1));
+                        self.cursor_position = Some((c.topic_index, c.partition, r.offset + 1));
                         if self.config.consumer_timeout_ms.is_some() {
                             self.last_message = Instant::now();
                         }
@@ -435,7 +571,11 @@ impl ConsumerHandle {
             }
             match self.take_batch(Some(cx)) {
                 Poll::Ready(Some(b)) => {
+                    let topic_index = (self.topics.iter())
+                        .position(|a| *a.topic == **b.topic_shared())
+                        .unwrap_or(0);
                     self.cursor = Some(Cursor {
+                        topic_index,
                         topic: b.topic_shared().clone(),
                         partition: b.partition(),
                         from: b.first_offset(),
@@ -448,61 +588,79 @@ impl ConsumerHandle {
         }
     }
 
-    /// Starts an auto-commit of the positions; nobody waits for it (its result goes to
-    /// the driver, which drops it).
+    /// Starts an auto-commit of the positions (one OffsetCommit per topic); nobody waits
+    /// for it (its result goes to the driver, which drops it).
     fn auto_commit(&self, client: &mut Client, now: Instant) {
         if let Some(group) = &self.config.consumer_group {
-            let offsets = self.positions_in(client);
-            if !offsets.is_empty() {
-                client.commit_offsets(now, group, &self.topic, offsets);
+            for (topic, offsets) in self.all_positions_in(client) {
+                client.commit_offsets(now, group, &topic, offsets);
             }
         }
     }
 
-    /// The positions to commit: the consumer's, with the partition the message cursor is
-    /// in at the message after the last one delivered.
-    fn positions_in(&self, client: &Client) -> Vec<(i32, i64)> {
+    /// The positions to commit of the topic at `index`: the consumer's, with the
+    /// partition the message cursor is in at the message after the last one delivered.
+    fn positions_in(&self, client: &Client, index: usize) -> Vec<(i32, i64)> {
         let Some(c) = client.consumer(self.id) else {
             return Vec::new();
         };
-        let mut positions = c
-            .positions()
-            .remove(self.topic.as_str())
-            .unwrap_or_default();
-        if let Some((p, o)) = self.cursor_position {
-            for entry in positions.iter_mut().filter(|(q, _)| *q == p) {
-                entry.1 = o;
+        let mut positions = c.topic_positions(&self.topics[index].topic);
+        if let Some((i, p, o)) = self.cursor_position {
+            if i == index {
+                for entry in positions.iter_mut().filter(|(q, _)| *q == p) {
+                    entry.1 = o;
+                }
             }
         }
         positions
     }
 
-    /// The positions (next offset to read) of the partitions whose position is known,
-    /// counting the messages delivered from the batch being read.
-    pub fn positions(&self) -> Vec<(i32, i64)> {
-        self.positions_in(&self.shared.lock().client)
+    /// Per topic with any known position, the positions to commit.
+    fn all_positions_in(&self, client: &Client) -> TopicPositions {
+        (0..self.topics.len())
+            .map(|i| (self.topics[i].topic.clone(), self.positions_in(client, i)))
+            .filter(|(_, o)| !o.is_empty())
+            .collect()
     }
 
-    /// A partition's state: position, high watermark, lag, paused...
-    pub fn partition(&self, partition: i32) -> Option<PartitionView> {
+    /// The positions (next offset to read) of [`topic`](Self::topic)'s partitions whose
+    /// position is known, counting the messages delivered from the batch being read.
+    pub fn positions(&self) -> Vec<(i32, i64)> {
+        self.positions_in(&self.shared.lock().client, 0)
+    }
+
+    /// [`positions`](Self::positions) of every topic.
+    pub fn topic_positions(&self) -> TopicPositions {
+        self.all_positions_in(&self.shared.lock().client)
+    }
+
+    /// A partition's state: position, high watermark, lag, paused... `None`: not one of
+    /// the consumer's partitions, or the consumer is closed.
+    pub fn partition<'a>(&self, at: impl Into<PartitionRef<'a>>) -> Option<PartitionView> {
+        let (i, partition) = self.resolve(at.into()).ok()?;
         let core = self.shared.lock();
-        let mut view = core
-            .client
+        self.view_in(&core.client, i, partition)
+    }
+
+    fn view_in(&self, client: &Client, index: usize, partition: i32) -> Option<PartitionView> {
+        let mut view = client
             .consumer(self.id)?
-            .partition(&self.topic, partition)?;
-        if let Some((p, o)) = self.cursor_position {
-            if p == partition {
+            .partition(&self.topics[index].topic, partition)?;
+        if let Some((i, p, o)) = self.cursor_position {
+            if (i, p) == (index, partition) {
                 view.position = o;
             }
         }
         Some(view)
     }
 
-    /// The sum of the partitions' lags (high watermark minus position) where known.
+    /// The sum of the partitions' lags (see [`PartitionView::lag`]) where known, over
+    /// every topic.
     pub fn lag(&self) -> i64 {
-        self.partitions
-            .iter()
-            .filter_map(|&p| self.partition(p)?.lag())
+        let core = self.shared.lock();
+        (self.topics.iter().enumerate())
+            .flat_map(|(i, a)| a.partitions.iter().map(move |p| (i, *p)))
+            .filter_map(|(i, p)| self.view_in(&core.client, i, p)?.lag())
             .sum()
     }
 
@@ -523,29 +681,38 @@ impl ConsumerHandle {
         Ok(out)
     }
 
-    /// Moves a partition's position: the next message of that partition is at `to`.
-    /// Nothing fetched before is delivered after (also from the batch being read).
-    pub fn seek(&mut self, partition: i32, to: OffsetSpec) -> Result<(), Error> {
-        let (id, topic) = (self.id, self.topic.clone());
-        self.with_client(|c, now| c.seek(now, id, &topic, partition, to), true)?;
-        if self
-            .cursor
-            .as_ref()
-            .is_some_and(|c| c.partition == partition)
+    /// Drops the message cursor if it reads the topic at `index`'s `partition`.
+    fn drop_cursor_of(&mut self, index: usize, partition: i32) {
+        if (self.cursor.as_ref())
+            .is_some_and(|c| (c.topic_index, c.partition) == (index, partition))
         {
             self.cursor = None;
             self.cursor_position = None;
         }
+    }
+
+    /// Moves a partition's position: the next message of that partition is at `to`.
+    /// Nothing fetched before is delivered after (also from the batch being read).
+    pub fn seek<'a>(
+        &mut self,
+        at: impl Into<PartitionRef<'a>>,
+        to: OffsetSpec,
+    ) -> Result<(), Error> {
+        let (i, partition) = self.resolve(at.into())?;
+        let (id, topic) = (self.id, self.topics[i].topic.clone());
+        self.with_client(|c, now| c.seek(now, id, &topic, partition, to), true)?;
+        self.drop_cursor_of(i, partition);
         Ok(())
     }
 
     /// Stops fetching a partition and handing out its batches (what is buffered stays).
     /// The rest of the batch being read, if it is that partition's, is given back: the
     /// partition's position goes back to the message after the last one delivered.
-    pub fn pause(&mut self, partition: i32) -> Result<(), Error> {
-        let (id, topic) = (self.id, self.topic.clone());
+    pub fn pause<'a>(&mut self, at: impl Into<PartitionRef<'a>>) -> Result<(), Error> {
+        let (i, partition) = self.resolve(at.into())?;
+        let (id, topic) = (self.id, self.topics[i].topic.clone());
         let back = match self.cursor_position {
-            Some((p, o)) if p == partition => Some(o),
+            Some((j, p, o)) if (j, p) == (i, partition) => Some(o),
             _ => None,
         };
         self.with_client(
@@ -557,14 +724,7 @@ impl ConsumerHandle {
             },
             back.is_some(),
         )?;
-        if self
-            .cursor
-            .as_ref()
-            .is_some_and(|c| c.partition == partition)
-        {
-            self.cursor = None;
-            self.cursor_position = None;
-        }
+        self.drop_cursor_of(i, partition);
         Ok(())
     }
 
@@ -575,8 +735,9 @@ impl ConsumerHandle {
     }
 
     /// Undoes [`pause`](Self::pause).
-    pub fn resume(&mut self, partition: i32) -> Result<(), Error> {
-        let (id, topic) = (self.id, self.topic.as_str());
+    pub fn resume<'a>(&mut self, at: impl Into<PartitionRef<'a>>) -> Result<(), Error> {
+        let (i, partition) = self.resolve(at.into())?;
+        let (id, topic) = (self.id, &*self.topics[i].topic);
         self.with_client(|c, now| c.resume(now, id, topic, partition), true)
     }
 
@@ -597,25 +758,40 @@ impl ConsumerHandle {
         core.consumers.get(&self.id).map_or(0, |s| s.lagged_events)
     }
 
-    /// Commits the positions (see [`positions`](Self::positions)) for `group` and waits
-    /// for the coordinator's answer (the core bounds it by `request_timeout`).
+    /// Commits the positions of every topic (see [`topic_positions`](Self::topic_positions))
+    /// for `group` and waits for the coordinator's answers (the core bounds each by
+    /// `request_timeout`); the first error, if any.
     pub async fn commit_offsets(&self, group: &str) -> Result<(), Error> {
-        let offsets = self.positions();
-        if offsets.is_empty() {
-            return Ok(());
+        for (topic, offsets) in self.topic_positions() {
+            let out = self
+                .shared
+                .op(|c, now| c.commit_offsets(now, group, &topic, offsets))
+                .await?
+                .into_offsets()?;
+            out.into_iter().try_for_each(|o| o.result.map(|_| ()))?;
         }
-        let out = self
-            .shared
-            .op(|c, now| c.commit_offsets(now, group, &self.topic, offsets))
-            .await?
-            .into_offsets()?;
-        out.into_iter().try_for_each(|o| o.result.map(|_| ()))
+        Ok(())
     }
 
-    /// The offsets `group` committed for the consumer's partitions (`-1`: none).
+    /// The offsets `group` committed for [`topic`](Self::topic)'s assigned partitions
+    /// (`-1`: none).
     pub async fn fetch_offsets(&self, group: &str) -> Result<Vec<(i32, i64)>, Error> {
-        let list =
-            fetch_committed(&self.shared, group, &self.topic, self.partitions.clone()).await?;
+        self.fetch_offsets_of(group, self.topic()).await
+    }
+
+    /// The offsets `group` committed for `topic`'s assigned partitions (`-1`: none).
+    pub async fn fetch_offsets_of(
+        &self,
+        group: &str,
+        topic: &str,
+    ) -> Result<Vec<(i32, i64)>, Error> {
+        let partitions = self.partitions_of(topic).to_vec();
+        if partitions.is_empty() {
+            return Err(Error::Misuse(format!(
+                "this consumer does not read {topic}"
+            )));
+        }
+        let list = fetch_committed(&self.shared, group, topic, partitions).await?;
         list.into_iter()
             .map(|o| o.result.map(|r| (o.partition, r)))
             .collect()
@@ -650,10 +826,11 @@ impl Drop for ConsumerHandle {
             self.config.commit_on_close,
         ) {
             let mut core = self.shared.lock();
-            let offsets = self.positions_in(&core.client);
-            if !core.closed && !offsets.is_empty() {
-                core.client
-                    .commit_offsets(Instant::now(), &group, &self.topic, offsets);
+            if !core.closed {
+                for (topic, offsets) in self.all_positions_in(&core.client) {
+                    core.client
+                        .commit_offsets(Instant::now(), &group, &topic, offsets);
+                }
             }
         }
         self.close();

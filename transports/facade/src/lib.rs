@@ -39,7 +39,9 @@ use grete::error::Error;
 use grete::producer::ProducerConfig;
 
 pub use bytes::Bytes;
-pub use consumer::{ConsumerHandle, Message, SimpleConsumerConfig};
+pub use consumer::{
+    ConsumerHandle, Message, PartitionRef, SimpleConsumerConfig, TopicPositions, TopicStarts,
+};
 pub use driver::{Driver, Input, Link, Owner, Transport};
 
 /// How many batch reports each partition's book keeps for records whose outcome is asked

@@ -22,7 +22,8 @@
 //! # Consuming
 //!
 //! `Topic::simple_consumer` reads every partition (`simple_consumer_for` chosen ones,
-//! each from its own start); messages come as a `Stream` (or `next_message`), or batch
+//! each from its own start), `KafkaClient::simple_consumer(&["a", "b"], config)` several
+//! topics (name partitions `("a", 0)` then); messages come as a `Stream` (or `next_message`), or batch
 //! by batch with records borrowed from the batch (no allocation per record).
 //!
 //! ```no_run
