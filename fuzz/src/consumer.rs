@@ -71,14 +71,16 @@ pub fn check_consumer(mut data: &[u8]) {
     let mut steps = 0;
     while !data.is_empty() && steps < 300 {
         steps += 1;
+        // The leader index for the polls below (rebuilt after an assignment changed);
+        // in debug builds it checks that the count of partitions waiting for a lookup
+        // kept up with every change of phase.
+        c.sync_leaders(0, &leader_of);
         let op = take_le(&mut data, 1) as u8;
         let arg = take_le(&mut data, 1) as u8;
         match op % 10 {
             0 | 1 => {
                 let version = [0, 1, 3, 4, 7, 11][usize::from(arg) % 6];
-                if let Some((req, token)) =
-                    c.poll_fetch(i32::from(arg >> 4) % 2, &leader_of, version)
-                {
+                if let Some((req, token)) = c.poll_fetch(i32::from(arg >> 4) % 2, version) {
                     fetches.push((req, token, version, generation));
                 }
             }
@@ -115,7 +117,7 @@ pub fn check_consumer(mut data: &[u8]) {
             }
             4 => {
                 let version = [0, 1, 4][usize::from(arg) % 3];
-                if let Some(l) = c.poll_lookup(i32::from(arg >> 4) % 2, &leader_of, version) {
+                if let Some(l) = c.poll_lookup(i32::from(arg >> 4) % 2, version) {
                     lookups.push(l);
                 }
             }

@@ -158,15 +158,17 @@ impl Client {
         }
         let mut leaders: Vec<i32> = Vec::new();
         let mut refresh = false;
+        let (cluster, generation) = (&self.cluster, self.cluster.generation());
+        let leader_of = |t: &str, p: i32| cluster.leader(t, p);
         for c in self.consumers.values_mut() {
             c.handle_timeout(now);
-            for (topic, partition) in c.wanted() {
-                match self.cluster.leader(topic, partition) {
-                    Some(l) if !leaders.contains(&l) => leaders.push(l),
-                    Some(_) => {}
-                    None => refresh = true,
+            c.sync_leaders(generation, &leader_of);
+            for l in c.wanted_brokers() {
+                if !leaders.contains(&l) {
+                    leaders.push(l);
                 }
             }
+            refresh |= c.wants_a_leader();
         }
         if refresh {
             self.request_refresh(now);
@@ -210,11 +212,10 @@ impl Client {
         let Some((broker, _)) = self.consumer_slot(h) else {
             return false;
         };
-        let cluster = &self.cluster;
-        let leader_of = |t: &str, p: i32| cluster.leader(t, p);
+        let generation = self.cluster.generation();
         self.consumers
             .values()
-            .any(|c| c.has_request_for(broker, &leader_of))
+            .any(|c| c.has_request_for(broker, generation))
     }
 
     /// Late binding: the consumers' lookups and fetches for the broker connection `h`
@@ -228,18 +229,19 @@ impl Client {
             let Some((broker, _)) = self.consumer_slot(h) else {
                 return;
             };
-            let cluster = &self.cluster;
+            let (cluster, generation) = (&self.cluster, self.cluster.generation());
             let leader_of = |t: &str, p: i32| cluster.leader(t, p);
             let Some(c) = self.consumers.get_mut(&id) else {
                 continue;
             };
+            c.sync_leaders(generation, &leader_of);
             let lookup_version = self
                 .conns
                 .get(&h)
                 .and_then(|c| c.conn.api_versions())
                 .map(|v| v.choose(ApiKey::ListOffsets, VersionChoice::Highest))
                 .unwrap_or(Ok(0));
-            let lookup = c.poll_lookup(broker, &leader_of, *lookup_version.as_ref().unwrap_or(&0));
+            let lookup = c.poll_lookup(broker, *lookup_version.as_ref().unwrap_or(&0));
             if let Some((request, token)) = lookup {
                 match lookup_version {
                     Ok(v) => {
@@ -257,12 +259,10 @@ impl Client {
             let Some((broker, version)) = self.consumer_slot(h) else {
                 return;
             };
-            let cluster = &self.cluster;
-            let leader_of = |t: &str, p: i32| cluster.leader(t, p);
             let Some(c) = self.consumers.get_mut(&id) else {
                 continue;
             };
-            if let Some((request, token)) = c.poll_fetch(broker, &leader_of, version) {
+            if let Some((request, token)) = c.poll_fetch(broker, version) {
                 let body = RequestBody::Fetch(request);
                 self.send_consumer(
                     now,

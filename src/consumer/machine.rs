@@ -26,6 +26,7 @@ use std::time::Instant;
 
 use super::config::{ConsumerConfig, IsolationLevel, OffsetReset, MAX_RAISED_FETCH_BYTES};
 use super::fetched::FetchedBatch;
+use super::leaders::{LeaderOf, Leaders};
 use super::partition::{Lookup, OffsetSpec, PartitionState, Phase};
 use super::transactions::AbortedFilter;
 use crate::error::Error;
@@ -235,8 +236,10 @@ pub struct Consumer {
     busy: BTreeSet<i32>,
     lookups: BTreeMap<LookupToken, Vec<Looked>>,
     next_token: u64,
-    /// Where the next fetch starts looking, so every partition gets to be first.
-    cursor: usize,
+    /// Who leads each partition, as of the last [`sync_leaders`](Self::sync_leaders).
+    leaders: Leaders,
+    /// How many partitions wait for a lookup (phase `Lookup`).
+    looking: usize,
     events: VecDeque<ConsumerEvent>,
     /// The earliest partition backoff.
     wake: Option<Instant>,
@@ -267,7 +270,8 @@ impl Consumer {
             busy: BTreeSet::new(),
             lookups: BTreeMap::new(),
             next_token: 0,
-            cursor: 0,
+            leaders: Leaders::default(),
+            looking: 0,
             events: VecDeque::new(),
             wake: None,
             max_limit: MAX_RAISED_FETCH_BYTES,
@@ -324,8 +328,10 @@ impl Consumer {
         }
         let name: Arc<str> = Arc::from(topic);
         let i = self.parts.len();
-        self.parts
-            .push(Some(PartitionState::new(name, partition, start)));
+        let p = PartitionState::new(name, partition, start);
+        self.looking += usize::from(p.in_lookup());
+        self.parts.push(Some(p));
+        self.leaders.invalidate();
         self.by_name
             .entry(topic.to_owned())
             .or_default()
@@ -341,7 +347,9 @@ impl Consumer {
         if let Some(p) = self.parts[i].take() {
             self.buffered_bytes -= p.queued_bytes;
             self.buffered_messages -= p.queued_messages;
+            self.looking -= usize::from(p.in_lookup());
         }
+        self.leaders.invalidate();
         if let Some(t) = self.by_name.get_mut(topic) {
             t.remove(&partition);
             if t.is_empty() {
@@ -360,7 +368,10 @@ impl Consumer {
             }
         }
         let p = self.part_mut(topic, partition)?;
+        let was = p.in_lookup();
         let (bytes, messages) = p.seek(to, Lookup::Seek);
+        let is = p.in_lookup();
+        self.count_lookup(was, is);
         self.buffered_bytes -= bytes;
         self.buffered_messages -= messages;
         Ok(())
@@ -559,33 +570,84 @@ impl Consumer {
         (self.config.queued_max_bytes.saturating_sub(held), held == 0)
     }
 
-    /// The partitions that want a request now (a lookup, or a fetch the budget allows),
-    /// for the client to find their leaders and connect.
-    pub fn wanted(&self) -> impl Iterator<Item = (&str, i32)> + '_ {
+    /// Brings the leader index up to the client's cluster `generation` (who leads what:
+    /// `leader_of`). O(1) when neither the generation nor the assignment changed, else
+    /// O(partitions). The per-broker calls below read the index as of the last sync.
+    pub fn sync_leaders(&mut self, generation: u64, leader_of: LeaderOf<'_>) {
+        // What every change of phase keeps (checked on each drive in debug builds).
+        debug_assert_eq!(
+            self.looking,
+            self.parts
+                .iter()
+                .flatten()
+                .filter(|p| p.in_lookup())
+                .count(),
+            "partitions waiting for a lookup"
+        );
+        let parts = (self.parts.iter().enumerate())
+            .filter_map(|(i, p)| p.as_ref().map(|p| (i, &*p.topic, p.partition)));
+        self.leaders.sync(generation, parts, leader_of);
+    }
+
+    /// Whether partition `p` wants a request: a lookup, or a fetch (`fetch_room`: the
+    /// budget lets one start at all).
+    fn wants(
+        &self,
+        p: &PartitionState,
+        fetch_room: bool,
+        remaining: usize,
+        nothing_held: bool,
+    ) -> bool {
+        (p.in_lookup() && p.due()) || (fetch_room && self.fetchable(p, remaining, nothing_held))
+    }
+
+    /// Whether a fetch to `broker` may start at all, partitions aside: none in flight
+    /// there, messages and bytes left in the budget (a raised limit is never below the
+    /// configured one).
+    fn fetch_room(&self, broker: i32, remaining: usize, nothing_held: bool) -> bool {
+        !self.busy.contains(&broker)
+            && self.buffered_messages < self.config.queued_max_messages
+            && (nothing_held || self.config.fetch_message_max_bytes <= remaining)
+    }
+
+    fn ready_for(&self, broker: i32) -> bool {
+        let Some(led) = self.leaders.led(broker) else {
+            return false;
+        };
+        let (remaining, nothing_held) = self.remaining();
+        let room = self.fetch_room(broker, remaining, nothing_held);
+        if !room && self.looking == 0 {
+            return false;
+        }
+        led.parts.iter().any(|&i| {
+            (self.parts[i].as_ref()).is_some_and(|p| self.wants(p, room, remaining, nothing_held))
+        })
+    }
+
+    /// The brokers a request is ready for (a lookup, or a fetch the budget allows), for
+    /// the client to connect to. O(brokers) while the budget is spent or every broker
+    /// has a fetch in flight; else at most O(partitions), stopping at the first partition
+    /// that wants one.
+    pub fn wanted_brokers(&self) -> impl Iterator<Item = i32> + '_ {
+        self.leaders.brokers().filter(|&b| self.ready_for(b))
+    }
+
+    /// Whether a partition that wants a request has no known leader (the client then
+    /// refreshes its metadata). O(partitions without a leader).
+    pub fn wants_a_leader(&self) -> bool {
         let (remaining, nothing_held) = self.remaining();
         let room = self.buffered_messages < self.config.queued_max_messages;
-        self.parts.iter().flatten().filter_map(move |p| {
-            let lookup = matches!(p.phase, Phase::Lookup { .. }) && p.due();
-            let fetch = room && self.fetchable(p, remaining, nothing_held);
-            (lookup || fetch).then(|| (&*p.topic, p.partition))
+        (self.leaders.leaderless().iter()).any(|&i| {
+            (self.parts[i].as_ref()).is_some_and(|p| self.wants(p, room, remaining, nothing_held))
         })
     }
 
     /// Whether a request for `broker` is ready to be built (for the client's
-    /// `wants_transmit`). O(partitions).
-    pub fn has_request_for(
-        &self,
-        broker: i32,
-        leader_of: &dyn Fn(&str, i32) -> Option<i32>,
-    ) -> bool {
-        let (remaining, nothing_held) = self.remaining();
-        let room = self.buffered_messages < self.config.queued_max_messages
-            && !self.busy.contains(&broker);
-        self.parts.iter().flatten().any(|p| {
-            let lookup = matches!(p.phase, Phase::Lookup { .. }) && p.due();
-            let fetch = room && self.fetchable(p, remaining, nothing_held);
-            (lookup || fetch) && leader_of(&p.topic, p.partition) == Some(broker)
-        })
+    /// `wants_transmit`), as [`wanted_brokers`](Self::wanted_brokers) decides for one
+    /// broker. `true` (ask again when building) while the index is older than the
+    /// cluster's `generation`.
+    pub fn has_request_for(&self, broker: i32, generation: u64) -> bool {
+        !self.leaders.is_current(generation) || self.ready_for(broker)
     }
 
     fn token(&mut self) -> u64 {
@@ -593,15 +655,12 @@ impl Consumer {
         self.next_token
     }
 
-    /// Late binding: the Fetch for `broker` (`leader_of` says who leads what), in
-    /// `version`, if this consumer has no fetch in flight there and a partition it leads
-    /// may be fetched. Marks the partitions in flight and reserves their limits.
-    pub fn poll_fetch(
-        &mut self,
-        broker: i32,
-        leader_of: &dyn Fn(&str, i32) -> Option<i32>,
-        version: i16,
-    ) -> Option<(FetchRequest, FetchToken)> {
+    /// Late binding: the Fetch for `broker` (who leads what: the last
+    /// [`sync_leaders`](Self::sync_leaders)), in `version`, if this consumer has no fetch
+    /// in flight there and a partition it leads may be fetched. Marks the partitions in
+    /// flight and reserves their limits. O(partitions the broker leads + partitions the
+    /// budget turned away).
+    pub fn poll_fetch(&mut self, broker: i32, version: i16) -> Option<(FetchRequest, FetchToken)> {
         if self.busy.contains(&broker) || self.buffered_messages >= self.config.queued_max_messages
         {
             return None;
@@ -609,7 +668,11 @@ impl Consumer {
         let (mut remaining, nothing_held) = self.remaining();
         let fetch_max = self.config.fetch_max_bytes;
         let full = |total: usize| version >= 3 && total >= fetch_max;
-        let n = self.parts.len();
+        let (led, start): (&[usize], usize) = match self.leaders.led(broker) {
+            Some(led) => (&led.parts, led.cursor),
+            None => (&[], 0),
+        };
+        let n = led.len();
         let mut asked: Vec<Asked> = Vec::new();
         let mut total = 0usize;
         let mut alone = false;
@@ -631,7 +694,7 @@ impl Consumer {
             let limit = p
                 .raised_limit
                 .unwrap_or(self.config.fetch_message_max_bytes);
-            let ours = leader_of(&p.topic, p.partition) == Some(broker);
+            let ours = self.leaders.of(i) == Some(broker);
             alone = p.raised_limit.is_some()
                 && nothing_held
                 && asked.is_empty()
@@ -661,15 +724,11 @@ impl Consumer {
             if alone || full(total) {
                 break;
             }
-            let i = (self.cursor + k) % n;
+            let i = led[(start + k) % n];
             let Some(p) = self.parts[i].as_ref() else {
                 continue;
             };
-            if p.waiting
-                || !Self::fetch_ready(p)
-                || asked.iter().any(|a| a.index == i)
-                || leader_of(&p.topic, p.partition) != Some(broker)
-            {
+            if p.waiting || !Self::fetch_ready(p) || asked.iter().any(|a| a.index == i) {
                 continue;
             }
             let limit = p
@@ -700,7 +759,9 @@ impl Consumer {
         if asked.is_empty() {
             return None;
         }
-        self.cursor = if n == 0 { 0 } else { (self.cursor + 1) % n };
+        if let Some(led) = self.leaders.led_mut(broker) {
+            led.cursor = (start + 1) % n.max(1);
+        }
         // Fetch sessions (v7+): a full fetch asks for one; then only partitions whose
         // offset or limit changed are listed, and those no longer wanted are forgotten.
         let wanted: BTreeMap<usize, SessionPart> = asked
@@ -830,17 +891,22 @@ impl Consumer {
     pub fn poll_lookup(
         &mut self,
         broker: i32,
-        leader_of: &dyn Fn(&str, i32) -> Option<i32>,
         version: i16,
     ) -> Option<(ListOffsetsRequest, LookupToken)> {
+        if self.looking == 0 {
+            return None;
+        }
+        let led = self.leaders.led(broker)?;
         let mut looked: Vec<Looked> = Vec::new();
         let mut topics: Vec<ListOffsetsTopic> = Vec::new();
-        for (i, slot) in self.parts.iter_mut().enumerate() {
-            let Some(p) = slot.as_mut() else { continue };
+        for &i in &led.parts {
+            let Some(p) = self.parts[i].as_mut() else {
+                continue;
+            };
             let Phase::Lookup { timestamp, why } = p.phase else {
                 continue;
             };
-            if !p.due() || leader_of(&p.topic, p.partition) != Some(broker) {
+            if !p.due() {
                 continue;
             }
             p.in_flight = true;
@@ -1126,7 +1192,24 @@ impl Consumer {
         }
     }
 
+    /// Keeps [`looking`](Self::looking) right when a partition's phase changed.
+    fn count_lookup(&mut self, was: bool, is: bool) {
+        match (was, is) {
+            (false, true) => self.looking += 1,
+            (true, false) => self.looking -= 1,
+            _ => {}
+        }
+    }
+
+    fn in_lookup(&self, i: usize) -> bool {
+        self.parts[i]
+            .as_ref()
+            .is_some_and(PartitionState::in_lookup)
+    }
+
     fn no_progress(&mut self, i: usize) {
+        let was = self.in_lookup(i);
+        self.count_lookup(was, false);
         let Some(p) = self.parts[i].as_mut() else {
             return;
         };
@@ -1140,6 +1223,8 @@ impl Consumer {
     }
 
     fn stop_with(&mut self, i: usize, error: Error) {
+        let was = self.in_lookup(i);
+        self.count_lookup(was, false);
         let Some(p) = self.parts[i].as_mut() else {
             return;
         };
@@ -1168,9 +1253,11 @@ impl Consumer {
             };
             self.apply_reset(i, position, side, None);
         } else {
+            let was = p.in_lookup();
             let (bytes, messages) = p.seek(OffsetSpec::Earliest, Lookup::Classify { position });
             self.buffered_bytes -= bytes;
             self.buffered_messages -= messages;
+            self.count_lookup(was, true);
         }
     }
 
@@ -1184,6 +1271,7 @@ impl Consumer {
         earliest: Option<i64>,
     ) {
         let reset = self.config.auto_offset_reset;
+        let was = self.in_lookup(i);
         let Some(p) = self.parts[i].as_mut() else {
             return;
         };
@@ -1213,8 +1301,10 @@ impl Consumer {
                 (0, 0)
             }
         };
+        let is = p.in_lookup();
         self.buffered_bytes -= bytes;
         self.buffered_messages -= messages;
+        self.count_lookup(was, is);
     }
 
     /// The answer to lookup `token`, or why there is none.
@@ -1297,7 +1387,9 @@ impl Consumer {
                 Lookup::Seek | Lookup::Reset => {
                     p.position = offset;
                     p.fetch_offset = offset;
+                    // From `Lookup` (checked above).
                     p.phase = Phase::Fetching;
+                    self.looking -= 1;
                     self.events.push_back(ConsumerEvent::PositionSet {
                         consumer: self.id,
                         topic: p.topic.to_string(),

@@ -6,12 +6,14 @@
 
 pub mod config;
 pub mod fetched;
+pub mod leaders;
 pub mod machine;
 pub mod partition;
 mod transactions;
 
 pub use config::{ConsumerConfig, IsolationLevel, OffsetReset};
 pub use fetched::{FetchedBatch, FetchedRecords};
+pub use leaders::LeaderOf;
 pub use machine::{
     Consumer, ConsumerEvent, ConsumerId, FetchToken, Followup, LookupToken, OutOfRangeSide,
     PartitionView,

@@ -163,6 +163,11 @@ impl PartitionState {
         }
     }
 
+    /// Whether it waits for an offset lookup.
+    pub(super) fn in_lookup(&self) -> bool {
+        matches!(self.phase, Phase::Lookup { .. })
+    }
+
     /// Whether it may go in a request (fetch or lookup, whichever its phase): nothing in
     /// flight, no backoff running (the consumer's `handle_timeout` ends backoffs).
     pub(super) fn due(&self) -> bool {

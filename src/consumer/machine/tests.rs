@@ -12,6 +12,36 @@ fn leader0(_: &str, _: i32) -> Option<i32> {
     Some(0)
 }
 
+/// `c.poll_fetch` after syncing the leader index with `leader_of` (a new generation each
+/// time, as if the metadata changed).
+fn poll_fetch(
+    c: &mut Consumer,
+    broker: i32,
+    leader_of: LeaderOf<'_>,
+    version: i16,
+) -> Option<(FetchRequest, FetchToken)> {
+    c.sync_leaders(next_generation(), leader_of);
+    c.poll_fetch(broker, version)
+}
+
+fn poll_lookup(
+    c: &mut Consumer,
+    broker: i32,
+    leader_of: LeaderOf<'_>,
+    version: i16,
+) -> Option<(ListOffsetsRequest, LookupToken)> {
+    c.sync_leaders(next_generation(), leader_of);
+    c.poll_lookup(broker, version)
+}
+
+fn next_generation() -> u64 {
+    thread_local!(static GENERATION: std::cell::Cell<u64> = const { std::cell::Cell::new(0) });
+    GENERATION.with(|g| {
+        g.set(g.get() + 1);
+        g.get()
+    })
+}
+
 fn small() -> ConsumerConfig {
     ConsumerConfig {
         fetch_message_max_bytes: 1000,
@@ -87,7 +117,7 @@ fn take_all(c: &mut Consumer) -> Vec<i64> {
 }
 
 fn fetch(c: &mut Consumer, version: i16) -> (FetchRequest, FetchToken) {
-    c.poll_fetch(0, &leader0, version).expect("a fetch")
+    poll_fetch(c, 0, &leader0, version).expect("a fetch")
 }
 
 #[test]
@@ -98,7 +128,7 @@ fn one_fetch_per_broker_and_records_in_order() {
     assert_eq!(req.topics[0].partitions.len(), 2);
     assert_eq!(req.max_bytes, 2000);
     assert!(
-        c.poll_fetch(0, &leader0, 12).is_none(),
+        poll_fetch(&mut c, 0, &leader0, 12).is_none(),
         "one fetch per broker"
     );
     assert_eq!(c.reserved_bytes(), 2000);
@@ -227,10 +257,13 @@ fn a_fetch_that_brings_nothing_new_stops_the_partition_once() {
     ));
     assert!(c.poll_event().is_none());
     assert!(c.partition("t", 0).unwrap().stopped);
-    assert!(c.poll_fetch(0, &leader0, 12).is_none(), "no request loop");
+    assert!(
+        poll_fetch(&mut c, 0, &leader0, 12).is_none(),
+        "no request loop"
+    );
     c.seek("t", 0, OffsetSpec::Offset(0)).unwrap();
     assert!(
-        c.poll_fetch(0, &leader0, 12).is_some(),
+        poll_fetch(&mut c, 0, &leader0, 12).is_some(),
         "a seek restarts it"
     );
 }
@@ -307,7 +340,10 @@ fn no_fetch_while_the_budget_is_used_and_one_after_the_application_reads() {
     c.handle_fetch_response(now, token, Ok(&r), 12);
     assert!(c.buffered_bytes() > 3000, "{}", c.buffered_bytes());
     assert!(c.buffered_bytes() <= 4000);
-    assert!(c.poll_fetch(0, &leader0, 12).is_none(), "at the budget");
+    assert!(
+        poll_fetch(&mut c, 0, &leader0, 12).is_none(),
+        "at the budget"
+    );
     assert!(!c.has_room());
     let b = c.poll_batch().unwrap();
     assert!(c.has_room());
@@ -342,7 +378,7 @@ fn errors_back_off_refresh_or_stop() {
         c.poll_event(),
         Some(ConsumerEvent::PartitionError { partition: 1, .. })
     ));
-    assert!(c.poll_fetch(0, &leader0, 12).is_none(), "backing off");
+    assert!(poll_fetch(&mut c, 0, &leader0, 12).is_none(), "backing off");
     let due = now + Duration::from_millis(100);
     assert_eq!(c.poll_timeout(), Some(due));
     c.handle_timeout(due);
@@ -412,10 +448,10 @@ fn out_of_range_without_the_log_start_looks_it_up_first() {
     )]);
     c.handle_fetch_response(now, token, Ok(&r), 4);
     assert!(
-        c.poll_fetch(0, &leader0, 4).is_none(),
+        poll_fetch(&mut c, 0, &leader0, 4).is_none(),
         "waits for the lookup"
     );
-    let (req, token) = c.poll_lookup(0, &leader0, 1).unwrap();
+    let (req, token) = poll_lookup(&mut c, 0, &leader0, 1).unwrap();
     assert_eq!(req.topics[0].partitions[0].timestamp, -2);
     let answer = ListOffsetsResponse {
         topics: vec![
@@ -488,18 +524,18 @@ fn a_partition_the_budget_turned_away_is_not_starved_by_another_broker() {
     let mut c = consumer(config, 3);
     // Partition 0 on broker 0, partitions 1 and 2 on broker 1.
     let leaders = |_: &str, p: i32| Some(i32::from(p != 0));
-    let (req, token) = c.poll_fetch(1, &leaders, 12).unwrap();
+    let (req, token) = poll_fetch(&mut c, 1, &leaders, 12).unwrap();
     assert_eq!(req.topics[0].partitions.len(), 2);
     assert!(
-        c.poll_fetch(0, &leaders, 12).is_none(),
+        poll_fetch(&mut c, 0, &leaders, 12).is_none(),
         "the budget is reserved"
     );
     let idle = answer(vec![(1, 0, Vec::new(), 0), (2, 0, Vec::new(), 0)]);
     c.handle_fetch_response(now, token, Ok(&idle), 12);
     // Broker 1 asks again first, but partition 0's share is set aside.
-    let (req, _) = c.poll_fetch(1, &leaders, 12).unwrap();
+    let (req, _) = poll_fetch(&mut c, 1, &leaders, 12).unwrap();
     assert_eq!(req.topics[0].partitions.len(), 1);
-    let (req, _) = c.poll_fetch(0, &leaders, 12).expect("partition 0's turn");
+    let (req, _) = poll_fetch(&mut c, 0, &leaders, 12).expect("partition 0's turn");
     assert_eq!(req.topics[0].partitions[0].partition, 0);
 }
 
@@ -519,7 +555,10 @@ fn a_batch_larger_than_any_response_the_connection_takes_is_reported() {
         c.poll_event(),
         Some(ConsumerEvent::NoProgress { position: 0, .. })
     ));
-    assert!(c.poll_fetch(0, &leader0, 1).is_none(), "stopped, no loop");
+    assert!(
+        poll_fetch(&mut c, 0, &leader0, 1).is_none(),
+        "stopped, no loop"
+    );
 }
 
 fn listed(req: &FetchRequest) -> Vec<(i32, i64)> {
@@ -614,7 +653,7 @@ fn a_whole_batch_over_the_limit_that_does_not_fit_the_budget_waits_to_go_alone()
     assert!(c.poll_event().is_none());
     // Partition 1's raised limit does not fit what is left: it waits first in line, and
     // partition 0 behind it.
-    assert!(c.poll_fetch(0, &leader0, 12).is_none());
+    assert!(poll_fetch(&mut c, 0, &leader0, 12).is_none());
     assert_eq!(take_all(&mut c).len(), 80);
     let (req, token) = fetch(&mut c, 12);
     let asked: Vec<(i32, i32)> = req.topics[0]
