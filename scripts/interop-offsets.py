@@ -12,6 +12,8 @@ ACTION:
                at the group's committed offset); nothing is committed
   commit N     read N records from the group's committed offset (or the beginning) and
                commit, then print the offset committed (the next one to read)
+  committed    print the group's committed offset as the client reports it (confluent:
+               -1 for none); reads nothing
 
 Exits 1 if no record comes within 20 s. Only 127.0.0.1 brokers are used by the tests.
 """
@@ -38,6 +40,9 @@ def pykafka_consumer(brokers, topic, group):
 def pykafka(brokers, topic, group, action, n):
     consumer = pykafka_consumer(brokers, topic, group)
     try:
+        if action == "committed":
+            print(dict(consumer.fetch_offsets())[0].offset)
+            return 0
         if action == "next":
             m = consumer.consume()
             if m is None:
@@ -67,6 +72,10 @@ def confluent(brokers, topic, group, action, n):
         "auto.offset.reset": "earliest",
     })
     try:
+        if action == "committed":
+            offset = c.committed([TopicPartition(topic, 0)], timeout=10)[0].offset
+            print(offset if offset >= 0 else -1)
+            return 0
         # Assigned without an offset: the group's committed one, else the reset policy.
         c.assign([TopicPartition(topic, 0)])
         got = []

@@ -123,7 +123,7 @@ tests!(
     tansu_consumer_commit_then_a_new_consumer_resumes,
     kafka09_consumer_slow_reader_gets_every_record,
     kafka09_consumer_out_of_range_is_reported_then_reset,
-    kafka09_consumer_auto_commit_commits_while_reading,
+    kafka09_consumer_auto_commit_commits_while_waiting,
     kafka09_consumer_messages_then_batches_lose_nothing,
     kafka09_consumer_offsets_shared_with_pykafka,
     tansu_consumer_offsets_shared_with_confluent_kafka,
@@ -1621,12 +1621,12 @@ mod bodies {
         client.close().await;
     }
 
-    pub async fn kafka09_consumer_auto_commit_commits_while_reading() {
+    pub async fn kafka09_consumer_auto_commit_commits_while_waiting() {
         let Some(list) = env("GRETE_KAFKA09_BROKERS") else {
             return;
         };
         let client = connect(brokers(&list)).await;
-        consuming::auto_commit_commits_while_reading(&client, "grete-async").await;
+        consuming::auto_commit_commits_while_waiting(&client, &list, "grete-async").await;
         client.close().await;
     }
 

@@ -51,29 +51,34 @@ impl SimpleConsumer {
     }
 
     /// Polls `poll`, ending with `None` once `consumer_timeout_ms` passed without a
-    /// message.
+    /// message, and letting auto-commits run while it waits.
     fn poll_timed<T>(
         &mut self,
         cx: &mut Context<'_>,
-        poll: impl FnOnce(&mut ConsumerHandle, &mut Context<'_>) -> Poll<Option<T>>,
+        mut poll: impl FnMut(&mut ConsumerHandle, &mut Context<'_>) -> Poll<Option<T>>,
     ) -> Poll<Option<T>> {
-        if let Poll::Ready(v) = poll(&mut self.handle, cx) {
-            return Poll::Ready(v);
-        }
-        let Some(deadline) = self.handle.timeout_deadline() else {
-            return Poll::Pending;
-        };
-        if self.sleep.as_ref().map(|(d, _)| *d) != Some(deadline) {
-            self.sleep = Some((deadline, self.rt.sleep_until(deadline)));
-        }
-        let (_, sleep) = self.sleep.as_mut().expect("set above");
-        match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                self.sleep = None;
-                self.handle.timed_out();
-                Poll::Ready(None)
+        // Each turn either delivers, ends, waits, or (an auto-commit was due) polls again
+        // with the commit started, whose next one is an interval later.
+        loop {
+            if let Poll::Ready(v) = poll(&mut self.handle, cx) {
+                return Poll::Ready(v);
             }
-            Poll::Pending => Poll::Pending,
+            let Some(deadline) = self.handle.wake_deadline() else {
+                return Poll::Pending;
+            };
+            if self.sleep.as_ref().map(|(d, _)| *d) != Some(deadline) {
+                self.sleep = Some((deadline, self.rt.sleep_until(deadline)));
+            }
+            let (_, sleep) = self.sleep.as_mut().expect("set above");
+            match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => {
+                    self.sleep = None;
+                    if self.handle.woke() {
+                        return Poll::Ready(None);
+                    }
+                }
+                Poll::Pending => return Poll::Pending,
+            }
         }
     }
 

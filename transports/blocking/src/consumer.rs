@@ -6,6 +6,7 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use grete::consumer::{ConsumerEvent, FetchedBatch, OffsetSpec, PartitionView};
@@ -55,12 +56,24 @@ impl SimpleConsumer {
     /// closed). Its partition's position moves past it. Iterate
     /// [`FetchedBatch::records`]: keys, values and headers are borrowed from the batch.
     pub fn next_batch(&mut self) -> Option<FetchedBatch> {
-        let deadline = self.handle.timeout_deadline();
-        let got = block_on(deadline, |cx| self.handle.poll_batch(cx));
-        if got.is_none() {
-            self.handle.timed_out();
+        self.wait_for(ConsumerHandle::poll_batch)
+    }
+
+    /// Parks until `poll` is ready, `consumer_timeout_ms` passes (`None`), letting
+    /// auto-commits run while it waits.
+    fn wait_for<T>(
+        &mut self,
+        mut poll: impl FnMut(&mut ConsumerHandle, &mut Context<'_>) -> Poll<Option<T>>,
+    ) -> Option<T> {
+        loop {
+            let deadline = self.handle.wake_deadline();
+            match block_on(deadline, |cx| poll(&mut self.handle, cx)) {
+                Some(got) => return got,
+                None if self.handle.woke() => return None,
+                // An auto-commit was due: the next poll starts it.
+                None => {}
+            }
         }
-        got.flatten()
     }
 
     /// The messages as an iterator (see [`Messages`]).
@@ -70,12 +83,7 @@ impl SimpleConsumer {
 
     /// The next message (what the iterator yields).
     pub fn next_message(&mut self) -> Option<Result<Message, Error>> {
-        let deadline = self.handle.timeout_deadline();
-        let got = block_on(deadline, |cx| self.handle.poll_message(cx));
-        if got.is_none() {
-            self.handle.timed_out();
-        }
-        got.flatten()
+        self.wait_for(ConsumerHandle::poll_message)
     }
 
     /// The topic (of a consumer of several: the first).

@@ -47,8 +47,8 @@ pub struct SimpleConsumerConfig {
     pub consumer_group: Option<String>,
     /// Start at `start` even where the group committed an offset.
     pub reset_offset_on_start: bool,
-    /// Commit the positions to `consumer_group` every `auto_commit_interval_ms` (checked
-    /// when the application asks for the next message or batch).
+    /// Commit the positions to `consumer_group` every `auto_commit_interval_ms`, while the
+    /// application reads and while it waits for messages.
     pub auto_commit_enable: bool,
     /// The auto-commit period.
     pub auto_commit_interval_ms: u64,
@@ -445,6 +445,29 @@ impl ConsumerHandle {
         (self.config.consumer_timeout_ms).map(|ms| self.last_message + Duration::from_millis(ms))
     }
 
+    /// Until when a reader waiting for a message or batch may sleep before calling
+    /// [`woke`](Self::woke): the stream's timeout or the next auto-commit, whichever is
+    /// first; `None`: until woken.
+    pub fn wake_deadline(&self) -> Option<Instant> {
+        match (self.timeout_deadline(), self.next_commit) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// The [`wake_deadline`](Self::wake_deadline) passed with nothing delivered. `true`:
+    /// the stream ends (`consumer_timeout_ms` passed; the next read waits a whole timeout
+    /// again). `false`: an auto-commit is due, which the next poll starts (so that a
+    /// consumer whose topics went quiet still commits what it delivered): poll again.
+    pub fn woke(&mut self) -> bool {
+        let now = Instant::now();
+        if self.timeout_deadline().is_some_and(|d| d <= now) {
+            self.last_message = now;
+            return true;
+        }
+        false
+    }
+
     /// The next fetched batch, or `Pending` with the waker registered (woken when one is
     /// buffered or an event comes). `None` once the consumer or the client is closed.
     /// Taking a batch moves its partition's position past it. Mixing the two APIs: the
@@ -726,12 +749,6 @@ impl ConsumerHandle {
         )?;
         self.drop_cursor_of(i, partition);
         Ok(())
-    }
-
-    /// The stream ended for want of messages (`consumer_timeout_ms`): the next read waits
-    /// a whole timeout again.
-    pub fn timed_out(&mut self) {
-        self.last_message = Instant::now();
     }
 
     /// Undoes [`pause`](Self::pause).
