@@ -239,6 +239,8 @@ fn run_reader(
     core: &Shared,
 ) {
     let mut buf = vec![0u8; READ_BUF];
+    // Decrypted bytes, reused from read to read.
+    let mut plain = Vec::new();
     let error = loop {
         let n = match stream.read(&mut buf) {
             Ok(0) => break TransportError::closed("connection closed by the broker"),
@@ -246,24 +248,23 @@ fn run_reader(
             Err(e) if e.kind() == ErrorKind::Interrupted => continue,
             Err(e) => break TransportError::from(e),
         };
-        let plain = match &session {
-            None => None,
+        let data = match &session {
+            None => &buf[..n],
             Some(session) => {
                 let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
-                let plain = tls::decrypt(&mut s, &buf[..n]);
+                let decrypted = tls::decrypt(&mut s, &buf[..n], &mut plain);
                 let wants_write = s.wants_write();
                 drop(s);
                 if wants_write {
                     // Alerts and the like: the writer sends them, in order with the rest.
                     let _ = nudge.send(());
                 }
-                match plain {
-                    Ok(p) => Some(p),
-                    Err(e) => break e,
+                if let Err(e) = decrypted {
+                    break e;
                 }
+                &plain[..]
             }
         };
-        let data = plain.as_deref().unwrap_or(&buf[..n]);
         if !data.is_empty() {
             // Straight to the core (no copy, no message), then the driver drains it.
             core.handle(|c, now| c.handle_data(now, conn, data));
@@ -281,6 +282,8 @@ fn run_writer(
     core: &Shared,
 ) {
     let mut bytes = Vec::new();
+    // TLS records to write, reused from write to write.
+    let mut sealed = Vec::new();
     // Ends once the link is closed and the reader gone (their senders dropped).
     while rx.recv().is_ok() {
         while rx.try_recv().is_ok() {}
@@ -294,13 +297,13 @@ fn run_writer(
                 Some(session) => {
                     // Also what the TLS session itself has to send (alerts).
                     let mut s = session.lock().unwrap_or_else(PoisonError::into_inner);
-                    let out = tls::encrypt(&mut s, &bytes);
+                    let out = tls::encrypt(&mut s, &bytes, &mut sealed);
                     drop(s);
-                    out.and_then(|out| {
-                        if out.is_empty() {
+                    out.and_then(|()| {
+                        if sealed.is_empty() {
                             Ok(())
                         } else {
-                            write(&mut stream, &out)
+                            write(&mut stream, &sealed)
                         }
                     })
                 }

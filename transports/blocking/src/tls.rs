@@ -102,10 +102,14 @@ fn handshake_error(e: &std::io::Error) -> TransportError {
     }
 }
 
-/// Plaintext from a TLS session: feeds it `data` read from the socket and returns what it
-/// decrypted.
-pub fn decrypt(session: &mut ClientConnection, mut data: &[u8]) -> Result<Vec<u8>, TransportError> {
-    let mut plain = Vec::new();
+/// Plaintext from a TLS session: feeds it `data` read from the socket and puts what it
+/// decrypted in `plain` (cleared first; its capacity is reused from read to read).
+pub fn decrypt(
+    session: &mut ClientConnection,
+    mut data: &[u8],
+    plain: &mut Vec<u8>,
+) -> Result<(), TransportError> {
+    plain.clear();
     while !data.is_empty() {
         let taken = session
             .read_tls(&mut data)
@@ -126,23 +130,27 @@ pub fn decrypt(session: &mut ClientConnection, mut data: &[u8]) -> Result<Vec<u8
             break;
         }
     }
-    Ok(plain)
+    Ok(())
 }
 
-/// Encrypts `plain` and returns the TLS records to write (plus anything else the session
-/// wants to send).
-pub fn encrypt(session: &mut ClientConnection, plain: &[u8]) -> Result<Vec<u8>, TransportError> {
+/// Encrypts `plain` and puts the TLS records to write (plus anything else the session
+/// wants to send) in `out` (cleared first; its capacity is reused).
+pub fn encrypt(
+    session: &mut ClientConnection,
+    plain: &[u8],
+    out: &mut Vec<u8>,
+) -> Result<(), TransportError> {
     if !plain.is_empty() {
         session
             .writer()
             .write_all(plain)
             .map_err(|e| tls_error(format!("TLS write: {e}")))?;
     }
-    let mut out = Vec::new();
+    out.clear();
     while session.wants_write() {
         session
-            .write_tls(&mut out)
+            .write_tls(out)
             .map_err(|e| tls_error(format!("TLS write: {e}")))?;
     }
-    Ok(out)
+    Ok(())
 }
