@@ -6,6 +6,52 @@
 
 use std::time::{Duration, Instant};
 
+/// The command line, flag by flag: `-h` / `--help` prints the usage; a missing or bad
+/// value prints what is wrong and the usage, and exits with status 2.
+pub struct Flags {
+    args: std::iter::Skip<std::env::Args>,
+    usage: &'static str,
+}
+
+impl Flags {
+    pub fn new(usage: &'static str) -> Flags {
+        Flags {
+            args: std::env::args().skip(1),
+            usage,
+        }
+    }
+
+    /// The next flag.
+    pub fn next_flag(&mut self) -> Option<String> {
+        let flag = self.args.next()?;
+        if flag == "-h" || flag == "--help" {
+            print!("{}", self.usage);
+            std::process::exit(0);
+        }
+        Some(flag)
+    }
+
+    /// The value after `flag`.
+    pub fn value(&mut self, flag: &str) -> String {
+        match self.args.next() {
+            Some(v) => v,
+            None => self.fail(&format!("{flag} needs a value")),
+        }
+    }
+
+    /// The number after `flag`.
+    pub fn num(&mut self, flag: &str) -> u64 {
+        let v = self.value(flag);
+        v.parse()
+            .unwrap_or_else(|_| self.fail(&format!("{flag}: not a number: {v}")))
+    }
+
+    pub fn fail(&self, what: &str) -> ! {
+        eprintln!("{what}\n{}", self.usage);
+        std::process::exit(2)
+    }
+}
+
 /// What one client measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Measure {

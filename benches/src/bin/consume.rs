@@ -21,7 +21,7 @@ use grete::producer::ProducerConfig;
 
 #[path = "../harness.rs"]
 mod harness;
-use harness::{measure, Measure};
+use harness::{measure, Flags, Measure};
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -64,44 +64,24 @@ impl Options {
             fill: false,
             client: None,
         };
-        let mut args = std::env::args().skip(1);
-        while let Some(flag) = args.next() {
-            if flag == "-h" || flag == "--help" {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            let mut value = || {
-                args.next().unwrap_or_else(|| {
-                    eprintln!("{flag} needs a value\n{USAGE}");
-                    std::process::exit(2)
-                })
-            };
-            let num = |v: String| -> u64 {
-                v.parse().unwrap_or_else(|_| {
-                    eprintln!("not a number: {v}");
-                    std::process::exit(2)
-                })
-            };
+        let mut f = Flags::new(USAGE);
+        while let Some(flag) = f.next_flag() {
             match flag.as_str() {
-                "--brokers" => o.brokers = value(),
-                "--topic" => o.topic = value(),
-                "--count" => o.count = num(value()),
-                "--size" => o.size = num(value()) as usize,
-                "--runs" => o.runs = num(value()) as usize,
-                "--clients" => o.clients = value().split(',').map(str::to_owned).collect(),
-                "--broker-version" => o.broker_version = Some(value()),
-                "--create-partitions" => o.create_partitions = Some(num(value()) as i32),
+                "--brokers" => o.brokers = f.value(&flag),
+                "--topic" => o.topic = f.value(&flag),
+                "--count" => o.count = f.num(&flag),
+                "--size" => o.size = f.num(&flag) as usize,
+                "--runs" => o.runs = f.num(&flag) as usize,
+                "--clients" => o.clients = f.value(&flag).split(',').map(str::to_owned).collect(),
+                "--broker-version" => o.broker_version = Some(f.value(&flag)),
+                "--create-partitions" => o.create_partitions = Some(f.num(&flag) as i32),
                 "--fill" => o.fill = true,
-                "--client" => o.client = Some(value()),
-                other => {
-                    eprintln!("unknown option {other}\n{USAGE}");
-                    std::process::exit(2)
-                }
+                "--client" => o.client = Some(f.value(&flag)),
+                other => f.fail(&format!("unknown option {other}")),
             }
         }
         if o.brokers.is_empty() || o.topic.is_empty() {
-            eprintln!("give --brokers and --topic\n{USAGE}");
-            std::process::exit(2);
+            f.fail("give --brokers and --topic");
         }
         o
     }

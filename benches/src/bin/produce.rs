@@ -28,7 +28,7 @@ use grete::protocol::compression::Compression;
 
 #[path = "../harness.rs"]
 mod harness;
-use harness::{measure, rusage, thread_cpu, Measure};
+use harness::{measure, rusage, thread_cpu, Flags, Measure};
 
 #[derive(Debug, Clone)]
 struct Options {
@@ -83,52 +83,30 @@ impl Options {
             delete_after: false,
             client: None,
         };
-        let mut args = std::env::args().skip(1);
-        while let Some(flag) = args.next() {
-            if flag == "-h" || flag == "--help" {
-                print!("{USAGE}");
-                std::process::exit(0);
-            }
-            let mut value = || {
-                args.next().unwrap_or_else(|| {
-                    eprintln!("{flag} needs a value\n{USAGE}");
-                    std::process::exit(2)
-                })
-            };
-            let num = |v: String| -> u64 {
-                v.parse().unwrap_or_else(|_| {
-                    eprintln!("not a number: {v}");
-                    std::process::exit(2)
-                })
-            };
+        let mut f = Flags::new(USAGE);
+        while let Some(flag) = f.next_flag() {
             match flag.as_str() {
-                "--brokers" => o.brokers = value(),
-                "--topic" => o.topic = value(),
-                "--count" => o.count = num(value()),
-                "--size" => o.size = num(value()) as usize,
+                "--brokers" => o.brokers = f.value(&flag),
+                "--topic" => o.topic = f.value(&flag),
+                "--count" => o.count = f.num(&flag),
+                "--size" => o.size = f.num(&flag) as usize,
                 "--acks" => {
-                    o.acks = match value().as_str() {
+                    o.acks = match f.value(&flag).as_str() {
                         "0" => 0,
                         "1" => 1,
                         "-1" | "all" => -1,
-                        v => {
-                            eprintln!("--acks {v}: 0, 1 or -1");
-                            std::process::exit(2)
-                        }
+                        v => f.fail(&format!("--acks {v}: 0, 1 or -1")),
                     }
                 }
-                "--linger-ms" => o.linger_ms = num(value()),
-                "--compression" => o.compression = value(),
-                "--runs" => o.runs = num(value()) as usize,
-                "--clients" => o.clients = value().split(',').map(str::to_owned).collect(),
-                "--broker-version" => o.broker_version = Some(value()),
-                "--create-partitions" => o.create_partitions = Some(num(value()) as i32),
+                "--linger-ms" => o.linger_ms = f.num(&flag),
+                "--compression" => o.compression = f.value(&flag),
+                "--runs" => o.runs = f.num(&flag) as usize,
+                "--clients" => o.clients = f.value(&flag).split(',').map(str::to_owned).collect(),
+                "--broker-version" => o.broker_version = Some(f.value(&flag)),
+                "--create-partitions" => o.create_partitions = Some(f.num(&flag) as i32),
                 "--delete-after" => o.delete_after = true,
-                "--client" => o.client = Some(value()),
-                other => {
-                    eprintln!("unknown option {other}\n{USAGE}");
-                    std::process::exit(2)
-                }
+                "--client" => o.client = Some(f.value(&flag)),
+                other => f.fail(&format!("unknown option {other}")),
             }
         }
         let needs_broker = o
@@ -136,8 +114,7 @@ impl Options {
             .as_ref()
             .map_or(o.clients.iter().any(|c| c != "core"), |c| c != "core");
         if needs_broker && (o.brokers.is_empty() || o.topic.is_empty()) {
-            eprintln!("give --brokers and --topic\n{USAGE}");
-            std::process::exit(2);
+            f.fail("give --brokers and --topic");
         }
         o
     }
