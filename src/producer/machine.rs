@@ -194,6 +194,8 @@ enum BatchState {
 struct Batch {
     builder: BatchBuilder,
     first: u64,
+    /// Its place among the producer's batches in opening order (see `Producer::deliveries`).
+    seq: u64,
     count: u32,
     bytes: usize,
     /// The batch fails if not acknowledged by then.
@@ -293,8 +295,13 @@ pub struct Producer {
     /// (linger deadline, partition index, first record) of open batches, in opening order
     /// (linger is one constant, so the front is the earliest).
     lingers: VecDeque<(Instant, usize, u64)>,
-    /// (delivery deadline, partition index, first record) of every batch, in opening order.
-    deliveries: VecDeque<(Instant, usize, u64)>,
+    /// Every batch not yet reported, in opening order, with its delivery deadline; the
+    /// front is the batch numbered `delivery_base` (`Batch::seq`), so reporting one finds
+    /// its entry in O(1). Entries of batches reported out of order stay, marked settled,
+    /// until everything before them is reported or expired.
+    deliveries: VecDeque<Delivery>,
+    delivery_base: u64,
+    next_seq: u64,
     /// Retry backoffs: (instant, partition index).
     retries: BTreeSet<(Instant, usize)>,
     format: RecordFormat,
@@ -361,6 +368,8 @@ impl Producer {
             ready: VecDeque::new(),
             lingers: VecDeque::new(),
             deliveries: VecDeque::new(),
+            delivery_base: 0,
+            next_seq: 0,
             retries: BTreeSet::new(),
             format,
             identity: if idempotent {
@@ -462,7 +471,10 @@ impl Producer {
             let deliveries = self
                 .deliveries
                 .iter()
-                .map(|&(t, i, f)| (t, remap(i), f))
+                .map(|&d| Delivery {
+                    index: remap(d.index),
+                    ..d
+                })
                 .collect();
             let retries = self.retries.iter().map(|&(t, i)| (t, remap(i))).collect();
             self.ready = ready;
@@ -571,9 +583,12 @@ impl Producer {
         let p = &mut self.partitions[index];
         let first = p.next_record;
         let deadline = now + self.config.delivery_timeout;
+        let seq = self.next_seq;
+        self.next_seq += 1;
         p.open = Some(Batch {
             builder,
             first,
+            seq,
             count: 0,
             bytes: 0,
             deadline,
@@ -586,7 +601,12 @@ impl Producer {
         });
         self.lingers
             .push_back((now + self.config.linger, index, first));
-        self.deliveries.push_back((deadline, index, first));
+        self.deliveries.push_back(Delivery {
+            deadline,
+            index,
+            first,
+            settled: false,
+        });
     }
 
     /// Closes the open batch of partition `index` into its send queue.
@@ -594,9 +614,12 @@ impl Producer {
         let p = &mut self.partitions[index];
         let Some(batch) = p.open.take() else { return };
         if batch.count == 0 {
+            self.settle(batch.seq);
             self.pool.push(batch.builder);
             return;
         }
+        // Opening order, so by `first`: what `expire`'s binary search relies on.
+        debug_assert!(p.queue.back().map_or(true, |b| b.first < batch.first));
         p.queue.push_back(batch);
         self.partitioner.batch_closed(index);
         self.list(index);
@@ -608,14 +631,19 @@ impl Producer {
         }
     }
 
-    /// Whether batch `first` of partition `index` is not reported yet.
-    fn is_pending(&self, index: usize, first: u64) -> bool {
-        self.is_open(index, first)
-            || self.partitions.get(index).is_some_and(|p| {
-                p.queue
-                    .iter()
-                    .any(|b| b.first == first && b.state != BatchState::Settled)
-            })
+    /// Batch `seq` was reported: its delivery entry is settled, and the settled front of
+    /// the queue leaves. O(1) amortized.
+    fn settle(&mut self, seq: u64) {
+        if let Some(d) = (seq.checked_sub(self.delivery_base))
+            .and_then(|k| usize::try_from(k).ok())
+            .and_then(|k| self.deliveries.get_mut(k))
+        {
+            d.settled = true;
+        }
+        while self.deliveries.front().is_some_and(|d| d.settled) {
+            self.deliveries.pop_front();
+            self.delivery_base += 1;
+        }
     }
 
     fn list(&mut self, index: usize) {
@@ -659,7 +687,7 @@ impl Producer {
         let linger = self.lingers.front().map(|t| t.0);
         let retry = self.retries.first().map(|t| t.0);
         let init = self.init_not_before;
-        let delivery = self.deliveries.front().map(|t| t.0);
+        let delivery = self.deliveries.front().map(|d| d.deadline);
         linger
             .into_iter()
             .chain(retry)
@@ -701,12 +729,15 @@ impl Producer {
             }
             self.list(index);
         }
-        while let Some(&(t, index, first)) = self.deliveries.front() {
-            if t > now {
+        while let Some(&d) = self.deliveries.front() {
+            if d.deadline > now {
                 break;
             }
             self.deliveries.pop_front();
-            self.expire(index, first);
+            self.delivery_base += 1;
+            if !d.settled {
+                self.expire(d.index, d.first);
+            }
         }
     }
 
@@ -723,10 +754,9 @@ impl Producer {
             self.report(index, batch, Err((error, false)));
             return;
         }
-        let Some(pos) = p
-            .queue
-            .iter()
-            .position(|b| b.first == first && b.state != BatchState::Settled)
+        // A partition's queue holds its batches in opening order, so by `first`.
+        let Some(pos) = (p.queue.binary_search_by_key(&first, |b| b.first).ok())
+            .filter(|&k| p.queue[k].state != BatchState::Settled)
         else {
             return; // reported already
         };
@@ -797,12 +827,7 @@ impl Producer {
             builder.reset(self.format);
             self.pool.push(builder);
         }
-        while let Some(&(_, i, first)) = self.deliveries.front() {
-            if self.is_pending(i, first) {
-                break;
-            }
-            self.deliveries.pop_front();
-        }
+        self.settle(batch.seq);
     }
 
     /// The next delivery report.
@@ -1108,6 +1133,8 @@ impl Producer {
         let mut follow = Followup::default();
         let acks_none = self.config.required_acks == Acks::None;
         for (index, first) in token.batches {
+            // In-flight batches are the first unsettled ones of the queue: found near its
+            // front (a binary search over a long queue costs a cache miss per step).
             let Some(pos) = self.partitions[index]
                 .queue
                 .iter()
@@ -1260,9 +1287,20 @@ impl Producer {
         }
         self.lingers.clear();
         self.deliveries.clear();
+        self.delivery_base = self.next_seq;
         self.retries.clear();
         self.ready.clear();
     }
+}
+
+/// A batch's delivery deadline, for [`Producer::deliveries`].
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    deadline: Instant,
+    index: usize,
+    first: u64,
+    /// Reported (out of order: an earlier batch is still pending).
+    settled: bool,
 }
 
 /// The offset the response gives partition `id` of `topic`, or its error.
