@@ -177,6 +177,60 @@ fn consume_reads_what_kcat_wrote() {
 }
 
 #[test]
+fn consume_reads_several_topics_in_one_consumer() {
+    let Some(brokers) = brokers() else { return };
+    let a = two_partitions(&brokers, "cli-consume-multi-a");
+    let b = two_partitions(&brokers, "cli-consume-multi-b");
+    for runtime in ["tokio", "smol", "blocking"] {
+        let args = [
+            "-b",
+            &brokers,
+            "-t",
+            &a,
+            "-t",
+            &b,
+            "-e",
+            "-f",
+            "%t %p %o\n",
+            "--runtime",
+            runtime,
+        ];
+        let (result, out) = consume(&args);
+        assert_eq!(result.expect("consume"), "16 records\n", "{runtime}");
+        let mut expected: Vec<String> = Vec::new();
+        for t in [&a, &b] {
+            expected.extend((0..5).map(|o| format!("{t} 0 {o}")));
+            expected.extend((0..3).map(|o| format!("{t} 1 {o}")));
+        }
+        expected.sort_unstable();
+        assert_eq!(sorted_lines(&out), expected, "{runtime}");
+    }
+    // -o -N on each partition of each topic.
+    let (result, out) = consume(&[
+        "-b",
+        &brokers,
+        "-t",
+        &a,
+        "-t",
+        &b,
+        "-o",
+        "-1",
+        "-e",
+        "-f",
+        "%t %p %o\n",
+    ]);
+    assert_eq!(result.expect("consume"), "4 records\n");
+    let mut expected = vec![
+        format!("{a} 0 4"),
+        format!("{a} 1 2"),
+        format!("{b} 0 4"),
+        format!("{b} 1 2"),
+    ];
+    expected.sort_unstable();
+    assert_eq!(sorted_lines(&out), expected);
+}
+
+#[test]
 fn consume_refuses_bad_options_with_a_clear_message() {
     let bad = |args: &[&str]| usage_error(consume(args).0);
     assert_eq!(bad(&["-t", "x"]), "give the brokers (-b)");
@@ -187,6 +241,14 @@ fn consume_refuses_bad_options_with_a_clear_message() {
         "--commit needs --group"
     );
     assert!(bad(&["-b", "h:1", "-t", "x", "-p", "-1"]).starts_with("-p \"-1\""));
+    assert_eq!(
+        bad(&["-b", "h:1", "-t", "x", "-t", "y", "-p", "0"]),
+        "-p needs a single topic (-t)"
+    );
+    assert_eq!(
+        bad(&["-b", "h:1", "-t", "x", "-t", "x"]),
+        "-t \"x\" given twice"
+    );
 }
 
 #[test]

@@ -309,6 +309,10 @@ fn produce_refuses_bad_options_with_a_clear_message() {
     assert_eq!(run(&with(&["-z"])), "-z needs a value");
     assert_eq!(run(&["-t", "t"]), "give the brokers (-b)");
     assert_eq!(run(&["-b", "127.0.0.1:1"]), "give the topic (-t)");
+    assert_eq!(
+        run(&["-b", "127.0.0.1:1", "-t", "a", "-t", "b"]),
+        "one topic (-t)"
+    );
     assert_eq!(run(&["--help"]), "");
     let bench = |args: &[&str]| match produce::run_bench(args.iter().map(|s| s.to_string())) {
         Err(CliError::Usage(m)) => m,

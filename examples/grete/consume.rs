@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use grete::consumer::{ConsumerConfig, FetchedBatch, OffsetSpec};
@@ -20,19 +21,19 @@ use crate::produce::{failed, number, parse_flags, process_cpu, usage, Common, Ta
 
 /// Printed on a usage error of `grete consume`.
 pub const CONSUME_USAGE: &str = "\
-usage: grete consume -b HOST:PORT[,...] -t TOPIC [options]
+usage: grete consume -b HOST:PORT[,...] -t TOPIC [-t TOPIC ...] [options]
 
-Prints the topic's records, one value per line by default (like kcat -C).
+Prints the topics' records, one value per line by default (like kcat -C).
 
 options:
   -b, --brokers LIST          bootstrap brokers
-  -t, --topic NAME            the topic
+  -t, --topic NAME            a topic (repeatable: one consumer reads them all)
   -o, --offset WHERE          where each partition starts: beginning (default), end,
                               OFFSET, -N (N before the end) or @TIMESTAMP_MS (the first
                               record at or after it; brokers 0.10.1+)
   -c, --count N               stop after N records
   -e, --exit                  stop at the end of the partitions (as they were at the start)
-  -p, --partition N           only this partition
+  -p, --partition N           only this partition (of the one topic)
   -f, --format FORMAT         kcat-like: %t topic, %p partition, %o offset, %k key,
                               %s value, %T timestamp (ms), %h headers (k=v,...), %% and
                               the escapes \\n \\t \\\\ (default: %s\\n)
@@ -90,6 +91,8 @@ pub enum Piece {
 #[derive(Debug)]
 pub struct ConsumeOptions {
     pub target: Target,
+    /// Every `-t`, in order (`target.topic` is the first).
+    pub topics: Vec<String>,
     pub start: Start,
     pub count: Option<u64>,
     pub exit_at_end: bool,
@@ -237,8 +240,18 @@ pub fn parse_consume(args: impl IntoIterator<Item = String>) -> Result<ConsumeOp
     if commit && group.is_none() {
         return Err(usage("--commit needs --group"));
     }
+    let (target, topics) = common.finish_topics()?;
+    if partition.is_some() && topics.len() > 1 {
+        return Err(usage("-p needs a single topic (-t)"));
+    }
+    for (i, t) in topics.iter().enumerate() {
+        if topics[..i].contains(t) {
+            return Err(usage(format!("-t {t:?} given twice")));
+        }
+    }
     Ok(ConsumeOptions {
-        target: common.finish()?,
+        target,
+        topics,
         start,
         count,
         exit_at_end,
@@ -257,7 +270,7 @@ pub trait Reading {
     /// The next batch (`None` as for `message`).
     async fn batch(&mut self) -> Option<FetchedBatch>;
     /// A partition's position (-1: not known yet).
-    fn position(&self, partition: i32) -> i64;
+    fn position(&self, topic: &str, partition: i32) -> i64;
 }
 
 impl Reading for grete_async::SimpleConsumer {
@@ -267,8 +280,9 @@ impl Reading for grete_async::SimpleConsumer {
     async fn batch(&mut self) -> Option<FetchedBatch> {
         self.next_batch().await
     }
-    fn position(&self, partition: i32) -> i64 {
-        self.partition(partition).map_or(-1, |p| p.position)
+    fn position(&self, topic: &str, partition: i32) -> i64 {
+        self.partition((topic, partition))
+            .map_or(-1, |p| p.position)
     }
 }
 
@@ -279,10 +293,14 @@ impl Reading for grete_blocking::SimpleConsumer {
     async fn batch(&mut self) -> Option<FetchedBatch> {
         self.next_batch()
     }
-    fn position(&self, partition: i32) -> i64 {
-        self.partition(partition).map_or(-1, |p| p.position)
+    fn position(&self, topic: &str, partition: i32) -> i64 {
+        self.partition((topic, partition))
+            .map_or(-1, |p| p.position)
     }
 }
+
+/// Each read partition's end (latest offset) when the session started.
+pub type Ends = BTreeMap<(Arc<str>, i32), i64>;
 
 /// What runs with a consumer: `consume` or `bench consume`, written once for every
 /// transport. `ends` holds each partition's end (latest offset) when the session started.
@@ -291,16 +309,15 @@ pub trait ConsumeBody {
     /// What it gives.
     type Output;
     /// Runs with `consumer`.
-    async fn run<C: Reading>(
-        self,
-        consumer: &mut C,
-        ends: &BTreeMap<i32, i64>,
-    ) -> Result<Self::Output, CliError>;
+    async fn run<C: Reading>(self, consumer: &mut C, ends: &Ends)
+        -> Result<Self::Output, CliError>;
 }
 
 /// How a session starts its consumer.
 #[derive(Debug, Clone)]
 pub struct Plan {
+    /// The topics, each once.
+    pub topics: Vec<String>,
     pub partition: Option<i32>,
     pub start: Start,
     pub config: SimpleConsumerConfig,
@@ -375,28 +392,31 @@ pub fn run_consume_session<B: ConsumeBody>(
                 let client = grete_tokio::KafkaClient::connect(target.config.clone())
                     .await
                     .map_err(failed)?;
-                async_session(client, target, plan, body).await
+                async_session(client, plan, body).await
             })
         }
         Runtime::Smol => smol::block_on(async {
             let client = grete_smol::KafkaClient::connect(target.config.clone())
                 .await
                 .map_err(failed)?;
-            async_session(client, target, plan, body).await
+            async_session(client, plan, body).await
         }),
         Runtime::Blocking => {
             let client =
                 grete_blocking::KafkaClient::connect(target.config.clone()).map_err(failed)?;
             let result = (|| {
-                let topic = client.topic(&target.topic).map_err(failed)?;
-                let ids: Vec<i32> = topic.partitions().iter().map(|p| p.id).collect();
-                let earliest = offsets(topic.earliest_offsets())?;
-                let latest = offsets(topic.latest_offsets())?;
-                let parts = starts(plan, &ids, &earliest, &latest)?;
+                let mut chosen = Vec::with_capacity(plan.topics.len());
+                let mut ends = Ends::new();
+                for name in &plan.topics {
+                    let topic = client.topic(name).map_err(failed)?;
+                    let ids: Vec<i32> = topic.partitions().iter().map(|p| p.id).collect();
+                    let earliest = offsets(topic.earliest_offsets())?;
+                    let latest = offsets(topic.latest_offsets())?;
+                    chosen.push(choose(plan, name, &ids, &earliest, &latest, &mut ends)?);
+                }
                 let mut config = plan.config.clone();
                 fallback(plan, &mut config);
-                let mut consumer = topic.simple_consumer_for(&parts, config).map_err(failed)?;
-                let ends = chosen_ends(&parts, &latest);
+                let mut consumer = client.simple_consumer_for(chosen, config).map_err(failed)?;
                 // Every call of the blocking consumer blocks: any executor runs the body.
                 let result = smol::block_on(body.run(&mut consumer, &ends));
                 let closed = consumer.close(Duration::from_secs(10)).map_err(failed);
@@ -408,32 +428,45 @@ pub fn run_consume_session<B: ConsumeBody>(
     }
 }
 
-fn chosen_ends(
-    parts: &[(i32, Option<OffsetSpec>)],
+/// A topic with the partitions a session reads, each with its start (`None`: the group's
+/// committed offset, else the consumer's `start`).
+type TopicStart = (String, Vec<(i32, Option<OffsetSpec>)>);
+
+/// Topic `name`'s partitions the plan reads, each with its start, and their ends.
+fn choose(
+    plan: &Plan,
+    name: &str,
+    ids: &[i32],
+    earliest: &BTreeMap<i32, i64>,
     latest: &BTreeMap<i32, i64>,
-) -> BTreeMap<i32, i64> {
-    parts
-        .iter()
-        .map(|(p, _)| (*p, latest.get(p).copied().unwrap_or(0)))
-        .collect()
+    ends: &mut Ends,
+) -> Result<TopicStart, CliError> {
+    let parts = starts(plan, ids, earliest, latest)?;
+    let topic: Arc<str> = Arc::from(name);
+    for (p, _) in &parts {
+        ends.insert((topic.clone(), *p), latest.get(p).copied().unwrap_or(0));
+    }
+    Ok((name.to_owned(), parts))
 }
 
 async fn async_session<R: grete_async::Runtime, B: ConsumeBody>(
     client: grete_async::KafkaClient<R>,
-    target: &Target,
     plan: &Plan,
     body: B,
 ) -> Result<B::Output, CliError> {
     let result = async {
-        let topic = client.topic(&target.topic).await.map_err(failed)?;
-        let ids: Vec<i32> = topic.partitions().iter().map(|p| p.id).collect();
-        let earliest = offsets(topic.earliest_offsets().await)?;
-        let latest = offsets(topic.latest_offsets().await)?;
-        let parts = starts(plan, &ids, &earliest, &latest)?;
+        let mut chosen = Vec::with_capacity(plan.topics.len());
+        let mut ends = Ends::new();
+        for name in &plan.topics {
+            let topic = client.topic(name).await.map_err(failed)?;
+            let ids: Vec<i32> = topic.partitions().iter().map(|p| p.id).collect();
+            let earliest = offsets(topic.earliest_offsets().await)?;
+            let latest = offsets(topic.latest_offsets().await)?;
+            chosen.push(choose(plan, name, &ids, &earliest, &latest, &mut ends)?);
+        }
         let mut config = plan.config.clone();
         fallback(plan, &mut config);
-        let mut consumer = (topic.simple_consumer_for(&parts, config).await).map_err(failed)?;
-        let ends = chosen_ends(&parts, &latest);
+        let mut consumer = (client.simple_consumer_for(chosen, config).await).map_err(failed)?;
         let result = body.run(&mut consumer, &ends).await;
         let closed = consumer
             .close(Duration::from_secs(10))
@@ -456,6 +489,7 @@ pub fn run_consume(
 ) -> Result<String, CliError> {
     let options = parse_consume(args)?;
     let plan = Plan {
+        topics: options.topics.clone(),
         partition: options.partition,
         start: options.start,
         config: SimpleConsumerConfig {
@@ -482,16 +516,12 @@ struct Consume<'a> {
 impl ConsumeBody for Consume<'_> {
     type Output = u64;
 
-    async fn run<C: Reading>(
-        self,
-        consumer: &mut C,
-        ends: &BTreeMap<i32, i64>,
-    ) -> Result<u64, CliError> {
+    async fn run<C: Reading>(self, consumer: &mut C, ends: &Ends) -> Result<u64, CliError> {
         let o = self.options;
         let mut out = std::io::BufWriter::new(self.out);
         let write_failed = |e: std::io::Error| failed(format!("writing: {e}"));
         // Partitions not at their end yet (-e).
-        let mut left: BTreeMap<i32, i64> = ends.clone();
+        let mut left: Ends = ends.clone();
         let mut n = 0u64;
         if o.count == Some(0) {
             return Ok(0);
@@ -504,8 +534,10 @@ impl ConsumeBody for Consume<'_> {
                     if o.count.is_some_and(|c| n >= c) {
                         break;
                     }
-                    if o.exit_at_end && left.get(&m.partition).is_some_and(|&e| m.offset + 1 >= e) {
-                        left.remove(&m.partition);
+                    // The key shares the message's topic (a reference count, no copy).
+                    let key = (m.topic.clone(), m.partition);
+                    if o.exit_at_end && left.get(&key).is_some_and(|&e| m.offset + 1 >= e) {
+                        left.remove(&key);
                         if left.is_empty() {
                             break;
                         }
@@ -514,8 +546,8 @@ impl ConsumeBody for Consume<'_> {
                 Some(Err(e)) => return Err(failed(e)),
                 None if o.exit_at_end => {
                     out.flush().map_err(write_failed)?;
-                    left.retain(|&p, &mut end| {
-                        let at = consumer.position(p);
+                    left.retain(|(t, p), &mut end| {
+                        let at = consumer.position(t, *p);
                         at < 0 || at < end
                     });
                     if left.is_empty() {
@@ -598,6 +630,7 @@ impl ConsumeResult {
 pub fn run_bench_consume(args: impl IntoIterator<Item = String>) -> Result<String, CliError> {
     let options = parse_bench_consume(args)?;
     let plan = Plan {
+        topics: vec![options.target.topic.clone()],
         partition: None,
         start: Start::Beginning,
         config: SimpleConsumerConfig {
@@ -635,11 +668,7 @@ struct BenchConsume {
 impl ConsumeBody for BenchConsume {
     type Output = ConsumeResult;
 
-    async fn run<C: Reading>(
-        self,
-        consumer: &mut C,
-        _: &BTreeMap<i32, i64>,
-    ) -> Result<ConsumeResult, CliError> {
+    async fn run<C: Reading>(self, consumer: &mut C, _: &Ends) -> Result<ConsumeResult, CliError> {
         let cpu_start = process_cpu();
         // A tool may read the clock (clippy.toml forbids it in the core).
         #[allow(clippy::disallowed_methods)]

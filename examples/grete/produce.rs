@@ -112,7 +112,8 @@ pub(crate) fn usage(message: impl Into<String>) -> CliError {
 /// The flags both commands take, gathered before the [`Target`] is built.
 pub(crate) struct Common {
     brokers: Option<String>,
-    topic: Option<String>,
+    /// `-t` in the order given (only `consume` takes several).
+    topics: Vec<String>,
     runtime: Runtime,
     broker_version: Option<BrokerVersion>,
     timeout: Duration,
@@ -123,7 +124,7 @@ impl Common {
     pub(crate) fn new() -> Common {
         Common {
             brokers: None,
-            topic: None,
+            topics: Vec::new(),
             runtime: Runtime::Tokio,
             broker_version: None,
             timeout: Duration::from_secs(10),
@@ -139,7 +140,7 @@ impl Common {
     ) -> Result<bool, CliError> {
         match flag {
             "-b" | "--brokers" => self.brokers = Some(value()?),
-            "-t" | "--topic" => self.topic = Some(value()?),
+            "-t" | "--topic" => self.topics.push(value()?),
             "-z" | "--compression" => self.producer.compression = parse_codec(&value()?)?,
             "--acks" => {
                 self.producer.required_acks = match value()?.as_str() {
@@ -192,9 +193,22 @@ impl Common {
         Ok(true)
     }
 
+    /// The target of a one-topic command.
     pub(crate) fn finish(self) -> Result<Target, CliError> {
+        if self.topics.len() > 1 {
+            return Err(usage("one topic (-t)"));
+        }
+        self.finish_topics().map(|(target, _)| target)
+    }
+
+    /// The target (its `topic` the first `-t`) and every `-t`.
+    pub(crate) fn finish_topics(mut self) -> Result<(Target, Vec<String>), CliError> {
         let brokers = self.brokers.ok_or_else(|| usage("give the brokers (-b)"))?;
-        let topic = self.topic.ok_or_else(|| usage("give the topic (-t)"))?;
+        let topics = std::mem::take(&mut self.topics);
+        let topic = topics
+            .first()
+            .cloned()
+            .ok_or_else(|| usage("give the topic (-t)"))?;
         let bootstrap = Bootstrap::Brokers(
             BrokerAddress::parse(&brokers).map_err(|e| usage(format!("-b {brokers:?}: {e}")))?,
         );
@@ -210,12 +224,13 @@ impl Common {
         self.producer
             .validate()
             .map_err(|e| usage(format!("producer settings: {e}")))?;
-        Ok(Target {
+        let target = Target {
             config,
             runtime: self.runtime,
             topic,
             producer: self.producer,
-        })
+        };
+        Ok((target, topics))
     }
 }
 

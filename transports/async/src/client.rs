@@ -12,7 +12,9 @@ use grete::consumer::OffsetSpec;
 use grete::error::Error;
 use grete::producer::ProducerConfig;
 use grete::protocol::messages::{RequestBody, ResponseBody};
-use grete_facade::{ConsumerHandle, Owner, ProducerHandle, Shared, SimpleConsumerConfig};
+use grete_facade::{
+    ConsumerHandle, Owner, ProducerHandle, Shared, SimpleConsumerConfig, TopicStarts,
+};
 use std::future::poll_fn;
 
 use crate::consumer::SimpleConsumer;
@@ -114,6 +116,20 @@ impl<R: Runtime> KafkaClient<R> {
     ) -> Result<SimpleConsumer, Error> {
         let handle = &self.handle;
         let consumer = ConsumerHandle::start_all(&handle.shared, topics, config).await?;
+        let consumer = consumer.keeping(handle.owner.clone());
+        Ok(SimpleConsumer::new(consumer, handle.rt.clone()))
+    }
+
+    /// A consumer of chosen partitions of several topics (each topic once), each partition
+    /// at its own start (`None`: the group's committed offset where one applies, else
+    /// `config.start`).
+    pub async fn simple_consumer_for(
+        &self,
+        chosen: TopicStarts,
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        let handle = &self.handle;
+        let consumer = ConsumerHandle::start_topics(&handle.shared, chosen, config).await?;
         let consumer = consumer.keeping(handle.owner.clone());
         Ok(SimpleConsumer::new(consumer, handle.rt.clone()))
     }

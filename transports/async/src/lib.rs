@@ -30,7 +30,7 @@ pub use consumer::SimpleConsumer;
 pub use grete;
 pub use grete_facade::{
     Bytes, Delivered, Message, PartitionRef, Record, SendError, SimpleConsumerConfig,
-    TopicPositions,
+    TopicPositions, TopicStarts,
 };
 pub use producer::{DeliveryFuture, Producer, Reports, SyncProducer};
 
@@ -39,6 +39,7 @@ pub mod exports {
     pub use crate::{
         Bytes, Delivered, DeliveryFuture, Message, PartitionRef, Producer, Record, Reports,
         Runtime, SendError, SimpleConsumer, SimpleConsumerConfig, SyncProducer, TopicPositions,
+        TopicStarts,
     };
     pub use grete;
     pub use grete::client::{NewTopic, PartitionOffset, Target, TopicResult};

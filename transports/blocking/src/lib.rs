@@ -149,7 +149,7 @@ pub use grete::protocol::messages::{RequestBody, ResponseBody};
 pub use grete::protocol::records::{Header, RecordRef};
 pub use grete_facade::{
     Bytes, Delivered, Message, PartitionRef, Record, SendError, SimpleConsumerConfig,
-    TopicPositions,
+    TopicPositions, TopicStarts,
 };
 pub use producer::{DeliveryHandle, Producer, Reports, SyncProducer};
 
@@ -277,6 +277,20 @@ impl KafkaClient {
     ) -> Result<SimpleConsumer, Error> {
         let inner = &self.inner;
         let start = ConsumerHandle::start_all(&inner.shared, topics, config);
+        let handle = self.wait(start)?.keeping(inner.owner.clone());
+        Ok(SimpleConsumer::new(handle, inner.op_limit))
+    }
+
+    /// A consumer of chosen partitions of several topics (each topic once), each partition
+    /// at its own start (`None`: the group's committed offset where one applies, else
+    /// `config.start`).
+    pub fn simple_consumer_for(
+        &self,
+        chosen: TopicStarts,
+        config: SimpleConsumerConfig,
+    ) -> Result<SimpleConsumer, Error> {
+        let inner = &self.inner;
+        let start = ConsumerHandle::start_topics(&inner.shared, chosen, config);
         let handle = self.wait(start)?.keeping(inner.owner.clone());
         Ok(SimpleConsumer::new(handle, inner.op_limit))
     }
