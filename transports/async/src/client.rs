@@ -15,7 +15,7 @@ use grete::protocol::messages::{RequestBody, ResponseBody};
 use grete_facade::{
     ConsumerHandle, Owner, ProducerHandle, Shared, SimpleConsumerConfig, TopicStarts,
 };
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 
 use crate::consumer::SimpleConsumer;
 use crate::driver;
@@ -114,10 +114,8 @@ impl<R: Runtime> KafkaClient<R> {
         topics: &[&str],
         config: SimpleConsumerConfig,
     ) -> Result<SimpleConsumer, Error> {
-        let handle = &self.handle;
-        let consumer = ConsumerHandle::start_all(&handle.shared, topics, config).await?;
-        let consumer = consumer.keeping(handle.owner.clone());
-        Ok(SimpleConsumer::new(consumer, handle.rt.clone()))
+        let start = ConsumerHandle::start_all(&self.handle.shared, topics, config);
+        self.consumer(start).await
     }
 
     /// A consumer of chosen partitions of several topics (each topic once), each partition
@@ -128,9 +126,17 @@ impl<R: Runtime> KafkaClient<R> {
         chosen: TopicStarts,
         config: SimpleConsumerConfig,
     ) -> Result<SimpleConsumer, Error> {
+        let start = ConsumerHandle::start_topics(&self.handle.shared, chosen, config);
+        self.consumer(start).await
+    }
+
+    /// The consumer `start` starts, keeping the driver running while it exists.
+    async fn consumer(
+        &self,
+        start: impl Future<Output = Result<ConsumerHandle, Error>>,
+    ) -> Result<SimpleConsumer, Error> {
         let handle = &self.handle;
-        let consumer = ConsumerHandle::start_topics(&handle.shared, chosen, config).await?;
-        let consumer = consumer.keeping(handle.owner.clone());
+        let consumer = start.await?.keeping(handle.owner.clone());
         Ok(SimpleConsumer::new(consumer, handle.rt.clone()))
     }
 
@@ -271,11 +277,9 @@ impl<R: Runtime> Topic<R> {
         partitions: Vec<(i32, Option<OffsetSpec>)>,
         config: SimpleConsumerConfig,
     ) -> Result<SimpleConsumer, Error> {
-        let handle = &self.client.handle;
-        let consumer =
-            ConsumerHandle::start(&handle.shared, &self.name, partitions, config).await?;
-        let consumer = consumer.keeping(handle.owner.clone());
-        Ok(SimpleConsumer::new(consumer, handle.rt.clone()))
+        let shared = &self.client.handle.shared;
+        let start = ConsumerHandle::start(shared, &self.name, partitions, config);
+        self.client.consumer(start).await
     }
 
     /// The first offset of each partition.

@@ -275,10 +275,11 @@ impl KafkaClient {
         topics: &[&str],
         config: SimpleConsumerConfig,
     ) -> Result<SimpleConsumer, Error> {
-        let inner = &self.inner;
-        let start = ConsumerHandle::start_all(&inner.shared, topics, config);
-        let handle = self.wait(start)?.keeping(inner.owner.clone());
-        Ok(SimpleConsumer::new(handle, inner.op_limit))
+        self.consumer(ConsumerHandle::start_all(
+            &self.inner.shared,
+            topics,
+            config,
+        ))
     }
 
     /// A consumer of chosen partitions of several topics (each topic once), each partition
@@ -289,8 +290,19 @@ impl KafkaClient {
         chosen: TopicStarts,
         config: SimpleConsumerConfig,
     ) -> Result<SimpleConsumer, Error> {
+        self.consumer(ConsumerHandle::start_topics(
+            &self.inner.shared,
+            chosen,
+            config,
+        ))
+    }
+
+    /// The consumer `start` starts, keeping the driver running while it exists.
+    fn consumer(
+        &self,
+        start: impl Future<Output = Result<ConsumerHandle, Error>>,
+    ) -> Result<SimpleConsumer, Error> {
         let inner = &self.inner;
-        let start = ConsumerHandle::start_topics(&inner.shared, chosen, config);
         let handle = self.wait(start)?.keeping(inner.owner.clone());
         Ok(SimpleConsumer::new(handle, inner.op_limit))
     }
@@ -414,9 +426,8 @@ impl Topic {
         partitions: Vec<(i32, Option<OffsetSpec>)>,
         config: SimpleConsumerConfig,
     ) -> Result<SimpleConsumer, Error> {
-        let inner = &self.client.inner;
-        let start = ConsumerHandle::start(&inner.shared, &self.name, partitions, config);
-        let handle = self.client.wait(start)?.keeping(inner.owner.clone());
-        Ok(SimpleConsumer::new(handle, inner.op_limit))
+        let shared = &self.client.inner.shared;
+        let start = ConsumerHandle::start(shared, &self.name, partitions, config);
+        self.client.consumer(start)
     }
 }
