@@ -436,7 +436,7 @@ impl ConsumerHandle {
 
     /// When the message stream ends for want of messages (`consumer_timeout_ms` after the
     /// last one, or after the start); `None` without a timeout.
-    pub fn timeout_deadline(&self) -> Option<Instant> {
+    fn timeout_deadline(&self) -> Option<Instant> {
         (self.config.consumer_timeout_ms).map(|ms| self.last_message + Duration::from_millis(ms))
     }
 
